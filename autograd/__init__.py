@@ -1,0 +1,20 @@
+"""autograd: the reverse-mode core of minception.
+
+``Tensor`` holds an array and its gradient; ``Function`` is one differentiable op; ``backward`` walks the graph
+of Functions in reverse topological order. No layers and no kernels live here (those are in ``ops`` and
+``minception``); the array library is NumPy, or CuPy for data on the GPU.
+"""
+from .anomaly import AnomalyError, detect_anomaly
+from .backend import get_array_module, gpu_available
+from .config import enable_grad, is_grad_enabled, name_scope, no_grad, set_grad_enabled
+from .engine import BackwardStep, backward, backward_steps
+from .function import Function
+from .gradcheck import GradcheckError, gradcheck
+from .hooks import FunctionHook, RemovableHandle
+from .tensor import Tensor, as_tensor
+
+__all__ = [
+    "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "name_scope",
+    "backward", "backward_steps", "BackwardStep", "gradcheck", "GradcheckError", "detect_anomaly",
+    "AnomalyError", "FunctionHook", "RemovableHandle", "get_array_module", "gpu_available", "as_tensor",
+]

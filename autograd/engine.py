@@ -1,0 +1,173 @@
+"""The backward pass: reverse-mode differentiation over the graph of Functions.
+
+1. Order the Functions reachable from the outputs so that every Function comes before the Functions that
+   produced its inputs (reverse topological order). The sort is iterative: a chain of 5,000 ops is fine.
+2. Walk that order once. Each Function receives the sum of the gradients of its outputs, calls its
+   ``backward``, and passes one gradient per input along its edges: to the producing Function (summed with
+   what other consumers sent) or into the ``.grad`` of a leaf tensor.
+3. After a Function has run, what it saved for backward is freed, unless ``retain_graph=True``.
+
+``backward_steps`` exposes step 2 as an iterator, one ``BackwardStep`` per Function, so that a student can
+stop after any op and look at its gradients; ``backward`` simply runs that iterator to the end.
+"""
+from dataclasses import dataclass
+
+from . import config, hooks
+from .backend import get_array_module
+
+
+@dataclass
+class BackwardStep:
+    """What one Function did during backward."""
+    function: object          # the Function
+    grad_outputs: tuple       # gradients arriving at its outputs (arrays)
+    grad_inputs: tuple        # gradients it produced, one per input (array or None)
+
+    @property
+    def name(self):
+        return self.function.name
+
+    @property
+    def scope(self):
+        return ".".join(self.function.scope)
+
+
+def topological_order(roots):
+    """Functions reachable from ``roots``, each before every Function that produced one of its inputs."""
+    finished, seen = [], set()
+    stack = [(fn, False) for fn in roots]
+    while stack:
+        fn, children_done = stack.pop()
+        if children_done:
+            finished.append(fn)
+            continue
+        if fn in seen:
+            continue
+        seen.add(fn)
+        stack.append((fn, True))
+        for edge in fn.next_edges:
+            if isinstance(edge, tuple) and edge[0] not in seen:
+                stack.append((edge[0], False))
+    finished.reverse()          # post-order lists producers first; backward needs consumers first
+    return finished
+
+
+def _seed_gradient(tensor, grad):
+    xp = get_array_module(tensor.data)
+    if grad is None:
+        if tensor.size != 1:
+            raise RuntimeError(f"backward() on a non-scalar tensor of shape {tensor.shape} needs a gradient: "
+                               f"call t.backward(grad) with an array of that shape, or reduce t to a scalar first")
+        return xp.ones(tensor.shape, dtype=tensor.dtype)
+    grad = getattr(grad, "data", grad)
+    grad = xp.asarray(grad, dtype=tensor.dtype)
+    if grad.shape != tensor.shape:
+        raise ValueError(f"backward(): gradient of shape {grad.shape} given for a tensor of shape {tensor.shape}")
+    return grad
+
+
+def _accumulate_leaf(tensor, grad):
+    for hook in tensor._hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = replaced
+    # The first gradient is copied: the same array may have been handed to several inputs (x + x).
+    tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
+
+
+def backward_steps(tensors, grads=None, retain_graph=False):
+    """Run backward one Function at a time, yielding a ``BackwardStep`` after each.
+
+    Running the iterator to the end leaves exactly the gradients ``backward()`` leaves.
+    """
+    if grads is None:
+        grads = [None] * len(tensors)
+    pending = {}              # Function -> list with the summed gradient of each output (None until one arrives)
+    roots = []
+    for t, g in zip(tensors, grads):
+        if not t.requires_grad:
+            raise RuntimeError(f"backward() on a tensor of shape {t.shape} that does not require grad: no input "
+                               f"of the computation had requires_grad=True (or it ran under no_grad())")
+        g = _seed_gradient(t, g)
+        if t.creator is None:
+            _accumulate_leaf(t, g)
+            continue
+        _add_pending(pending, t.creator, t.output_index, g)
+        roots.append(t.creator)
+
+    for fn in topological_order(roots):
+        slots = pending.pop(fn, None)
+        if slots is None:
+            continue
+        if fn.released:
+            raise RuntimeError(f"backward through {fn!r} a second time, but its saved arrays were already freed: "
+                               f"pass retain_graph=True to the first backward()")
+        grad_outputs = _fill_missing(fn, slots)
+        grad_outputs = _run_output_hooks(fn, grad_outputs)
+        active = hooks.active_function_hooks()
+        for h in active:
+            h.backward_pre(fn, grad_outputs)
+        try:
+            grad_inputs = fn.run_backward(grad_outputs)
+        except Exception as error:
+            if config.state.anomaly:
+                from .anomaly import reraise_with_origin
+                reraise_with_origin(fn, error)
+            raise
+        for h in active:
+            h.backward_post(fn, grad_outputs, grad_inputs)
+        if config.state.anomaly:
+            from .anomaly import check_backward
+            check_backward(fn, grad_inputs)
+
+        for edge, gx in zip(fn.next_edges, grad_inputs):
+            if gx is None:
+                continue
+            if isinstance(edge, tuple):
+                _add_pending(pending, edge[0], edge[1], gx)
+            else:
+                _accumulate_leaf(edge, gx)
+        yield BackwardStep(fn, grad_outputs, grad_inputs)
+        if not retain_graph:
+            fn.release()
+
+
+def backward(tensors, grads=None, retain_graph=False):
+    """Backpropagate from ``tensors`` (list), seeding each with ``grads`` (list; None means 1 for scalars)."""
+    for _ in backward_steps(tensors, grads, retain_graph):
+        pass
+
+
+def _add_pending(pending, fn, index, grad):
+    slots = pending.get(fn)
+    if slots is None:
+        slots = pending[fn] = [None] * len(fn.output_shapes)
+    slots[index] = grad if slots[index] is None else slots[index] + grad
+
+
+def _fill_missing(fn, slots):
+    """Outputs nobody used get a zero gradient, so every backward sees one array per output."""
+    if all(s is not None for s in slots):
+        return tuple(slots)
+    xp = get_array_module(*[s for s in slots if s is not None])
+    return tuple(xp.zeros(shape, dtype) if s is None else s
+                 for s, shape, dtype in zip(slots, fn.output_shapes, fn.output_dtypes))
+
+
+def _run_output_hooks(fn, grad_outputs):
+    hooks_by_output = fn.__dict__.get("output_hooks")
+    retained = fn.__dict__.get("retained_outputs")
+    if not hooks_by_output and not retained:
+        return grad_outputs
+    grad_outputs = list(grad_outputs)
+    for i, hook_list in (hooks_by_output or {}).items():
+        for hook in hook_list:
+            replaced = hook(grad_outputs[i])
+            if replaced is not None:
+                grad_outputs[i] = replaced
+    for i, tensor_ref in (retained or {}).items():
+        tensor, g = tensor_ref(), grad_outputs[i]
+        if tensor is None:
+            continue
+        tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+    return tuple(grad_outputs)

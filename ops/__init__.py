@@ -1,0 +1,14 @@
+"""ops: the differentiable functions of minception and their kernels.
+
+Each op is a ``Function`` subclass (forward and backward on raw arrays) plus a lowercase wrapper that checks
+its arguments. Kernels live in ``ops.kernels``: a readable NumPy reference, a Numba CPU version and a CuPy GPU
+version of each hot loop.
+"""
+from .activation import relu
+from .arithmetic import add, div, exp, log, mul, neg, pow, sqrt, sub
+from .device import astype, to_device
+from .dropout import dropout
+from .linalg import linear, matmul
+from .loss import log_softmax, softmax, softmax_cross_entropy
+from .reduction import max, mean, sum
+from .shape import concat, flatten, getitem, reshape, split, transpose

@@ -1,0 +1,95 @@
+"""Softmax, log-softmax and the softmax cross-entropy loss (with label smoothing)."""
+import numpy as np
+
+from autograd import Function, Tensor
+from autograd.backend import get_array_module
+
+
+def _log_softmax(x, axis):
+    xp = get_array_module(x)
+    shifted = x - x.max(axis=axis, keepdims=True)      # subtract the max so exp cannot overflow
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        self.y = get_array_module(x).exp(_log_softmax(x, self.axis))
+        return self.y
+
+    def backward(self, gy):
+        # dL/dx = y * (gy - sum(gy * y))
+        return self.y * (gy - (gy * self.y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        self.y = _log_softmax(x, self.axis)
+        return self.y
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        return gy - xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+class SoftmaxCrossEntropy(Function):
+    """Mean over the batch of ``-sum_k q_k log softmax(z)_k`` where ``q`` is the one-hot label smoothed towards
+    the uniform distribution: ``q = (1 - s) * onehot + s / K``."""
+
+    def __init__(self, labels, smoothing):
+        self.labels, self.smoothing = labels, smoothing
+
+    def _targets(self, xp, n, k, dtype):
+        q = xp.full((n, k), self.smoothing / k, dtype=dtype)
+        q[xp.arange(n), self.labels] += 1.0 - self.smoothing
+        return q
+
+    def forward(self, logits):
+        xp = get_array_module(logits)
+        n, k = logits.shape
+        log_p = _log_softmax(logits, 1)
+        self.log_p = log_p
+        q = self._targets(xp, n, k, logits.dtype)
+        return xp.asarray(-(q * log_p).sum() / n, dtype=logits.dtype)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        n, k = self.log_p.shape
+        q = self._targets(xp, n, k, gy.dtype)
+        return (xp.exp(self.log_p) - q) * (gy / n)
+
+
+def softmax(x, axis=-1):
+    return Softmax(axis % x.ndim)(x)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax(axis % x.ndim)(x)
+
+
+def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
+    """Cross-entropy of softmax(logits) against integer labels, averaged over the batch.
+
+    Shape:
+        logits: (N, K) float, labels: (N,) integers in [0, K) -> scalar
+    """
+    labels = labels.data if isinstance(labels, Tensor) else labels
+    xp = get_array_module(logits.data)
+    labels = xp.asarray(labels)
+    if logits.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be (N, K), got shape {tuple(logits.shape)}")
+    if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
+        raise ValueError(f"softmax_cross_entropy: labels must be integers of shape ({logits.shape[0]},), got "
+                         f"{labels.dtype} {tuple(labels.shape)}")
+    k = logits.shape[1]
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), got values from "
+                         f"{int(labels.min())} to {int(labels.max())}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"softmax_cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
+    return SoftmaxCrossEntropy(labels, float(label_smoothing))(logits)
