@@ -1,0 +1,169 @@
+"""Learning-rate schedules: ``schedule(step) -> lr``, pure functions of the step number with their settings in a dict.
+
+A schedule holds no optimizer and no counter: the training loop asks for the rate of the step it is about to
+take and assigns it, ``opt.lr = schedule(step)``, with ``step`` counting optimizer steps from 0. Resuming a run
+therefore needs only the step number; ``state_dict()`` records the settings so a checkpoint can say which
+schedule it was trained with (and ``load_state_dict`` restores them).
+
+The paper's schedule: ``exponential_decay(0.045, steps_per_epoch, rate=0.94, epochs_per_decay=2)``.
+"""
+import math
+
+
+class Schedule:
+    """Base class: subclasses implement ``__call__(step) -> float`` and list their settings in ``settings``."""
+
+    settings = ()
+
+    def __call__(self, step):
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_step(step):
+        if step < 0:
+            raise ValueError(f"schedule: step must be >= 0, got {step}")
+        return step
+
+    def state_dict(self):
+        """``{"type": class name, setting: value, ...}`` (a wrapped schedule is stored as a nested dict)."""
+        d = {"type": type(self).__name__}
+        for name in self.settings:
+            value = getattr(self, name)
+            d[name] = value.state_dict() if isinstance(value, Schedule) else value
+        return d
+
+    def load_state_dict(self, d):
+        if d.get("type") != type(self).__name__:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the dict is for a {d.get('type')}")
+        for name in self.settings:
+            value = getattr(self, name)
+            if isinstance(value, Schedule):
+                value.load_state_dict(d[name])
+            else:
+                setattr(self, name, type(value)(d[name]) if isinstance(value, (int, float)) else d[name])
+
+    def __repr__(self):
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.settings)
+        return f"{type(self).__name__}({args})"
+
+
+class Constant(Schedule):
+    """``lr`` at every step."""
+
+    settings = ("lr",)
+
+    def __init__(self, lr):
+        self.lr = float(lr)
+
+    def __call__(self, step):
+        self._check_step(step)
+        return self.lr
+
+
+class ExponentialDecay(Schedule):
+    """``lr * rate ** (step / decay_steps)``, with the exponent floored when ``staircase`` (TF's exponential_decay).
+
+    Args:
+        lr: the rate at step 0.
+        decay_steps: steps per decay period (e.g. ``2 * steps_per_epoch`` for "every two epochs").
+        rate: factor per period (0.94 in the paper).
+        staircase: floor the exponent, so the rate drops once per period; otherwise it decays smoothly.
+    """
+
+    settings = ("lr", "decay_steps", "rate", "staircase")
+
+    def __init__(self, lr, decay_steps, rate=0.94, staircase=True):
+        if decay_steps <= 0:
+            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps}")
+        if not rate > 0:
+            raise ValueError(f"ExponentialDecay: rate must be > 0, got {rate}")
+        self.lr, self.decay_steps, self.rate, self.staircase = float(lr), int(decay_steps), float(rate), bool(staircase)
+
+    def __call__(self, step):
+        self._check_step(step)
+        periods = step // self.decay_steps if self.staircase else step / self.decay_steps
+        return self.lr * self.rate ** periods
+
+
+def exponential_decay(lr=0.045, steps_per_epoch=None, rate=0.94, epochs_per_decay=2, staircase=True):
+    """The paper's schedule: ``lr`` multiplied by ``rate`` every ``epochs_per_decay`` epochs (staircase).
+
+    ``steps_per_epoch`` is ``len(train_loader)``; ``epochs_per_decay`` may be fractional (the period is rounded
+    to whole steps, at least 1).
+    """
+    if steps_per_epoch is None or steps_per_epoch <= 0:
+        raise ValueError(f"exponential_decay: steps_per_epoch must be a positive int, got {steps_per_epoch}")
+    decay_steps = max(1, round(epochs_per_decay * steps_per_epoch))
+    return ExponentialDecay(lr, decay_steps, rate, staircase)
+
+
+class StepDecay(Schedule):
+    """``lr * gamma ** (number of milestones <= step)``: drops by ``gamma`` at each milestone step.
+
+    Args:
+        lr: the rate before the first milestone.
+        milestones: increasing step numbers (convert epochs with ``epoch * steps_per_epoch``).
+        gamma: factor at each milestone.
+    """
+
+    settings = ("lr", "milestones", "gamma")
+
+    def __init__(self, lr, milestones, gamma=0.1):
+        milestones = [int(m) for m in milestones]
+        if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
+            raise ValueError(f"StepDecay: milestones must be non-negative and increasing, got {milestones}")
+        self.lr, self.milestones, self.gamma = float(lr), milestones, float(gamma)
+
+    def __call__(self, step):
+        self._check_step(step)
+        passed = sum(1 for m in self.milestones if step >= m)
+        return self.lr * self.gamma ** passed
+
+    def load_state_dict(self, d):
+        super().load_state_dict(d)
+        self.milestones = [int(m) for m in self.milestones]
+
+
+class CosineDecay(Schedule):
+    """Half a cosine from ``lr`` at step 0 to ``min_lr`` at ``total_steps``, then ``min_lr`` (SGDR without restarts).
+
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * min(step, total_steps) / total_steps)) / 2``
+    """
+
+    settings = ("lr", "total_steps", "min_lr")
+
+    def __init__(self, lr, total_steps, min_lr=0.0):
+        if total_steps <= 0:
+            raise ValueError(f"CosineDecay: total_steps must be > 0, got {total_steps}")
+        self.lr, self.total_steps, self.min_lr = float(lr), int(total_steps), float(min_lr)
+
+    def __call__(self, step):
+        self._check_step(step)
+        t = min(step, self.total_steps) / self.total_steps
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+class Warmup(Schedule):
+    """Linear warm-up in front of any schedule.
+
+    For ``step < warmup_steps`` the rate climbs linearly from ``start_lr`` (at step 0) towards
+    ``schedule(warmup_steps)`` (reached at step ``warmup_steps``); from then on it is ``schedule(step)``. The
+    wrapped schedule keeps counting from step 0 (its clock is not shifted by the warm-up), so the curve is
+    continuous and a decay milestone stays where it was set.
+    """
+
+    settings = ("schedule", "warmup_steps", "start_lr")
+
+    def __init__(self, schedule, warmup_steps, start_lr=0.0):
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"Warmup: expected a Schedule to wrap, got {type(schedule).__name__}")
+        if warmup_steps < 0:
+            raise ValueError(f"Warmup: warmup_steps must be >= 0, got {warmup_steps}")
+        self.schedule, self.warmup_steps, self.start_lr = schedule, int(warmup_steps), float(start_lr)
+
+    def __call__(self, step):
+        self._check_step(step)
+        if step >= self.warmup_steps:
+            return self.schedule(step)
+        target = self.schedule(self.warmup_steps)
+        return self.start_lr + (target - self.start_lr) * step / self.warmup_steps
