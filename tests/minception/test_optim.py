@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from autograd import Tensor
-from autograd.backend import gpu_available
 from minception import optim
 from minception.optim.rmsprop import rmsprop_update
 from minception.optim.sgd import sgd_update
@@ -343,11 +342,7 @@ def test_clip_grad_norm_nonfinite():
 
 
 # ------------------------------------------------------------------------------------------------ GPU ---
-needs_gpu = pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA device")
-
-
 @pytest.mark.gpu
-@needs_gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("make", [
     lambda ps, fused: optim.RMSProp(ps, lr=0.05, weight_decay=0.01, fused=fused),
@@ -377,7 +372,6 @@ def test_gpu_fused_and_plain_updates_match_cpu(dtype, make):
 
 
 @pytest.mark.gpu
-@needs_gpu
 def test_gpu_clip_grad_norm_and_state_dict():
     import cupy as cp
     a = Tensor(cp.zeros(2), requires_grad=True)

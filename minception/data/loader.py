@@ -1,0 +1,120 @@
+"""Mini-batches over in-memory images: seeded shuffling, augmentation, normalisation, exact resume.
+
+All randomness is a pure function of ``(seed, epoch, batch index)``: the order of epoch ``e`` comes from a
+generator seeded with ``[seed, e]``, the augmentation of batch ``b`` from one seeded with ``[seed, e, b]``.
+So the loader's whole state is three integers, and a run restored from a checkpoint taken in the middle of an
+epoch sees exactly the batches it would have seen without the interruption.
+"""
+import numpy as np
+
+from .dataset import ImageSet
+from .transforms import CIFAR10_MEAN, CIFAR10_STD, normalize
+
+
+class DataLoader:
+    """Iterate over ``(x, y)`` batches; one ``for`` loop over the loader is one epoch.
+
+    Args:
+        data: an ``ImageSet`` or a pair ``(images uint8 (N, C, H, W), labels (N,))``.
+        batch_size: images per batch.
+        shuffle: a new random order every epoch (otherwise the stored order).
+        drop_last: drop the last batch of an epoch when it is smaller than ``batch_size``.
+        transform: ``f(images uint8 (B, C, H, W), rng) -> images`` applied to each batch before normalising,
+            e.g. ``transforms.standard_augmentation()`` for training, None for evaluation.
+        mean, std: per-channel normalisation in 0..1 units (CIFAR-10's by default; ``transforms.channel_stats``
+            computes them for another set); both None only scales to 0..1.
+        seed: an int, or a ``numpy.random.Generator`` from which one int is drawn once.
+
+    Yields:
+        x: float32 (B, C, H, W), C-contiguous; y: int64 (B,).
+
+    Attributes:
+        epoch: the epoch the next batch belongs to. ``len(loader)`` is the number of batches per epoch.
+
+    Shape:
+        x: (B, C, H, W) float32; y: (B,) int64, with B = batch_size except maybe the last batch.
+    """
+
+    def __init__(self, data, batch_size, shuffle=True, drop_last=False, transform=None,
+                 mean=CIFAR10_MEAN, std=CIFAR10_STD, seed=0):
+        if isinstance(data, ImageSet):
+            images, labels = data.images, data.labels
+        else:
+            images, labels = data
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim != 4:
+            raise ValueError(f"DataLoader: images must be (N, C, H, W), got shape {images.shape}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"DataLoader: {images.shape[0]} images but labels of shape {labels.shape}")
+        if batch_size <= 0:
+            raise ValueError(f"DataLoader: batch_size must be > 0, got {batch_size}")
+        if images.shape[0] == 0 or (drop_last and images.shape[0] < batch_size):
+            raise ValueError(f"DataLoader: {images.shape[0]} images give no batch of {batch_size}"
+                             f"{' with drop_last' if drop_last else ''}")
+        self.images, self.labels = images, labels.astype(np.int64, copy=False)
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
+        self.transform, self.mean, self.std = transform, mean, std
+        if isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2 ** 63))
+        self.seed = int(seed)
+        self.epoch = 0
+        self._batch = 0          # index of the next batch within the epoch
+
+    def __len__(self):
+        n = self.images.shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch):
+        """The sample indices of ``epoch`` in the order they are served. Shape: (N,) int64."""
+        n = self.images.shape[0]
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
+
+    def batch(self, epoch, index):
+        """Batch ``index`` of ``epoch``, computed from scratch (does not move the loader). Returns ``(x, y)``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"DataLoader: batch {index} out of range for {len(self)} batches per epoch")
+        idx = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        return self._make_batch(idx, epoch, index)
+
+    def _make_batch(self, idx, epoch, index):
+        images = self.images[idx]
+        if self.transform is not None:
+            images = self.transform(images, np.random.default_rng([self.seed, epoch, index]))
+        x = normalize(images, self.mean, self.std)
+        return np.ascontiguousarray(x), self.labels[idx]
+
+    def __iter__(self):
+        if self._batch >= len(self):          # a finished epoch whose loop was left early: move on
+            self.epoch, self._batch = self.epoch + 1, 0
+        order = self.order(self.epoch)
+        while self._batch < len(self):
+            index = self._batch
+            idx = order[index * self.batch_size:(index + 1) * self.batch_size]
+            batch = self._make_batch(idx, self.epoch, index)
+            self._batch = index + 1            # so a state_dict taken now resumes after this batch
+            yield batch
+        self.epoch, self._batch = self.epoch + 1, 0
+
+    # -- resume --------------------------------------------------------------------------------------------
+    def state_dict(self):
+        """``{"seed", "epoch", "batch", "num_samples", "batch_size", "shuffle", "drop_last"}`` (all ints/bools).
+
+        ``batch`` is the number of batches of ``epoch`` already served.
+        """
+        return {"seed": self.seed, "epoch": self.epoch, "batch": self._batch, "num_samples": self.images.shape[0],
+                "batch_size": self.batch_size, "shuffle": self.shuffle, "drop_last": self.drop_last}
+
+    def load_state_dict(self, d):
+        """Continue where ``state_dict()`` was taken. The data and batching settings must be the same."""
+        for key in ("num_samples", "batch_size", "shuffle", "drop_last"):
+            mine = self.state_dict()[key]
+            if key in d and type(mine)(d[key]) != mine:
+                raise ValueError(f"DataLoader.load_state_dict: the checkpoint has {key}={d[key]}, this loader "
+                                 f"has {mine}; batches would not line up")
+        self.seed, self.epoch, self._batch = int(d["seed"]), int(d["epoch"]), int(d["batch"])
+
+    def __repr__(self):
+        return (f"DataLoader({self.images.shape[0]} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"drop_last={self.drop_last}, transform={self.transform!r}, epoch={self.epoch})")
