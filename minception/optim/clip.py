@@ -16,11 +16,13 @@ def grad_norm(params):
 
 
 def _global_norm(grads):
-    total = 0.0
-    for g in grads:
-        flat = g.ravel()
-        total = total + get_array_module(g).dot(flat, flat).astype("float64")
-    return math.sqrt(float(total))
+    if not grads:
+        return 0.0
+    xp = get_array_module(grads[0])
+    # one dot product per array (float32 sums inside an array), then one float64 sum across arrays;
+    # on the GPU everything stays on the device until the single float() at the end
+    squares = [xp.dot(g.ravel(), g.ravel()) for g in grads]
+    return math.sqrt(float(xp.stack(squares).astype(xp.float64).sum()))
 
 
 def clip_grad_norm(params, max_norm, error_if_nonfinite=False):

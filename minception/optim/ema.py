@@ -10,6 +10,7 @@ Usage::
     # back to the raw weights, bit for bit
 """
 import contextlib
+import functools
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class EMA:
             buffers such as BatchNorm running statistics). Keys follow the optimizer's rule (name or index).
         decay: the decay (0.9999 in TF-slim's Inception training).
         use_num_updates: apply the ``(1 + n) / (10 + n)`` cap.
+        fused: on the GPU, do each shadow's update in one CuPy elementwise kernel (same formula).
 
     Attributes:
         shadow: dict key -> array of averages (shape, dtype and device of the parameter).
@@ -45,12 +47,13 @@ class EMA:
         each shadow has its parameter's shape.
     """
 
-    def __init__(self, params, decay=0.9999, use_num_updates=True):
+    def __init__(self, params, decay=0.9999, use_num_updates=True, fused=True):
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"EMA: decay must be in [0, 1], got {decay}")
         self.params = named_parameters(params, need_grad=False)
         self.decay = float(decay)
         self.use_num_updates = bool(use_num_updates)
+        self.fused = fused
         self.num_updates = 0
         self.shadow = {key: array_of(p).copy() for key, p in self.params}
         self._backup = None    # the raw weights while the averages are swapped in
@@ -68,8 +71,11 @@ class EMA:
             raise RuntimeError("EMA.update: the averages are swapped in; call swap_out() first")
         d = self.current_decay(step)
         for key, p in self.params:
-            avg = self.shadow[key]
-            avg -= (1.0 - d) * (avg - array_of(p))
+            avg, value = self.shadow[key], array_of(p)
+            if self.fused and get_array_module(avg).__name__ == "cupy":
+                _ema_cupy_kernel()(value, avg.dtype.type(1.0 - d), avg)
+            else:
+                avg -= (1.0 - d) * (avg - value)
         self.num_updates += 1
 
     # -- evaluating with the averages ----------------------------------------------------------------------
@@ -148,3 +154,12 @@ class EMA:
     def __repr__(self):
         return (f"EMA({len(self.params)} parameters, decay={self.decay}, use_num_updates={self.use_num_updates}, "
                 f"num_updates={self.num_updates})")
+
+
+@functools.lru_cache(maxsize=None)
+def _ema_cupy_kernel():
+    """``avg -= (1 - d) * (avg - p)`` in one CuPy ElementwiseKernel (built once, at first GPU use)."""
+    import cupy
+
+    return cupy.ElementwiseKernel("T p, T one_minus_d", "T avg", "avg -= one_minus_d * (avg - p)",
+                                  "minception_ema_update")

@@ -85,9 +85,9 @@ class RMSProp(Optimizer):
     def update(self, data, grad, state, weight_decay):
         xp = get_array_module(data)
         if self.fused and xp.__name__ == "cupy":
-            _rmsprop_cupy_kernel()(grad, data.dtype.type(self.lr), data.dtype.type(self.decay),
-                                   data.dtype.type(self.eps), data.dtype.type(self.momentum),
-                                   data.dtype.type(weight_decay), self.eps_inside_sqrt,
+            t = data.dtype.type    # scalars rounded as the array code rounds them: (1 - decay) in float64 first
+            _rmsprop_cupy_kernel()(grad, t(self.lr), t(self.decay), t(1.0 - self.decay), t(self.eps),
+                                   t(self.momentum), t(weight_decay), self.eps_inside_sqrt,
                                    data, state["ms"], state["mom"])
             return
         rmsprop_update(data, grad, state["ms"], state["mom"], self.lr, self.decay, self.eps, self.momentum,
@@ -115,11 +115,11 @@ def _rmsprop_cupy_kernel():
     import cupy
 
     return cupy.ElementwiseKernel(
-        "T g, T lr, T decay, T eps, T momentum, T wd, bool inside",
+        "T g, T lr, T decay, T one_minus_decay, T eps, T momentum, T wd, bool inside",
         "T p, T ms, T mom",
         """
         T gw = g + wd * p;
-        ms = decay * ms + (1 - decay) * (gw * gw);
+        ms = decay * ms + one_minus_decay * (gw * gw);
         T denom = inside ? sqrt(ms + eps) : sqrt(ms) + eps;
         mom = momentum * mom + lr * gw / denom;
         p -= mom;

@@ -119,3 +119,24 @@ def test_gpu_ema_swap_and_state_dict():
         cp.testing.assert_array_equal(p.data, cp.asarray([2.0, 2.5]))
     cp.testing.assert_array_equal(p.data, cp.asarray([3.0, 3.0]))
     assert isinstance(ema.state_dict()["shadow"][0], np.ndarray)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_fused_ema_matches_cpu(dtype):
+    import cupy as cp
+    rng = np.random.default_rng(2)
+    values = [rng.standard_normal((5, 3)).astype(dtype) for _ in range(4)]
+    results = []
+    for device, fused in [("cpu", False), ("cuda", False), ("cuda", True)]:
+        xp = cp if device == "cuda" else np
+        p = Tensor(np.zeros((5, 3), dtype), requires_grad=True)
+        p.data = xp.asarray(values[0])
+        ema = optim.EMA([p], decay=0.9999, fused=fused)
+        for v in values[1:]:
+            p.data[...] = xp.asarray(v)
+            ema.update()
+        results.append(ema.state_dict()["shadow"][0])
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(results[1], results[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(results[2], results[0], rtol=tol, atol=tol)

@@ -374,11 +374,12 @@ def test_gpu_fused_and_plain_updates_match_cpu(dtype, make):
 @pytest.mark.gpu
 def test_gpu_clip_grad_norm_and_state_dict():
     import cupy as cp
-    a = Tensor(cp.zeros(2), requires_grad=True)
-    a.grad = cp.asarray([3.0, 4.0])
-    assert optim.clip_grad_norm([a], 1.0) == pytest.approx(5.0)
-    assert isinstance(a.grad, cp.ndarray)
-    cp.testing.assert_allclose(a.grad, cp.asarray([0.6, 0.8]))
+    a, b = Tensor(cp.zeros(2), requires_grad=True), Tensor(cp.zeros((1, 1), cp.float32), requires_grad=True)
+    a.grad, b.grad = cp.asarray([3.0, 0.0]), cp.asarray([[4.0]], cp.float32)
+    assert optim.clip_grad_norm([a, b], 1.0) == pytest.approx(5.0)
+    assert isinstance(a.grad, cp.ndarray) and b.grad.dtype == cp.float32
+    cp.testing.assert_allclose(a.grad, cp.asarray([0.6, 0.0]))
+    cp.testing.assert_allclose(b.grad, cp.asarray([[0.8]]), rtol=1e-6)
     opt = optim.RMSProp([a])
     opt.step()
     sd = opt.state_dict()
