@@ -62,6 +62,7 @@ class Module:
         d["_parameters"] = {}         # name -> Parameter or None (e.g. bias=False), in registration order
         d["_buffers"] = {}            # name -> array (NumPy or CuPy), not trained, saved in the state dict
         d["_modules"] = {}            # name -> Module
+        d["_non_persistent"] = set()  # buffer names left out of the state dict
         d["_scope_name"] = None       # attribute name in the first parent (None for a root)
         d["_forward_pre_hooks"] = []
         d["_forward_hooks"] = []
@@ -125,10 +126,11 @@ class Module:
             registry.pop(name, None)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, array):
+    def register_buffer(self, name, array, persistent=True):
         """Register non-trainable state (BN running statistics): saved in the state dict, moved by ``to()``.
 
-        ``array`` is a NumPy/CuPy array (or None); ops may update it in place.
+        ``array`` is a NumPy/CuPy array (or None); ops may update it in place. A buffer with
+        ``persistent=False`` is moved by ``to()`` but left out of the state dict (a cached constant, say).
         """
         if not isinstance(name, str) or not name or "." in name:
             raise KeyError(f"register_buffer: buffer name must be a non-empty string without '.', got {name!r}")
@@ -138,6 +140,10 @@ class Module:
         if isinstance(array, Tensor):
             array = array.data
         self._buffers[name] = array
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
         object.__setattr__(self, name, array)
 
     def register_parameter(self, name, param):

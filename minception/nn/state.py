@@ -40,7 +40,7 @@ def _entries(module):
             if p is not None:
                 out.append((prefix + name, m, name, True))
         for name, b in m._buffers.items():
-            if b is not None:
+            if b is not None and name not in m._non_persistent:
                 out.append((prefix + name, m, name, False))
     return out
 

@@ -209,6 +209,15 @@ def test_state_dict_round_trip_through_npz(tmp_path):
     assert nn.load_state(Net(), tmp_path / "again.npz") == ([], [])
 
 
+def test_non_persistent_buffers_move_but_are_not_saved():
+    block = Block(2, 2)
+    block.register_buffer("cache", np.ones(3, np.float32), persistent=False)
+    assert "cache" not in block.state_dict() and "calls" in block.state_dict()
+    assert [n for n, _ in block.named_buffers()] == ["calls", "cache"]
+    block.to(dtype=np.float64)
+    assert block.cache.dtype == np.float64
+
+
 def test_load_keeps_the_models_dtype():
     net = Net()
     state = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in Net().state_dict().items()}
