@@ -39,12 +39,16 @@ def default_weights_path(model_name) -> str:
     return os.path.join(root, get_info(model_name).default_filename)
 
 
-def where_to_get(model_name, dest=None) -> str:
-    """One line telling a person where to get the weights file by hand and where to put it."""
+def where_to_get(model_name, dest=None, reason=None) -> str:
+    """One line telling a person where to get the weights file by hand and where to put it.
+
+    ``reason``: why it is needed (e.g. the download error), inserted after "not found".
+    """
     info = get_info(model_name)
     dest = dest or default_weights_path(model_name)
-    return (f"weights for {model_name} not found: download {info.url} (from {info.page}) "
-            f"and save it as {dest} or pass its path with --weights")
+    why = f" ({reason})" if reason else ""
+    return (f"weights for {model_name} not found{why}: download {info.url} (model card: {info.page}) "
+            f"and save it as {dest} (or pass the file's path)")
 
 
 def sha256_of(path, chunk=1 << 20) -> str:
@@ -119,7 +123,7 @@ def download_weights(model_name, dest=None, sha256=None, url=None, timeout=30.0,
     except (urllib.error.URLError, OSError) as e:
         _remove(part)
         reason = getattr(e, "reason", e)
-        raise DownloadError(f"could not download {url}: {reason}") from None
+        raise DownloadError(f"download failed: {reason}") from None
 
     digest = h.hexdigest()
     if expected is not None and digest != expected:

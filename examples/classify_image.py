@@ -1,0 +1,103 @@
+"""Classify a photo with the authors' released Inception-v4 or Inception-ResNet-v2 weights, run by minception.
+
+    python examples/classify_image.py PHOTO [--model inception_v4|inception_resnet_v2] [--weights FILE]
+
+The weights are timm's conversion of the TF-slim checkpoints (``timm/inception_v4.tf_in1k``,
+``timm/inception_resnet_v2.tf_in1k`` on the Hugging Face hub, ``model.safetensors``). Without ``--weights`` the
+file is looked for in ``~/.cache/minception/`` (or ``$MINCEPTION_CACHE``). A missing file is downloaded when the
+network allows it and checked (SHA-256 against the hub's published one when the hub sends it, every key and shape
+always); otherwise the script prints, in one line, where to get it. ``--no-download`` never touches the network.
+
+PHOTO may be omitted: the script then uses ``grace_hopper.jpg``, a sample photo shipped with matplotlib.
+
+Output: the top-5 ImageNet classes (index, probability, name), one a line, e.g. ``652  0.xxxx  military uniform``.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from autograd import Tensor, no_grad
+from minception import models
+from minception.pretrained import (DownloadError, default_weights_path, download_weights, imagenet_classes,
+                                   load_timm_weights, preprocess, where_to_get)
+
+BUILDERS = {"inception_v4": models.inception_v4, "inception_resnet_v2": models.inception_resnet_v2}
+
+
+def softmax(logits):
+    """(N, C) -> (N, C) probabilities, computed in float64 for stable small values."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sample_photo():
+    import matplotlib.cbook
+    return matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+
+
+def resolve_weights(model_name, weights, allow_download):
+    """The path of an existing weights file, downloading it if needed and allowed; None (after printing where to
+    get it) if there is none."""
+    path = weights or default_weights_path(model_name)
+    if os.path.exists(path):
+        return path
+    if allow_download:
+        try:
+            return download_weights(model_name, dest=path)
+        except DownloadError as e:
+            print(where_to_get(model_name, path, reason=e), file=sys.stderr)
+            return None
+    print(where_to_get(model_name, path), file=sys.stderr)
+    return None
+
+
+def classify(model, x, topk=5):
+    """Run ``model`` in eval mode on ``x: (1, 3, H, W)``; returns the top-k ``(index, probability)`` pairs."""
+    model.eval()
+    with no_grad():
+        logits = model(Tensor(x)).data
+    probs = softmax(np.asarray(logits))[0]
+    order = np.argsort(-probs, kind="stable")[:topk]
+    return [(int(i), float(probs[i])) for i in order]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("photo", nargs="?", help="image file (default: matplotlib's grace_hopper.jpg)")
+    parser.add_argument("--model", choices=sorted(BUILDERS), default="inception_v4")
+    parser.add_argument("--weights", help="timm .safetensors (or .npz) file; default: the cache path, downloaded "
+                                          "there if missing")
+    parser.add_argument("--no-download", action="store_true", help="never use the network")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="network width (the published weights need 1.0; other widths load your own files)")
+    args = parser.parse_args(argv)
+
+    photo = args.photo or sample_photo()
+    if not os.path.exists(photo):
+        print(f"no such image: {photo}", file=sys.stderr)
+        return 2
+    path = resolve_weights(args.model, args.weights, not args.no_download)
+    if path is None:
+        return 2
+
+    model = BUILDERS[args.model](variant="released", width=args.width)
+    load_timm_weights(model, path)
+    x = preprocess(photo, args.model)
+    start = time.perf_counter()
+    top = classify(model, x, args.topk)
+    seconds = time.perf_counter() - start
+
+    print(f"{args.model} ({os.path.basename(path)}) on {os.path.basename(photo)}, forward {seconds:.2f} s")
+    for index, p in top:
+        print(f"{index:4d}  {p:.4f}  {imagenet_classes.class_name(index)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
