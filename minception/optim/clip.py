@@ -1,5 +1,8 @@
 """Gradient clipping by global norm (Pascanu, Mikolov & Bengio 2013), as the Inception-v4 paper used."""
+import functools
 import math
+
+import numpy as np
 
 from autograd.backend import get_array_module
 
@@ -19,10 +22,31 @@ def _global_norm(grads):
     if not grads:
         return 0.0
     xp = get_array_module(grads[0])
-    # one dot product per array (float32 sums inside an array), then one float64 sum across arrays;
-    # on the GPU everything stays on the device until the single float() at the end
-    squares = [xp.dot(g.ravel(), g.ravel()) for g in grads]
+    # sum of squares per array, then one float64 sum across arrays; on the GPU everything stays on the
+    # device until the single float() at the end
+    squares = [sum_of_squares(g) for g in grads]
     return math.sqrt(float(xp.stack(squares).astype(xp.float64).sum()))
+
+
+def sum_of_squares(g):
+    """``sum(g**2)`` of one array: ``dot(g, g)`` with NumPy (BLAS), one fused reduction kernel with CuPy.
+
+    (Measured on an H100 over 450 Inception-v4-sized arrays: CuPy's vector ``dot`` made the global norm take
+    about twice as long as this kernel.)
+    """
+    if get_array_module(g).__name__ == "cupy":
+        return _sum_of_squares_cupy_kernel()(g)
+    flat = g.ravel()
+    return np.dot(flat, flat)
+
+
+@functools.lru_cache(maxsize=None)
+def _sum_of_squares_cupy_kernel():
+    """A CuPy ReductionKernel: float64 sum of the squares of all elements (built once, at first GPU use)."""
+    import cupy
+
+    return cupy.ReductionKernel("T x", "float64 y", "(double)x * (double)x", "a + b", "y = a", "0",
+                                "minception_sum_of_squares")
 
 
 def clip_grad_norm(params, max_norm, error_if_nonfinite=False):

@@ -131,7 +131,7 @@ def test_gpu_fused_ema_matches_cpu(dtype):
     for device, fused in [("cpu", False), ("cuda", False), ("cuda", True)]:
         xp = cp if device == "cuda" else np
         p = Tensor(np.zeros((5, 3), dtype), requires_grad=True)
-        p.data = xp.asarray(values[0])
+        p.data = xp.array(values[0])            # a copy: the CPU run must not overwrite values[0]
         ema = optim.EMA([p], decay=0.9999, fused=fused)
         for v in values[1:]:
             p.data[...] = xp.asarray(v)

@@ -397,3 +397,17 @@ def test_reference_update_functions_work_on_plain_arrays():
     p, buf = np.array([1.0]), np.array([0.0])
     sgd_update(p, np.array([1.0]), buf, 0.1, 0.9, False, 0.0)
     assert p[0] == pytest.approx(0.9) and buf[0] == 1.0
+
+
+@pytest.mark.gpu
+def test_gpu_global_norm_kernel_matches_numpy_reference():
+    import cupy as cp
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(shape).astype(np.float32) for shape in [(37, 5), (3, 2, 7, 11), (1,), (4097,)]]
+    cpu = [param(np.zeros(g.shape, np.float32), dtype=np.float32) for g in grads]
+    gpu = [Tensor(cp.zeros(g.shape, cp.float32), requires_grad=True) for g in grads]
+    for c, d, g in zip(cpu, gpu, grads):
+        c.grad, d.grad = g, cp.asarray(g)
+    expected = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
+    assert optim.grad_norm(cpu) == pytest.approx(expected, rel=1e-6)
+    assert optim.grad_norm(gpu) == pytest.approx(expected, rel=1e-12)
