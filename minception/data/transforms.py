@@ -85,25 +85,30 @@ def normalize(images, mean=CIFAR10_MEAN, std=CIFAR10_STD):
     return out
 
 
-def channel_stats(images, chunk=10000):
+def channel_stats(images, chunk=5000):
     """Per-channel mean and standard deviation of uint8 images, in 0..1 units (for ``normalize``).
 
-    Computed in chunks with float64 sums, so a 50,000-image set needs no full float copy.
+    Sums the values and their squares as exact integers (squares of uint8 fit in uint16, sums in uint64),
+    a chunk of images at a time, so there is no rounding and no float copy of the whole set.
 
     Shape:
         images: (N, C, H, W) uint8 -> mean (C,), std (C,) float64.
     """
     _check_batch("channel_stats", images)
-    c = images.shape[1]
-    total, total_sq, count = np.zeros(c), np.zeros(c), 0
+    if images.dtype != np.uint8:
+        raise ValueError(f"channel_stats: expected uint8 images, got {images.dtype}")
+    total = np.zeros(images.shape[1], np.uint64)
+    total_sq = np.zeros(images.shape[1], np.uint64)
     for start in range(0, images.shape[0], chunk):
-        x = images[start:start + chunk].astype(np.float64)
-        total += x.sum(axis=(0, 2, 3))
-        total_sq += (x * x).sum(axis=(0, 2, 3))
-        count += x.shape[0] * x.shape[2] * x.shape[3]
+        x = images[start:start + chunk]
+        total += x.sum(axis=(0, 2, 3), dtype=np.uint64)
+        sq = x.astype(np.uint16)
+        sq *= sq
+        total_sq += sq.sum(axis=(0, 2, 3), dtype=np.uint64)
+    count = images.shape[0] * images.shape[2] * images.shape[3]
     mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
-    return mean / 255.0, std / 255.0
+    var = np.maximum(total_sq / count - mean * mean, 0.0)
+    return mean / 255.0, np.sqrt(var) / 255.0
 
 
 class RandomCrop:

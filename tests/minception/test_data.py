@@ -126,6 +126,8 @@ def test_normalize_and_channel_stats():
     m, s = data.channel_stats(x, chunk=3)
     np.testing.assert_allclose(m, x.mean(axis=(0, 2, 3)) / 255)
     np.testing.assert_allclose(s, x.std(axis=(0, 2, 3)) / 255)
+    with pytest.raises(ValueError, match="uint8"):
+        data.channel_stats(x.astype(np.float32))
     z = data.normalize(x, m, s)
     np.testing.assert_allclose(z.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(z.std(axis=(0, 2, 3)), 1, atol=1e-4)
