@@ -7,7 +7,7 @@ name the 1000 ImageNet classes.
     x = preprocess("photo.jpg", "inception_v4")                  # float32 (1, 3, 299, 299) in [-1, 1]
 
 Files: ``safetensors.py`` (the file format), ``timm_weights.py`` (key/shape checks and loading), ``preprocessing.py``,
-``imagenet_classes.py`` (+ ``imagenet_classes.txt``), ``catalog.py`` (URLs, crop fractions, key manifests
+``torch_pickle.py`` (torch.save files without torch), ``imagenet_classes.py`` (+ ``imagenet_classes.txt``), ``catalog.py`` (URLs, crop fractions, key manifests
 ``timm_*_keys.txt``), ``download.py`` (fetch from the Hugging Face hub and verify).
 """
 from . import imagenet_classes

@@ -11,8 +11,9 @@ The released models name their submodules so that ``model.state_dict()`` has exa
 sides are NCHW with ``(out, in, kh, kw)`` kernels and ``(out, in)`` linear weights, so loading is a one-to-one copy
 with no transposes. Every key and every shape is checked before anything is copied; a bad file changes nothing.
 
-Accepted files: ``.safetensors`` (what the hub serves), and ``.npz`` (e.g. ``np.savez(f, **state_dict)`` from a
-NumPy export of the same state dict). ``num_batches_tracked`` (a BatchNorm counter PyTorch saves) is ignored when the
+Accepted files: ``.safetensors`` (what the hub serves), ``.npz`` (e.g. ``np.savez(f, **state_dict)`` from a
+NumPy export of the same state dict), and ``.pth``/``.pt``/``.bin`` written by ``torch.save(model.state_dict())``
+(read by a restricted unpickler that never imports torch nor runs code from the file). ``num_batches_tracked`` (a BatchNorm counter PyTorch saves) is ignored when the
 model has no such buffer and kept as the model has it when the file lacks it; it never affects eval-mode outputs.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ def read_weights(path) -> dict:
     """Read a weights file into ``{key: numpy array}``.
 
     Args:
-        path: ``.safetensors`` or ``.npz``.
+        path: ``.safetensors``, ``.npz``, or a zip-format ``torch.save(state_dict)`` file (``.pth``, ``.pt``,
+            ``.bin``; read without torch by ``torch_pickle``).
     Raises:
         FileNotFoundError: no such file.
         WeightsError: an unknown extension, or a file that is not valid in its format.
@@ -53,8 +55,14 @@ def read_weights(path) -> dict:
     if ext == ".npz":
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
+    if ext in (".pth", ".pt", ".bin"):
+        from .torch_pickle import TorchPickleError, load_torch_state_dict
+        try:
+            return load_torch_state_dict(path)
+        except TorchPickleError as e:
+            raise WeightsError(str(e)) from None
     raise WeightsError(f"{path}: unknown weights format {ext!r}; expected .safetensors (as the Hugging Face hub "
-                       f"serves timm's weights) or .npz")
+                       f"serves timm's weights), .npz, or a torch.save state dict (.pth, .pt, .bin)")
 
 
 def check_keys(expected: dict, state: dict):
@@ -109,7 +117,7 @@ def load_timm_weights(model, path, strict=True):
     Args:
         model: ``models.inception_v4(variant="released")`` or ``models.inception_resnet_v2(variant="released")``
             (any ``nn.Module`` whose state-dict keys are timm's works).
-        path: a ``.safetensors`` or ``.npz`` file with timm's keys, or an already loaded ``{key: array}`` dict.
+        path: a ``.safetensors``, ``.npz`` or ``.pth`` file with timm's keys, or an already loaded ``{key: array}`` dict.
         strict: when False, keys present on one side only are reported, not an error (shapes must still agree).
     Returns:
         the model (for chaining: ``load_timm_weights(m, f).eval()``).

@@ -283,6 +283,84 @@ class TestLoadTimmWeights:
         assert getattr(models, "load_timm_weights", None) is load_timm_weights
 
 
+# ============================================================================== torch.save files, without torch
+# Written by torch 2.13.0: torch.save(OrderedDict([("conv.weight", torch.arange(24.).reshape(2, 3, 2, 2)),
+#   ("bn.num_batches_tracked", torch.tensor(7)), ("fc.weight_t", torch.arange(6.).reshape(2, 3).t()),
+#   ("half", torch.tensor([0.5, -2.0], dtype=torch.bfloat16))]), "fixture.pth"); base64 of the file.
+TORCH_SAVE_FIXTURE = (  # noqa: E501
+    "UEsDBAAACAgAAAAAAAAAAAAAAAAAAAAAAAAQABIAZml4dHVyZS9kYXRhLnBrbEZCDgBaWlpaWlpaWlpaWlpaWoACY2NvbGxlY3Rpb25z"
+    "Ck9yZGVyZWREaWN0CnEAKVJxAShYCwAAAGNvbnYud2VpZ2h0cQJjdG9yY2guX3V0aWxzCl9yZWJ1aWxkX3RlbnNvcl92MgpxAygoWAcA"
+    "AABzdG9yYWdlcQRjdG9yY2gKRmxvYXRTdG9yYWdlCnEFWAEAAAAwcQZYAwAAAGNwdXEHSxh0cQhRSwAoSwJLA0sCSwJ0cQkoSwxLBEsC"
+    "SwF0cQqJaAApUnELdHEMUnENWBYAAABibi5udW1fYmF0Y2hlc190cmFja2VkcQ5oAygoaARjdG9yY2gKTG9uZ1N0b3JhZ2UKcQ9YAQAA"
+    "ADFxEGgHSwF0cRFRSwApKYloAClScRJ0cRNScRRYCwAAAGZjLndlaWdodF90cRVoAygoaARoBVgBAAAAMnEWaAdLBnRxF1FLAEsDSwKG"
+    "cRhLAUsDhnEZiWgAKVJxGnRxG1JxHFgEAAAAaGFsZnEdaAMoKGgEY3RvcmNoCkJGbG9hdDE2U3RvcmFnZQpxHlgBAAAAM3EfaAdLAnRx"
+    "IFFLAEsChXEhSwGFcSKJaAApUnEjdHEkUnEldS5QSwcIfGT8PLEBAACxAQAAUEsDBAAACAgAAAAAAAAAAAAAAAAAAAAAAAAXAAoAZml4"
+    "dHVyZS8uZm9ybWF0X3ZlcnNpb25GQgYAWlpaWlpaMVBLBwi379yDAQAAAAEAAABQSwMEAAAICAAAAAAAAAAAAAAAAAAAAAAAABoANwBm"
+    "aXh0dXJlLy5zdG9yYWdlX2FsaWdubWVudEZCMwBaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa"
+    "Wlo2NFBLBwg/d3HpAgAAAAIAAABQSwMEAAAICAAAAAAAAAAAAAAAAAAAAAAAABEAPwBmaXh0dXJlL2J5dGVvcmRlckZCOwBaWlpaWlpa"
+    "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWmxpdHRsZVBLBwiFPeMZBgAAAAYAAABQSwME"
+    "AAAICAAAAAAAAAAAAAAAAAAAAAAAAA4APgBmaXh0dXJlL2RhdGEvMEZCOgBaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa"
+    "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaAAAAAAAAgD8AAABAAABAQAAAgEAAAKBAAADAQAAA4EAAAABBAAAQQQAAIEEAADBBAABAQQAA"
+    "UEEAAGBBAABwQQAAgEEAAIhBAACQQQAAmEEAAKBBAACoQQAAsEEAALhBUEsHCIJB3G5gAAAAYAAAAFBLAwQAAAgIAAAAAAAAAAAAAAAA"
+    "AAAAAAAADgAkAGZpeHR1cmUvZGF0YS8xRkIgAFpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaBwAAAAAAAABQSwcIcNbnbwgA"
+    "AAAIAAAAUEsDBAAACAgAAAAAAAAAAAAAAAAAAAAAAAAOADwAZml4dHVyZS9kYXRhLzJGQjgAWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa"
+    "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWloAAAAAAACAPwAAAEAAAEBAAACAQAAAoEBQSwcIF5DnkRgAAAAYAAAAUEsDBAAA"
+    "CAgAAAAAAAAAAAAAAAAAAAAAAAAOACwAZml4dHVyZS9kYXRhLzNGQigAWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa"
+    "WlpaWgA/AMBQSwcIAb8XlQQAAAAEAAAAUEsDBAAACAgAAAAAAAAAAAAAAAAAAAAAAAAPAD8AZml4dHVyZS92ZXJzaW9uRkI7AFpaWlpa"
+    "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaMwpQSwcI0Z5nVQIAAAACAAAAUEsDBAAA"
+    "CAgAAAAAAAAAAAAAAAAAAAAAAAAeADIAZml4dHVyZS8uZGF0YS9zZXJpYWxpemF0aW9uX2lkRkIuAFpaWlpaWlpaWlpaWlpaWlpaWlpa"
+    "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWloxMDc3ODYyNzI5Nzk5ODU0MTYyNTA1NzQ3NTY2Mzg5MDA3MTAzNzA0UEsHCLcqunUoAAAA"
+    "KAAAAFBLAQIAAAAACAgAAAAAAAB8ZPw8sQEAALEBAAAQAAAAAAAAAAAAAAAAAAAAAABmaXh0dXJlL2RhdGEucGtsUEsBAgAAAAAICAAA"
+    "AAAAALfv3IMBAAAAAQAAABcAAAAAAAAAAAAAAAAAAQIAAGZpeHR1cmUvLmZvcm1hdF92ZXJzaW9uUEsBAgAAAAAICAAAAAAAAD93cekC"
+    "AAAAAgAAABoAAAAAAAAAAAAAAAAAUQIAAGZpeHR1cmUvLnN0b3JhZ2VfYWxpZ25tZW50UEsBAgAAAAAICAAAAAAAAIU94xkGAAAABgAA"
+    "ABEAAAAAAAAAAAAAAAAA0gIAAGZpeHR1cmUvYnl0ZW9yZGVyUEsBAgAAAAAICAAAAAAAAIJB3G5gAAAAYAAAAA4AAAAAAAAAAAAAAAAA"
+    "VgMAAGZpeHR1cmUvZGF0YS8wUEsBAgAAAAAICAAAAAAAAHDW528IAAAACAAAAA4AAAAAAAAAAAAAAAAAMAQAAGZpeHR1cmUvZGF0YS8x"
+    "UEsBAgAAAAAICAAAAAAAABeQ55EYAAAAGAAAAA4AAAAAAAAAAAAAAAAAmAQAAGZpeHR1cmUvZGF0YS8yUEsBAgAAAAAICAAAAAAAAAG/"
+    "F5UEAAAABAAAAA4AAAAAAAAAAAAAAAAAKAUAAGZpeHR1cmUvZGF0YS8zUEsBAgAAAAAICAAAAAAAANGeZ1UCAAAAAgAAAA8AAAAAAAAA"
+    "AAAAAAAAlAUAAGZpeHR1cmUvdmVyc2lvblBLAQIAAAAACAgAAAAAAAC3Krp1KAAAACgAAAAeAAAAAAAAAAAAAAAAABIGAABmaXh0dXJl"
+    "Ly5kYXRhL3NlcmlhbGl6YXRpb25faWRQSwYGLAAAAAAAAAAeAy0AAAAAAAAAAAAKAAAAAAAAAAoAAAAAAAAAgwIAAAAAAAC4BgAAAAAA"
+    "AFBLBgcAAAAAOwkAAAAAAAABAAAAUEsFBgAAAAAKAAoAgwIAALgGAAAAAA=="
+)
+
+
+class TestTorchSaveFiles:
+    def _write(self, tmp_path, name="fixture.pth"):
+        import base64
+        path = tmp_path / name
+        path.write_bytes(base64.b64decode("".join(TORCH_SAVE_FIXTURE)))
+        return path
+
+    def test_reads_a_real_torch_save_file(self, tmp_path):
+        state = read_weights(self._write(tmp_path))
+        assert list(state) == ["conv.weight", "bn.num_batches_tracked", "fc.weight_t", "half"]
+        np.testing.assert_array_equal(state["conv.weight"], np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2))
+        assert state["bn.num_batches_tracked"].shape == () and state["bn.num_batches_tracked"] == 7
+        assert state["bn.num_batches_tracked"].dtype == np.int64
+        np.testing.assert_array_equal(state["fc.weight_t"], np.arange(6, dtype=np.float32).reshape(2, 3).T)
+        assert state["fc.weight_t"].flags.c_contiguous                    # strided view copied out
+        assert state["half"].dtype == np.float32 and state["half"].tolist() == [0.5, -2.0]
+
+    def test_refuses_anything_but_tensors(self, tmp_path):
+        import io
+        import pickle
+        import zipfile
+
+        class Evil:
+            def __reduce__(self):
+                return (os.system, ("echo should never run",))
+
+        path = tmp_path / "evil.pth"
+        with zipfile.ZipFile(path, "w") as z:
+            buf = io.BytesIO()
+            pickle.dump({"w": Evil()}, buf, protocol=2)
+            z.writestr("evil/data.pkl", buf.getvalue())
+        with pytest.raises(WeightsError, match="refusing"):
+            read_weights(path)
+        (tmp_path / "legacy.pth").write_bytes(b"\x80\x02not a zip")
+        with pytest.raises(WeightsError, match="not a zip-format"):
+            read_weights(tmp_path / "legacy.pth")
+
+
 # ============================================================================== structural verification
 def _manifest_state(name, value=0.0):
     return {k: np.full(s, value, np.float32) for k, s in get_info(name).expected_shapes().items()}
