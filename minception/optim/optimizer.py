@@ -70,7 +70,7 @@ def weights_only(key, param):
 
 
 class Optimizer:
-    """Base class. Subclasses define ``init_state(data)`` and ``update(data, grad, state)``.
+    """Base class. Subclasses define ``init_state(data)`` and ``update(data, grad, state, weight_decay)``.
 
     Args:
         params: Tensors, or ``(name, Tensor)`` pairs, or a dict name -> Tensor.
@@ -203,7 +203,8 @@ class Optimizer:
         for hname, value in d.get("hyper", {}).items():
             if hname not in self.hyper_names:
                 raise KeyError(f"{name}.load_state_dict: unknown hyper-parameter {hname!r}")
-            setattr(self, hname, value)
+            current = getattr(self, hname)
+            setattr(self, hname, type(current)(value) if isinstance(current, (bool, int, float)) else value)
         self.check_hyperparameters()
         self.lr = d["lr"]
         self.steps = int(d["steps"])
