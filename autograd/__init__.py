@@ -12,9 +12,16 @@ from .function import Function
 from .gradcheck import GradcheckError, gradcheck
 from .hooks import FunctionHook, RemovableHandle
 from .tensor import Tensor, as_tensor
+# Inspection: the step-by-step trace, function hooks, graph drawing. ``autograd.trace`` is the function
+# (``from autograd.trace import Trace`` still reaches the module).
+from . import graph
+from .function_hooks import MemoryHook, PrintHook, TimerHook
+from .graph import to_dot
+from .trace import GradStats, Trace, grad_stats, trace
 
 __all__ = [
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "name_scope",
     "backward", "backward_steps", "BackwardStep", "gradcheck", "GradcheckError", "detect_anomaly",
     "AnomalyError", "FunctionHook", "RemovableHandle", "get_array_module", "gpu_available", "as_tensor",
+    "trace", "Trace", "GradStats", "grad_stats", "PrintHook", "TimerHook", "MemoryHook", "graph", "to_dot",
 ]

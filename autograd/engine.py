@@ -22,6 +22,7 @@ class BackwardStep:
     function: object          # the Function
     grad_outputs: tuple       # gradients arriving at its outputs (arrays)
     grad_inputs: tuple        # gradients it produced, one per input (array or None)
+    index: int = 0            # position in the backward pass (0 = the op that made the output)
 
     @property
     def name(self):
@@ -30,6 +31,30 @@ class BackwardStep:
     @property
     def scope(self):
         return ".".join(self.function.scope)
+
+    @property
+    def input_shapes(self):
+        return self.function.input_shapes
+
+    @property
+    def output_shapes(self):
+        return self.function.output_shapes
+
+    @property
+    def grad_output_stats(self):
+        """``trace.GradStats`` (norm, mean, max |g|, fraction of zeros) of each incoming gradient."""
+        from .trace import grad_stats
+        return [grad_stats(g) for g in self.grad_outputs]
+
+    @property
+    def grad_input_stats(self):
+        """``trace.GradStats`` (or None) of each gradient this op produced, one per input."""
+        from .trace import grad_stats
+        return [grad_stats(g) for g in self.grad_inputs]
+
+    def __str__(self):
+        from .trace import format_step
+        return format_step(self)
 
 
 def topological_order(roots):
@@ -78,8 +103,12 @@ def _accumulate_leaf(tensor, grad):
 def backward_steps(tensors, grads=None, retain_graph=False):
     """Run backward one Function at a time, yielding a ``BackwardStep`` after each.
 
+    ``tensors`` is a list of tensors (with ``grads`` a list of seeds) or a single tensor (with one seed or None).
+
     Running the iterator to the end leaves exactly the gradients ``backward()`` leaves.
     """
+    if not isinstance(tensors, (list, tuple)):        # backward_steps(loss) for a single output
+        tensors, grads = [tensors], (None if grads is None else [grads])
     if grads is None:
         grads = [None] * len(tensors)
     pending = {}              # Function -> list with the summed gradient of each output (None until one arrives)
@@ -95,6 +124,7 @@ def backward_steps(tensors, grads=None, retain_graph=False):
         _add_pending(pending, t.creator, t.output_index, g)
         roots.append(t.creator)
 
+    index = 0
     for fn in topological_order(roots):
         slots = pending.pop(fn, None)
         if slots is None:
@@ -127,7 +157,8 @@ def backward_steps(tensors, grads=None, retain_graph=False):
                 _add_pending(pending, edge[0], edge[1], gx)
             else:
                 _accumulate_leaf(edge, gx)
-        yield BackwardStep(fn, grad_outputs, grad_inputs)
+        yield BackwardStep(fn, grad_outputs, grad_inputs, index)
+        index += 1
         if not retain_graph:
             fn.release()
 

@@ -1,0 +1,279 @@
+"""Watch backpropagation one op at a time: gradient statistics and a printable trace.
+
+The engine's ``backward_steps`` runs backward one Function at a time and yields a ``BackwardStep`` after each::
+
+    for step in autograd.backward_steps(loss):
+        print(step)                  # one line: op, module path, shapes, gradient statistics
+        step.function                # the Function (name, scope, input_shapes, output_shapes, ...)
+        step.grad_outputs            # the gradient that arrived at each of its outputs (raw arrays)
+        step.grad_inputs             # the gradient it sent to each of its inputs (raw array or None)
+        step.grad_output_stats       # GradStats of each incoming gradient (norm, mean, max |g|, zeros)
+
+This module holds what turns those arrays into something a person can read:
+
+* ``grad_stats(array)``: the summary statistics of one gradient (``GradStats``);
+* ``format_step(step)``: the one-line description of a step that ``print(step)`` shows;
+* ``trace(loss)``: runs the whole backward pass (leaving exactly the gradients ``loss.backward()`` leaves),
+  printing one line per op as it goes, and returns a ``Trace`` (a list of ``TraceRecord``) to look at later.
+
+A trace line reads::
+
+     3  Conv2d  mixed_6b.branch_2.conv_1x7.conv  (2,64,17,17) (64,64,1,7) -> (2,64,17,17)
+        | grad in  norm 1.2e-01 mean -3.1e-05 max 4.0e-03 zeros 51.2% | grad out  [0] BatchNorm 1.1e-01  [1] weight.grad 3.4e-02
+
+``grad in`` is the gradient arriving at the op's output (what backward receives); ``grad out`` lists the norm of
+each gradient the op produces, labelled by where it goes: ``weight.grad`` for a leaf (parameter, input) or
+the name of the op that produced that input (the gradient travels on to it). Statistics are computed in float64 and moved to the host, so they cost a device
+synchronisation per step on the GPU: tracing is for looking, not for training.
+"""
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import get_array_module
+
+__all__ = ["GradStats", "grad_stats", "format_step", "format_record", "format_shape", "destination_names", "TraceRecord",
+           "record_step", "Trace", "trace"]
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class GradStats:
+    """Summary statistics of one gradient array (all plain Python numbers)."""
+    shape: tuple
+    dtype: str
+    norm: float          # Euclidean (Frobenius) norm over all elements
+    mean: float
+    max_abs: float       # largest |g|
+    zero_fraction: float  # fraction of elements that are exactly 0 (ReLU and max-pool make many)
+    finite: bool         # False when the array holds a NaN or an Inf
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+    def __str__(self):
+        return (f"norm {_num(self.norm)} mean {_num(self.mean)} max {_num(self.max_abs)} "
+                f"zeros {100 * self.zero_fraction:.1f}%" + ("" if self.finite else " NON-FINITE"))
+
+
+def grad_stats(array):
+    """Summary statistics of a gradient (NumPy or CuPy array); ``None`` gives ``None``.
+
+    Shape:
+        array: any shape; the statistics run over all elements. An empty array gives zeros.
+    """
+    if array is None:
+        return None
+    xp = get_array_module(array)
+    shape, dtype = tuple(array.shape), str(array.dtype)
+    if array.size == 0:
+        return GradStats(shape, dtype, 0.0, 0.0, 0.0, 0.0, True)
+    a = array.astype(np.float64, copy=False)    # float32 sums of many squares lose digits; the copy is small
+    finite = bool(xp.isfinite(a).all())
+    return GradStats(shape=shape, dtype=dtype,
+                     norm=float(xp.sqrt((a * a).sum())),
+                     mean=float(a.mean()),
+                     max_abs=float(xp.abs(a).max()),
+                     zero_fraction=float((a == 0).sum()) / a.size,
+                     finite=finite)
+
+
+def _num(x):
+    """Compact fixed-width number: 1.23e-04."""
+    return f"{x:.2e}" if x == x else "nan"
+
+
+def format_shape(shape):
+    """(2, 64, 17, 17) -> '(2,64,17,17)'; () -> '()'."""
+    return "(" + ",".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# ---------------------------------------------------------------------------------------------- one step
+def destination_names(function, names=None):
+    """For each input of ``function``, where its gradient goes, as a short label.
+
+    ``names`` maps ``id(tensor)`` to a name (build it with ``names_from(model.named_parameters())`` or pass the
+    pairs; see ``_name_map``). Labels: ``'<leaf name>.grad'`` for a leaf (its name from ``names``, else
+    ``Tensor.name``, else ``'leaf'``), the name of the op that produced the input (``'Conv2d'``: the gradient
+    travels on to that op), or ``'const'`` for inputs that need no gradient.
+    """
+    names = _name_map(names)
+    labels = []
+    for edge in function.next_edges:
+        if edge is None:
+            labels.append("const")
+        elif isinstance(edge, tuple):
+            labels.append(edge[0].name)
+        else:
+            labels.append((names.get(id(edge)) or edge.name or "leaf") + ".grad")
+    return labels
+
+
+def _name_map(names):
+    """Accept None, a dict {id(tensor): name}, a dict {name: tensor} or an iterable of (name, tensor) pairs."""
+    if not names:
+        return {}
+    if isinstance(names, dict):
+        first_key = next(iter(names))
+        if isinstance(first_key, int):
+            return names
+        names = names.items()
+    return {id(t): n for n, t in names}
+
+
+def format_step(step, index=None, names=None, verbose=False):
+    """One line describing a ``BackwardStep`` (more lines with ``verbose``: full statistics per input).
+
+    Args:
+        step: a ``BackwardStep`` (or anything with ``function``, ``grad_outputs``, ``grad_inputs``).
+        index: the step number printed first (the step's own ``index`` when None).
+        names: parameter names for the labels of produced gradients (see ``destination_names``).
+    """
+    if index is None:
+        index = getattr(step, "index", 0)
+    return format_record(record_step(step, index, names), verbose=verbose)
+
+
+def format_record(record, verbose=False, widths=(14, 30)):
+    """The trace line of a ``TraceRecord``; ``widths``: of the op-name and module-path columns."""
+    name_w, scope_w = widths
+    shapes = " ".join(format_shape(s) for s in record.input_shapes) + " -> " + \
+        " ".join(format_shape(s) for s in record.output_shapes)
+    line = f"{record.index:4d}  {record.name:<{name_w}s} {record.scope or '-':<{scope_w}s} {shapes}"
+    incoming = record.grad_outputs
+    if len(incoming) == 1:
+        line += f"  | grad in  {incoming[0]}"
+    else:
+        line += "  | grad in  " + "  ".join(f"[{i}] norm {_num(s.norm)}" for i, s in enumerate(incoming))
+    outs = [f"[{i}] {lab} {_num(s.norm)}" for i, (lab, s) in enumerate(zip(record.destinations, record.grad_inputs))
+            if s is not None]
+    line += "  | grad out  " + ("  ".join(outs) if outs else "(none)")
+    if verbose:
+        for i, (lab, s) in enumerate(zip(record.destinations, record.grad_inputs)):
+            if s is not None:
+                line += f"\n{'':6s}grad of input {i} ({lab}, {format_shape(s.shape)}): {s}"
+    return line
+
+
+# ---------------------------------------------------------------------------------------------- whole trace
+@dataclass
+class TraceRecord:
+    """What one op did in backward, kept after its arrays are gone: plain numbers and strings only."""
+    index: int
+    name: str
+    scope: str
+    input_shapes: tuple
+    output_shapes: tuple
+    grad_outputs: list              # GradStats of the gradient arriving at each output
+    grad_inputs: list               # GradStats (or None) of the gradient sent to each input
+    destinations: list              # labels of where each input gradient goes (see destination_names)
+    function_id: int = field(default=0, repr=False)   # id() of the Function, to match graph nodes
+
+    @property
+    def grad_out_norm(self):
+        """Norm of all incoming gradients together."""
+        return math.sqrt(sum(s.norm ** 2 for s in self.grad_outputs))
+
+
+class Trace(list):
+    """The records of one backward pass, in the order the ops ran. ``str(trace)`` is the aligned table."""
+
+    def __str__(self):
+        return self.table()
+
+    def table(self, limit=None):
+        """Aligned text table, one row per op (the first ``limit`` rows when given)."""
+        rows = self if limit is None else self[:limit]
+        name_w = max([len(r.name) for r in rows] + [2])
+        scope_w = max([len(r.scope) for r in rows] + [6])
+        shape_strs = [" ".join(map(format_shape, r.input_shapes)) + " -> " + " ".join(map(format_shape, r.output_shapes))
+                      for r in rows]
+        shape_w = max([len(s) for s in shape_strs] + [6])
+        head = (f"{'step':>4s}  {'op':<{name_w}s}  {'module':<{scope_w}s}  {'shapes':<{shape_w}s}  "
+                f"{'|grad in|':>9s}  {'mean':>9s}  {'max|g|':>8s}  {'zeros':>6s}  grad out (norm per input)")
+        lines = [head, "-" * len(head)]
+        for r, shapes in zip(rows, shape_strs):
+            g = r.grad_outputs[0] if len(r.grad_outputs) == 1 else None
+            norm = r.grad_out_norm
+            mean = _num(g.mean) if g else "-"
+            mx = _num(g.max_abs) if g else _num(max(s.max_abs for s in r.grad_outputs))
+            zeros = f"{100 * g.zero_fraction:5.1f}%" if g else "-"
+            outs = "  ".join(f"{d} {_num(s.norm)}" for d, s in zip(r.destinations, r.grad_inputs) if s is not None)
+            lines.append(f"{r.index:4d}  {r.name:<{name_w}s}  {(r.scope or '-'):<{scope_w}s}  {shapes:<{shape_w}s}  "
+                         f"{_num(norm):>9s}  {mean:>9s}  {mx:>8s}  {zeros:>6s}  {outs}")
+        if limit is not None and len(self) > limit:
+            lines.append(f"... {len(self) - limit} more steps")
+        return "\n".join(lines)
+
+    def by_op(self):
+        """{op name: number of steps}, in order of first appearance."""
+        counts = {}
+        for r in self:
+            counts[r.name] = counts.get(r.name, 0) + 1
+        return counts
+
+    def find(self, name=None, scope=None):
+        """Records whose op name equals ``name`` and/or whose module path starts with ``scope``."""
+        return [r for r in self if (name is None or r.name == name)
+                and (scope is None or r.scope == scope or r.scope.startswith(scope + "."))]
+
+    def first_nonfinite(self):
+        """The first record whose produced gradients hold a NaN or Inf, or None."""
+        for r in self:
+            if any(s is not None and not s.finite for s in r.grad_inputs):
+                return r
+        return None
+
+
+def record_step(step, index, names=None):
+    """Turn a ``BackwardStep`` into a ``TraceRecord`` (statistics only; no arrays kept)."""
+    fn = step.function
+    return TraceRecord(index=index, name=fn.name, scope=".".join(fn.scope),
+                       input_shapes=tuple(fn.input_shapes), output_shapes=tuple(fn.output_shapes),
+                       grad_outputs=[grad_stats(g) for g in step.grad_outputs],
+                       grad_inputs=[grad_stats(g) for g in step.grad_inputs],
+                       destinations=destination_names(fn, names), function_id=id(fn))
+
+
+def trace(outputs, grad=None, retain_graph=False, *, file=sys.stdout, names=None, scope=None, limit=None,
+          verbose=False):
+    """Run backward from ``outputs`` one op at a time, print one line per op, and return the ``Trace``.
+
+    The gradients left in ``.grad`` are exactly those ``outputs.backward(grad)`` leaves (the same engine
+    steps run in the same order; this function only looks at them).
+
+    Args:
+        outputs: a Tensor (usually the loss) or a list of Tensors.
+        grad: seed gradient(s), as for ``backward``; None means 1 for a scalar.
+        file: where to print (a text stream); None prints nothing.
+        names: parameter names for the labels, e.g. ``model.named_parameters()``.
+        scope: print only ops whose module path starts with this (``"mixed_5b"``); all are recorded.
+        limit: print at most this many lines (the pass still runs to the end).
+        verbose: also print the full statistics of every produced gradient.
+
+    Returns:
+        ``Trace``: a list of ``TraceRecord``, one per op, in the order backward ran them.
+    """
+    from .engine import backward_steps
+    names = _name_map(names)
+    tensors = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    grads = None if grad is None else (list(grad) if isinstance(grad, (list, tuple)) else [grad])
+    records = Trace()
+    printed = 0
+    for i, step in enumerate(backward_steps(tensors, grads, retain_graph=retain_graph)):
+        record = record_step(step, i, names)
+        records.append(record)
+        if file is None or (scope is not None and not (record.scope == scope or record.scope.startswith(scope + "."))):
+            continue
+        if limit is not None and printed >= limit:
+            continue
+        print(format_record(record, verbose=verbose), file=file)
+        printed += 1
+    if file is not None and limit is not None:
+        shown = len(records) if scope is None else len(records.find(scope=scope))
+        if shown > printed:
+            print(f"... {shown - printed} more steps not printed ({len(records)} in all)", file=file)
+    return records

@@ -1,0 +1,231 @@
+"""The step-by-step backward (engine.backward_steps) and the printable trace (autograd.trace)."""
+import io
+
+import numpy as np
+import pytest
+
+import ops
+from autograd import Function, Tensor, backward_steps, name_scope
+from autograd.trace import GradStats, Trace, format_shape, format_step, grad_stats, trace
+
+
+def build(dtype=np.float64, seed=0):
+    """A small graph with every kind of edge: reuse (fan-out), broadcasting, concat/split (several inputs and
+    outputs), an unused output, a constant input, a leaf used twice and a retained intermediate."""
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal((5, 7)).astype(dtype), requires_grad=True, name="x")
+    w1 = Tensor(rng.standard_normal((7, 6)).astype(dtype), requires_grad=True, name="w1")
+    b1 = Tensor(rng.standard_normal((6,)).astype(dtype), requires_grad=True, name="b1")
+    w2 = Tensor(rng.standard_normal((6, 4)).astype(dtype), requires_grad=True, name="w2")
+    with name_scope("block"):
+        with name_scope("fc1"):
+            h = ops.relu(x @ w1 + b1)
+        h.retain_grad()
+        left, right, _unused = ops.split(h, [2, 3, 1], axis=1)
+        with name_scope("branch_1"):
+            mixed = ops.concat([left * 2.0, ops.exp(right * 0.1)], axis=1)
+        z = mixed + h[:, :5] * mixed          # h used three times
+    logits = ops.relu(z @ w2[:5]) + x[:, :4] * 0.5
+    loss = ops.softmax_cross_entropy(logits, np.array([0, 1, 2, 3, 1]))
+    return (x, w1, b1, w2), h, loss
+
+
+def grads_of(tensors):
+    return [t.grad.copy() for t in tensors]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stepper_gradients_equal_backward_bitwise(dtype):
+    leaves, h, loss = build(dtype)
+    loss.backward()
+    expected = grads_of(leaves) + [h.grad.copy()]
+
+    leaves2, h2, loss2 = build(dtype)
+    steps = list(backward_steps(loss2))
+    assert len(steps) > 10
+    got = grads_of(leaves2) + [h2.grad.copy()]
+    for e, g in zip(expected, got):
+        assert e.dtype == g.dtype == dtype
+        assert np.array_equal(e, g)             # bitwise: same ops, same order, same sums
+
+    leaves3, h3, loss3 = build(dtype)
+    records = trace(loss3, file=None)
+    assert len(records) == len(steps)
+    for e, g in zip(expected, grads_of(leaves3) + [h3.grad.copy()]):
+        assert np.array_equal(e, g)
+
+
+def test_steps_describe_each_op():
+    leaves, h, loss = build()
+    steps = list(backward_steps(loss))
+    assert [s.index for s in steps] == list(range(len(steps)))
+    first = steps[0]
+    assert first.name == "SoftmaxCrossEntropy" and first.scope == ""
+    assert first.input_shapes == ((5, 4),) and first.output_shapes == ((),)
+    assert first.grad_outputs[0].shape == () and float(first.grad_outputs[0]) == 1.0
+
+    names = [s.name for s in steps]
+    scopes = {s.scope for s in steps}
+    assert {"block.fc1", "block.branch_1", "block"} <= scopes
+    matmul = [s for s in steps if s.name == "MatMul" and s.scope == "block.fc1"][0]
+    assert matmul.input_shapes == ((5, 7), (7, 6)) and matmul.output_shapes == ((5, 6),)
+    assert [g.shape for g in matmul.grad_inputs] == [(5, 7), (7, 6)]
+    # Every op runs after all of its consumers: the gradient it receives is complete.
+    order = {id(s.function): i for i, s in enumerate(steps)}
+    for s in steps:
+        for edge in s.function.next_edges:
+            if isinstance(edge, tuple):
+                assert order[id(edge[0])] > order[id(s.function)]
+    # split has three outputs; the unused one gets a zero gradient
+    split = steps[names.index("Split")]
+    assert len(split.grad_outputs) == 3 and not split.grad_outputs[2].any()
+
+
+def test_step_gradients_are_the_ones_the_engine_passes_on():
+    x = Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True, name="x")
+    y = ops.relu(x) * 3.0
+    loss = (y * y).sum()
+    steps = list(backward_steps(loss))
+    assert [s.name for s in steps] == ["Sum", "Mul", "Mul", "ReLU"]
+    relu = steps[-1]
+    # d/dy sum(y^2) = 2y = 2*3*relu(x); times 3 into relu; relu zeroes the negative input
+    np.testing.assert_array_equal(relu.grad_outputs[0], 18 * np.maximum(x.data, 0))
+    np.testing.assert_array_equal(relu.grad_inputs[0], np.array([18.0, 0.0, 54.0]))
+    np.testing.assert_array_equal(x.grad, relu.grad_inputs[0])
+    stats = relu.grad_input_stats[0]
+    assert stats.zero_fraction == pytest.approx(1 / 3)
+    assert stats.norm == pytest.approx(np.sqrt(18.0 ** 2 + 54.0 ** 2))
+    assert stats.max_abs == 54.0 and stats.mean == pytest.approx(24.0)
+
+
+def test_stopping_early_leaves_partial_gradients():
+    x = Tensor(np.ones(3), requires_grad=True)
+    loss = (ops.exp(x) * 2.0).sum()
+    it = backward_steps(loss)
+    next(it)                                  # Sum
+    assert x.grad is None                     # nothing reached the leaf yet
+    for _ in it:
+        pass
+    np.testing.assert_allclose(x.grad, 2 * np.exp(1.0))
+
+
+def test_backward_steps_accepts_a_tensor_or_a_list_and_a_seed():
+    a = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    seed = np.full((2, 3), 0.5)
+    list(backward_steps(a * 2.0, seed))
+    np.testing.assert_array_equal(a.grad, np.full((2, 3), 1.0))
+    b = Tensor(np.arange(3.0), requires_grad=True)
+    list(backward_steps([(b * 3.0).sum()]))
+    np.testing.assert_array_equal(b.grad, [3.0, 3.0, 3.0])
+
+
+def test_retain_graph_allows_stepping_twice():
+    x = Tensor(np.array([0.5, 1.5]), requires_grad=True)
+    loss = (ops.exp(x) * x).sum()
+    first = [s.name for s in backward_steps(loss, retain_graph=True)]
+    g = x.grad.copy()
+    second = [s.name for s in backward_steps(loss)]
+    assert first == second
+    np.testing.assert_allclose(x.grad, 2 * g, rtol=1e-15)
+
+
+def test_grad_stats():
+    s = grad_stats(np.array([[3.0, 0.0], [-4.0, 0.0]], dtype=np.float32))
+    assert s == GradStats(shape=(2, 2), dtype="float32", norm=5.0, mean=-0.25, max_abs=4.0, zero_fraction=0.5,
+                          finite=True)
+    assert grad_stats(None) is None
+    assert not grad_stats(np.array([1.0, np.nan])).finite
+    assert not grad_stats(np.array([1.0, np.inf])).finite
+    assert grad_stats(np.zeros((0, 3))).norm == 0.0
+    # float32 statistics are computed in float64: no overflow of the sum of squares
+    big = np.full(10, 3e30, dtype=np.float32)
+    assert np.isfinite(grad_stats(big).norm)
+    assert "zeros 50.0%" in str(s)
+
+
+def test_format_shape():
+    assert format_shape((2, 64, 17, 17)) == "(2,64,17,17)"
+    assert format_shape(()) == "()" and format_shape((3,)) == "(3,)"
+
+
+def test_step_prints_one_line():
+    leaves, h, loss = build()
+    steps = list(backward_steps(loss))
+    matmul = [s for s in steps if s.name == "MatMul" and s.scope == "block.fc1"][0]
+    line = str(matmul)
+    assert "\n" not in line
+    assert line.split()[0] == str(matmul.index)
+    for part in ["MatMul", "block.fc1", "(5,7) (7,6) -> (5,6)", "grad in", "norm", "zeros", "x.grad", "w1.grad"]:
+        assert part in line, part
+    assert format_step(matmul, index=99).split()[0] == "99"
+
+
+def test_trace_prints_one_line_per_step_in_order():
+    leaves, h, loss = build()
+    out = io.StringIO()
+    records = trace(loss, file=out)
+    lines = out.getvalue().splitlines()
+    assert isinstance(records, Trace)
+    assert len(lines) == len(records)
+    for line, r in zip(lines, records):
+        assert line.split()[:2] == [str(r.index), r.name]
+    table = str(records)
+    assert table.splitlines()[0].split()[:4] == ["step", "op", "module", "shapes"]
+    assert len(table.splitlines()) == len(records) + 2
+
+
+def test_trace_limit_scope_and_verbose():
+    leaves, h, loss = build()
+    out = io.StringIO()
+    records = trace(loss, file=out, scope="block.fc1", verbose=True)
+    text = out.getvalue()
+    assert "grad of input 0" in text
+    printed = [ln for ln in text.splitlines() if not ln.startswith(" " * 6)]
+    assert len(printed) == len(records.find(scope="block.fc1")) == 3      # MatMul, Add, ReLU
+    assert all(r.scope == "block.fc1" for r in records.find(scope="block.fc1"))
+
+    leaves, h, loss = build()
+    out = io.StringIO()
+    records = trace(loss, file=out, limit=2)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith(f"... {len(records) - 2} more steps")
+    assert leaves[0].grad is not None                     # the pass ran to the end anyway
+
+
+def test_trace_names_from_named_parameters():
+    leaves, h, loss = build()
+    x, w1, b1, w2 = leaves
+    for t in leaves:
+        t.name = None
+    records = trace(loss, file=None, names=[("fc1.weight", w1), ("fc1.bias", b1)])
+    fc1 = records.find(name="MatMul", scope="block.fc1")[0]
+    assert fc1.destinations == ["leaf.grad", "fc1.weight.grad"]
+    add = records.find(name="Add", scope="block.fc1")[0]
+    assert add.destinations == ["MatMul", "fc1.bias.grad"]
+
+
+def test_trace_records_and_helpers():
+    leaves, h, loss = build()
+    records = trace(loss, file=None)
+    assert records.by_op()["MatMul"] == 2
+    assert records.first_nonfinite() is None
+    relu = records.find(name="ReLU", scope="block.fc1")[0]
+    np.testing.assert_allclose(relu.grad_out_norm, np.linalg.norm(h.grad))
+    assert "more steps" in records.table(limit=3)
+
+
+def test_trace_flags_nonfinite_gradients():
+    class BadGrad(Function):
+        def forward(self, x):
+            return x * 1
+
+        def backward(self, gy):
+            return gy * np.inf
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    with name_scope("bad"):
+        y = BadGrad()(x)
+    records = trace((y * 2.0).sum(), file=None)
+    first = records.first_nonfinite()
+    assert first.name == "BadGrad" and first.scope == "bad"
+    assert "NON-FINITE" in str(first.grad_inputs[0])
