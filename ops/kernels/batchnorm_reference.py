@@ -1,0 +1,106 @@
+"""Batch normalisation, forward and backward, written as plain array code: the reference (read it first).
+
+All functions take the data as ``(N, C, L)``: the ``(N, C, H, W)`` activations reshaped with ``L = H * W`` (a
+free reshape of a contiguous array; ``(N, C)`` inputs use ``L = 1``). Statistics are per channel, over the
+``M = N * L`` values of axes 0 and 2.
+
+Training (batch statistics)::
+
+    mean = x.mean(axes 0, 2)          var = ((x - mean)**2).mean(axes 0, 2)     (biased: divide by M)
+    invstd = 1 / sqrt(var + eps)      xhat = (x - mean) * invstd                y = gamma * xhat + beta
+
+Backward, with ``gy`` the upstream gradient (sums over axes 0 and 2)::
+
+    gbeta  = sum(gy)
+    ggamma = sum(gy * xhat)
+    gx     = gamma * invstd * (gy - gbeta / M - xhat * ggamma / M)
+
+The last line is the chain rule through ``mean`` and ``var``, which both depend on every ``x`` of the channel: the
+mean shifts all outputs (hence ``- gbeta / M``) and the variance rescales them (hence ``- xhat * ggamma / M``).
+Because of these two terms, ``sum(gx) = 0`` and ``sum(gx * xhat) = 0``: a check with an all-ones upstream
+gradient cannot see them, so gradient checks must use a random ``gy``.
+
+Evaluation (running statistics, constants): ``y = gamma * (x - running_mean) * invstd + beta`` with
+``invstd = 1 / sqrt(running_var + eps)``; then ``gx = gamma * invstd * gy`` and ``gbeta``, ``ggamma`` as above.
+
+Per-channel sums are accumulated in float64 and the statistics returned in float64 whatever the dtype of ``x``
+(they are tiny, and float32 sums over millions of values lose digits); the big arrays stay in the dtype of ``x``.
+``y`` and ``gx`` have the dtype of ``x``; ``ggamma`` and ``gbeta`` the dtype of ``gamma``.
+
+Only array methods and operators are used, so the same code runs on CuPy arrays (the GPU path of
+``ops.batch_norm`` uses it as is).
+"""
+import numpy as np
+
+
+def _per_channel(v, dtype):
+    """(C,) -> (1, C, 1) in ``dtype``, to broadcast against (N, C, L)."""
+    return v.reshape(1, -1, 1).astype(dtype)
+
+
+def _channel_sum(a):
+    """Sum over axes 0 and 2, accumulated in float64: (N, C, L) -> (C,) float64."""
+    return a.sum(axis=(0, 2), dtype=np.float64)
+
+
+def forward_train(x, gamma, beta, eps):
+    """Normalise with the batch statistics.
+
+    Shape:
+        x: (N, C, L); gamma, beta: (C,) -> y: (N, C, L), and mean, var (biased), invstd: (C,) float64.
+    """
+    m = x.shape[0] * x.shape[2]
+    mean = _channel_sum(x) / m
+    centred = x - _per_channel(mean, x.dtype)
+    var = _channel_sum(centred * centred) / m            # two passes: no cancellation as in E[x^2] - E[x]^2
+    invstd = 1.0 / (var + eps) ** 0.5
+    scale = gamma.astype(np.float64) * invstd
+    y = centred * _per_channel(scale, x.dtype) + _per_channel(beta, x.dtype)
+    return y, mean, var, invstd
+
+
+def forward_eval(x, gamma, beta, running_mean, running_var, eps):
+    """Normalise with the running statistics.
+
+    Shape:
+        x: (N, C, L); gamma, beta, running_mean, running_var: (C,) -> y: (N, C, L), invstd: (C,) float64.
+    """
+    invstd = 1.0 / (running_var.astype(np.float64) + eps) ** 0.5
+    scale = gamma.astype(np.float64) * invstd
+    y = (x - _per_channel(running_mean, x.dtype)) * _per_channel(scale, x.dtype) + _per_channel(beta, x.dtype)
+    return y, invstd
+
+
+def backward_train(gy, x, mean, invstd, gamma):
+    """Gradients of the training-mode forward.
+
+    Shape:
+        gy, x: (N, C, L); mean, invstd: (C,) float64 (from ``forward_train``); gamma: (C,)
+        -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)
+
+    ``gx = gamma*invstd * (gy - gbeta/M - xhat*ggamma/M)`` is computed as ``k1*gy + k2*(x - mean) + k3`` with
+    per-channel constants, so the big arrays are touched once for the two sums and once for ``gx``.
+    """
+    m = x.shape[0] * x.shape[2]
+    centred = x - _per_channel(mean, x.dtype)
+    gbeta = _channel_sum(gy)
+    ggamma = _channel_sum(gy * centred) * invstd           # sum(gy * xhat)
+    k1 = gamma.astype(np.float64) * invstd
+    k2 = -k1 * invstd * ggamma / m
+    k3 = -k1 * gbeta / m
+    gx = gy * _per_channel(k1, x.dtype) + centred * _per_channel(k2, x.dtype) + _per_channel(k3, x.dtype)
+    return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
+
+
+def backward_eval(gy, x, running_mean, invstd, gamma):
+    """Gradients of the eval-mode forward (running statistics are constants).
+
+    Shape:
+        gy, x: (N, C, L); running_mean: (C,); invstd: (C,) float64 (from ``forward_eval``); gamma: (C,)
+        -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)
+    """
+    centred = x - _per_channel(running_mean, x.dtype)
+    gbeta = _channel_sum(gy)
+    ggamma = _channel_sum(gy * centred) * invstd
+    gx = gy * _per_channel(gamma.astype(np.float64) * invstd, x.dtype)
+    return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)

@@ -1,0 +1,126 @@
+"""Batch normalisation: ``batch_norm``.
+
+Training mode normalises each channel with the batch's mean and (biased) variance and updates the running
+statistics in place, as PyTorch does::
+
+    running_mean = (1 - momentum) * running_mean + momentum * batch_mean
+    running_var  = (1 - momentum) * running_var  + momentum * batch_var * M / (M - 1)     (unbiased, M = N*H*W)
+
+Evaluation mode normalises with the running statistics, which are then constants. Both modes differentiate
+with respect to ``x``, ``gamma`` and ``beta``.
+
+The arithmetic lives in ``ops.kernels``: ``batchnorm_reference`` (array code, read it first; it is also the GPU
+path, since CuPy runs it unchanged) and ``batchnorm_numba`` (used for NumPy arrays).
+"""
+import numpy as np
+
+from autograd import Function
+from autograd.backend import get_array_module, is_gpu_array
+
+
+def _kernels(array):
+    """The kernel module for this array's device (imported on first use: ``import ops`` compiles nothing)."""
+    if is_gpu_array(array):
+        from .kernels import batchnorm_reference
+        return batchnorm_reference
+    from .kernels import batchnorm_numba
+    return batchnorm_numba
+
+
+def _as_3d(x):
+    """(N, C, H, W) or (N, C) -> (N, C, L) (a view when x is contiguous)."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+class BatchNorm(Function):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta per channel; inputs ``(x, gamma, beta)``."""
+
+    def __init__(self, training, momentum, eps, running_mean, running_var):
+        self.training, self.momentum, self.eps = bool(training), float(momentum), float(eps)
+        self.running_mean, self.running_var = running_mean, running_var      # updated in place (training)
+
+    def forward(self, x, gamma, beta):
+        kernels = _kernels(x)
+        x3 = _as_3d(x)
+        if self.training:
+            y, mean, var, invstd = kernels.forward_train(x3, gamma, beta, self.eps)
+            self._update_running_stats(mean, var, x3.shape[0] * x3.shape[2])
+            self.centre = mean
+        else:
+            y, invstd = kernels.forward_eval(x3, gamma, beta, self.running_mean, self.running_var, self.eps)
+            self.centre = self.running_mean.astype(np.float64)        # a copy: later updates cannot change it
+        self.x3, self.invstd, self.gamma = x3, invstd, gamma
+        self.kernels = kernels
+        return y.reshape(x.shape)
+
+    def _update_running_stats(self, mean, var, m):
+        m_ = self.momentum
+        if self.running_mean is not None:
+            rm = self.running_mean
+            rm[...] = ((1.0 - m_) * rm.astype(np.float64) + m_ * mean).astype(rm.dtype)
+        if self.running_var is not None:
+            rv = self.running_var
+            rv[...] = ((1.0 - m_) * rv.astype(np.float64) + m_ * var * (m / (m - 1))).astype(rv.dtype)
+
+    def backward(self, gy):
+        gy3 = _as_3d(gy)
+        if self.training:
+            gx, ggamma, gbeta = self.kernels.backward_train(gy3, self.x3, self.centre, self.invstd, self.gamma)
+        else:
+            gx, ggamma, gbeta = self.kernels.backward_eval(gy3, self.x3, self.centre, self.invstd, self.gamma)
+        return gx.reshape(gy.shape), ggamma, gbeta
+
+
+def _raw(a):
+    """The array inside a Tensor (running statistics may be given as either)."""
+    return getattr(a, "data", a) if a is not None and not isinstance(a, np.ndarray) else a
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-3):
+    """Batch normalisation over the N (and H, W) axes of each channel.
+
+    Args:
+        x: Tensor or array, (N, C, H, W) or (N, C), floating point.
+        gamma, beta: Tensors or arrays (C,) of x's dtype: the learned scale and shift.
+        running_mean, running_var: plain arrays (C,) (or Tensors, whose ``.data`` is used), updated in place when
+            ``training``; ``None`` skips the update in training mode. Required in evaluation mode.
+        training: True: batch statistics (and update the running ones); False: running statistics.
+        momentum: weight of the batch statistics in the running averages.
+        eps: added to the variance before the square root (1e-3, as the Inception papers' TensorFlow code).
+
+    Shape:
+        x: (N, C, H, W) -> (N, C, H, W); or (N, C) -> (N, C)
+    """
+    op = "batch_norm"
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{op}: expected x of shape (N, C, H, W) or (N, C), got shape {tuple(x.shape)}")
+    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+        raise TypeError(f"{op}: expected a floating-point x, got dtype {x.dtype}")
+    c = x.shape[1]
+    for name, t in (("gamma", gamma), ("beta", beta)):
+        if t is None:
+            raise TypeError(f"{op}: {name} is required (use ones for gamma, zeros for beta)")
+        if tuple(t.shape) != (c,):
+            raise ValueError(f"{op}: {name} must have shape ({c},) for x of shape {tuple(x.shape)} with {c} "
+                             f"channels, got shape {tuple(t.shape)}")
+        if t.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} has dtype {t.dtype} but x has dtype {x.dtype}; convert one of them")
+    running_mean, running_var = _raw(running_mean), _raw(running_var)
+    for name, r in (("running_mean", running_mean), ("running_var", running_var)):
+        if r is None:
+            if not training:
+                raise ValueError(f"{op}: evaluation mode (training=False) needs {name}, got None")
+            continue
+        if tuple(r.shape) != (c,):
+            raise ValueError(f"{op}: {name} must have shape ({c},) for x of shape {tuple(x.shape)} with {c} "
+                             f"channels, got shape {tuple(r.shape)}")
+        if get_array_module(r) is not get_array_module(x):
+            raise ValueError(f"{op}: {name} and x are on different devices; move the buffers with the model")
+    if training:
+        m = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
+        if m <= 1:
+            raise ValueError(f"{op}: training needs more than one value per channel to compute a variance, got "
+                             f"x of shape {tuple(x.shape)} ({m} value per channel)")
+    if not eps > 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    return BatchNorm(training, momentum, eps, running_mean, running_var)(x, gamma, beta)
