@@ -1,0 +1,76 @@
+"""im2col and col2im in plain NumPy: the readable reference that the Numba and CuPy kernels must match.
+
+A convolution is a matrix product once every input window has been copied into a column. For an input
+``x: (N, C, H, W)``, a ``kh x kw`` kernel, stride ``(sh, sw)`` and zero padding ``(ph, pw)`` the output has
+``OH x OW`` positions (see ``ops.geometry.conv_out_size``), and ``im2col`` builds the *column matrix*
+
+    cols: (C*kh*kw, N*OH*OW)        row    r = (c*kh + i)*kw + j      (input channel c, kernel offset i, j)
+                                    column q = (n*OH + oy)*OW + ox    (image n, output position oy, ox)
+    cols[r, q] = x_padded[n, c, oy*sh + i, ox*sw + j]
+
+This is the GEMM-ready layout: with the weight reshaped to ``W2d: (Cout, C*kh*kw)`` the whole forward pass of
+the convolution is one matrix product, ``W2d @ cols: (Cout, N*OH*OW)``, which is then reordered to NCHW.
+
+``col2im`` is the adjoint (the transpose) of ``im2col``: it adds every column entry back onto the input pixel it
+was copied from. Pixels that belong to several windows (when the stride is smaller than the kernel) receive the
+sum of their entries; padding entries are dropped. It turns the column gradient ``W2d.T @ gY`` into the input
+gradient.
+
+Both functions loop over the ``kh*kw`` kernel offsets and copy (or add) one strided slice of the padded image
+per offset. No ``np.add.at``: within one offset the slice touches every pixel at most once, so a plain ``+=`` is
+exact.
+"""
+import numpy as np
+
+from ..geometry import conv_out_size
+
+
+def im2col(x, kernel_size, stride, padding):
+    """Copy every ``kh x kw`` window of ``x`` into a column.
+
+    Args:
+        x: ``(N, C, H, W)`` array.
+        kernel_size, stride, padding: pairs of ints ``(kh, kw)``, ``(sh, sw)``, ``(ph, pw)``.
+
+    Returns:
+        cols: ``(C*kh*kw, N*OH*OW)``, same dtype as ``x`` (layout in the module docstring).
+
+    Shape:
+        x: (N, C, H, W) -> cols: (C*kh*kw, N*OH*OW), OH = (H + 2ph - kh)//sh + 1, OW likewise.
+    """
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # the pixels that kernel offset (i, j) sees, for every output position: (N, C, OH, OW)
+            window = xp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+            cols[:, i, j] = window.transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * oh * ow)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    """Add every column entry back onto the input pixel it came from (the transpose of ``im2col``).
+
+    Args:
+        cols: ``(C*kh*kw, N*OH*OW)`` column matrix (e.g. the gradient ``W2d.T @ gY``).
+        x_shape: ``(N, C, H, W)``, the shape of the image that ``im2col`` read.
+        kernel_size, stride, padding: pairs of ints, as given to ``im2col``.
+
+    Returns:
+        dx: ``(N, C, H, W)``, same dtype as ``cols``.
+
+    Shape:
+        cols: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W)
+    """
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
+    cols = cols.reshape(c, kh, kw, n, oh, ow)
+    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
