@@ -130,21 +130,13 @@ def load_timm_weights(model, path, strict=True):
 
     source = "the given state dict" if isinstance(path, dict) else os.fspath(path)
     state = path if isinstance(path, dict) else read_weights(path)
-    own = model.state_dict()
-    expected = {k: v.shape for k, v in own.items()}
+    expected = {k: v.shape for k, v in model.state_dict().items()}
     missing, unexpected, mismatched = check_keys(expected, state)
     if mismatched or (strict and (missing or unexpected)):
         message = _report(source, type(model).__name__, missing, unexpected, mismatched)
         raise StateDictError(message, missing, unexpected, mismatched)
-
-    wanted = {}
-    for key, value in state.items():
-        if key in own:
-            wanted[key] = np.asarray(value)
-    for key in own:                           # the model keeps its own counters if the file has none
-        if key.endswith(_COUNTER) and key not in wanted:
-            wanted[key] = own[key]
-    model.load_state_dict(wanted, strict=False)
+    # Keys on both sides only: counters the model lacks are dropped, counters the file lacks stay as they are.
+    model.load_state_dict({k: np.asarray(v) for k, v in state.items() if k in expected}, strict=False)
     return model
 
 
