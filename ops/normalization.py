@@ -14,7 +14,7 @@ path, since CuPy runs it unchanged) and ``batchnorm_numba`` (used for NumPy arra
 """
 import numpy as np
 
-from autograd import Function
+from autograd import Function, Tensor
 from autograd.backend import get_array_module, is_gpu_array
 
 
@@ -73,7 +73,7 @@ class BatchNorm(Function):
 
 def _raw(a):
     """The array inside a Tensor (running statistics may be given as either)."""
-    return getattr(a, "data", a) if a is not None and not isinstance(a, np.ndarray) else a
+    return a.data if isinstance(a, Tensor) else a
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-3):

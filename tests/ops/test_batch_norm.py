@@ -226,7 +226,7 @@ def test_gpu_matches_cpu(training, dtype):
     np.testing.assert_allclose(rm_g.get(), rm_c, **tol)
     np.testing.assert_allclose(rv_g.get(), rv_c, **tol)
     yc.backward(gy)
-    yg.backward(cupy.asarray(gy))
+    yg.backward(Tensor(cupy.asarray(gy)))
     for c, g_ in zip(cpu, gpu):
         np.testing.assert_allclose(g_.grad.get(), c.grad, **tol)
 

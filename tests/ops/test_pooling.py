@@ -141,7 +141,7 @@ def test_gpu_matches_cpu_forward_and_backward(dtype):
         np.testing.assert_allclose(yg.data.get(), yc.data, rtol=1e-6, atol=1e-7)
         gy = np.random.default_rng(8).standard_normal(yc.shape).astype(dtype)
         yc.backward(gy)
-        yg.backward(cupy.asarray(gy))
+        yg.backward(Tensor(cupy.asarray(gy)))
         np.testing.assert_allclose(xg.grad.get(), xc.grad, rtol=1e-6, atol=1e-7)
 
 

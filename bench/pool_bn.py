@@ -1,0 +1,163 @@
+"""Pooling and batch-norm speed: forward and forward+backward time and GB/s per op and shape.
+
+    python bench/pool_bn.py            # all shapes, also the NumPy reference kernels (slow)
+    python bench/pool_bn.py --quick    # one shape per op, fewer repetitions
+    python bench/pool_bn.py --device cuda   # the CuPy kernels (needs a GPU)
+
+Rows "op" time the public ops (``ops.pooling`` / ``ops.normalization`` through autograd: a Tensor with
+``requires_grad``, forward, then ``backward`` with a random upstream gradient), which run the Numba kernels on the
+CPU and the CuPy kernels on the GPU. Rows "reference" time the NumPy reference kernels alone (forward kernel, then
+backward kernel), for comparison.
+
+GB/s counts the bytes of the tensors at the op's interface, as in ../shared/reference/perf_baseline.md (so the
+numbers compare with the PyTorch ones there): forward = input x + output y; forward+backward = x + y + upstream
+gradient gy + input gradient gx. Saved argmax indices and batch statistics are not counted. Times are the median
+over the repetitions (min-max in brackets) after two warm-up calls (the first compiles the Numba kernels).
+On a shared machine numbers are noisy: run alone, and compare rows of the same run.
+"""
+import argparse
+import time
+
+import numpy as np
+
+from autograd import Tensor
+from ops.kernels import batchnorm_reference, pool_reference
+from ops.normalization import batch_norm
+from ops.pooling import avg_pool2d, global_avg_pool2d, max_pool2d
+
+# (label, op kind, args) x shapes
+CASES = [
+    ("max_pool2d 3x3 s2", "max", (3, 2, 0), [(64, 64, 32, 32), (64, 192, 16, 16), (64, 384, 8, 8),
+                                             (64, 1024, 17, 17)]),
+    ("max_pool2d 3x3 s2 p1", "max", (3, 2, 1), [(64, 64, 32, 32), (64, 384, 32, 32), (64, 1024, 16, 16)]),
+    ("avg_pool2d 3x3 s1 p1 (excl pad)", "avg", (3, 1, 1), [(64, 64, 32, 32), (64, 192, 16, 16), (64, 384, 8, 8),
+                                                           (64, 384, 32, 32), (64, 1024, 16, 16),
+                                                           (64, 1536, 8, 8)]),
+    ("global_avg_pool2d", "global", (), [(64, 1536, 8, 8)]),
+    ("batch_norm train", "bn", (), [(64, 64, 32, 32), (64, 192, 16, 16), (64, 384, 8, 8), (64, 384, 32, 32),
+                                    (64, 1536, 8, 8)]),
+    ("batch_norm eval", "bn_eval", (), [(64, 192, 16, 16)]),
+]
+
+
+def op_fn(kind, args, xp, c):
+    """The public op for one case: a function of the input Tensor."""
+    if kind == "max":
+        return lambda t: max_pool2d(t, *args)
+    if kind == "avg":
+        return lambda t: avg_pool2d(t, *args, count_include_pad=False)
+    if kind == "global":
+        return global_avg_pool2d
+    gamma = Tensor(xp.ones(c, np.float32), requires_grad=True)
+    beta = Tensor(xp.zeros(c, np.float32), requires_grad=True)
+    rm, rv = xp.zeros(c, np.float32), xp.ones(c, np.float32)
+    return lambda t: batch_norm(t, gamma, beta, rm, rv, kind == "bn")
+
+
+def reference_fns(kind, args, x, gy):
+    """(forward, forward+backward) closures over the NumPy reference kernels."""
+    n, c, h, w = x.shape
+    if kind in ("max", "avg"):
+        k, s, p = args
+        a = (k, k, s, s, p, p)
+        if kind == "max":
+            def fwd():
+                return pool_reference.max_pool2d_forward(x, *a)
+
+            def fb():
+                _, arg = pool_reference.max_pool2d_forward(x, *a)
+                return pool_reference.max_pool2d_backward(gy, arg, h, w, *a)
+        else:
+            def fwd():
+                return pool_reference.avg_pool2d_forward(x, *a)
+
+            def fb():
+                pool_reference.avg_pool2d_forward(x, *a)
+                return pool_reference.avg_pool2d_backward(gy, h, w, *a)
+        return fwd, fb
+    if kind == "bn":
+        x3, gy3 = x.reshape(n, c, -1), gy.reshape(n, c, -1)
+        g, b = np.ones(c, np.float32), np.zeros(c, np.float32)
+
+        def fwd():
+            return batchnorm_reference.forward_train(x3, g, b, 1e-3)
+
+        def fb():
+            _, mean, _, invstd = batchnorm_reference.forward_train(x3, g, b, 1e-3)
+            return batchnorm_reference.backward_train(gy3, x3, mean, invstd, g)
+        return fwd, fb
+    return None
+
+
+def measure(fn, reps, sync):
+    fn()
+    fn()
+    times = []
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), min(times), max(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="first shape of each op, 5 repetitions, no reference")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 15, --quick 5)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference rows")
+    args = parser.parse_args()
+    reps = args.reps or (5 if args.quick else 15)
+
+    if args.device == "cuda":
+        import cupy as xp
+        sync = xp.cuda.runtime.deviceSynchronize
+        print(f"device: {xp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {xp.__version__}")
+    else:
+        import numba
+        xp, sync = np, (lambda: None)
+        print(f"device: CPU, Numba {numba.__version__}, {numba.get_num_threads()} threads "
+              f"({numba.config.THREADING_LAYER} layer)")
+    with_reference = args.device == "cpu" and not args.quick and not args.no_reference
+    print(f"float32, median of {reps} runs [min-max]; GB/s: fwd (x + y bytes), f+b (x + y + gy + gx bytes)\n")
+    print("| op | N, C, HxW | input MB | impl | fwd ms | fwd GB/s | f+b ms | f+b GB/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for label, kind, op_args, shapes in CASES:
+        for shape in shapes[:1] if args.quick else shapes:
+            x_host = rng.standard_normal(shape, dtype=np.float32)
+            x = xp.asarray(x_host)
+            f = op_fn(kind, op_args, xp, shape[1])
+            y_shape = f(Tensor(x)).shape
+            gy_array = xp.asarray(rng.standard_normal(y_shape, dtype=np.float32))
+            gy = Tensor(gy_array)
+            x_mb = x.nbytes / 1e6
+            y_bytes = int(np.prod(y_shape)) * 4
+            fwd_bytes, fb_bytes = x.nbytes + y_bytes, 2 * (x.nbytes + y_bytes)
+
+            def op_fwd():
+                return f(Tensor(x, requires_grad=True))
+
+            def op_fb():
+                t = Tensor(x, requires_grad=True)
+                f(t).backward(gy)
+                return t.grad
+
+            rows = [("op", op_fwd, op_fb)]
+            if with_reference and reference_fns(kind, op_args, x_host, gy_array) is not None:
+                rows.append(("reference", *reference_fns(kind, op_args, x_host, gy_array)))
+            for impl, fwd, fb in rows:
+                r = reps if impl == "op" else max(3, reps // 3)
+                tf = measure(fwd, r, sync)
+                tb = measure(fb, r, sync)
+                n, c, h, w = shape
+                print(f"| {label} | {n}, {c}, {h}x{w} | {x_mb:.1f} | {impl} "
+                      f"| {tf[0] * 1e3:.2f} [{tf[1] * 1e3:.2f}-{tf[2] * 1e3:.2f}] | {fwd_bytes / tf[0] / 1e9:.1f} "
+                      f"| {tb[0] * 1e3:.2f} [{tb[1] * 1e3:.2f}-{tb[2] * 1e3:.2f}] | {fb_bytes / tb[0] / 1e9:.1f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
