@@ -3,6 +3,7 @@
     dot = autograd.graph.to_dot(loss, names=model.named_parameters())     # DOT text (a str)
     autograd.graph.render(loss, "graph.svg", names=model.named_parameters())
     autograd.graph.render(loss, "net.png", collapse=1)        # one node per top-level module (Inception block)
+    autograd.graph.draw(loss, collapse=1)                      # in a notebook: shows the picture
 
 What is drawn. The graph is made of Functions (ops); tensors are not kept by it, so tensor nodes are drawn from
 what each op recorded about its inputs and outputs (shape and dtype) and from the leaf tensors it points to:
@@ -31,7 +32,7 @@ import numpy as np
 
 from .engine import topological_order
 
-__all__ = ["to_dot", "render", "dot_available", "GraphvizNotFound", "graph_functions"]
+__all__ = ["to_dot", "render", "draw", "GraphDrawing", "dot_available", "GraphvizNotFound", "graph_functions"]
 
 
 class GraphvizNotFound(RuntimeError):
@@ -276,3 +277,43 @@ def render(outputs, path, names=None, *, format=None, **options):
         raise RuntimeError(f"render: 'dot -T{fmt}' failed with exit code {result.returncode}: "
                            f"{result.stderr.strip()} (DOT text in {dot_path})")
     return str(path)
+
+
+class GraphDrawing:
+    """DOT text that a notebook shows as an SVG picture (when Graphviz is installed) and a terminal as text.
+
+    ``source`` is the DOT text; ``save(path)`` renders it to PNG/SVG/PDF like ``render``.
+    """
+
+    def __init__(self, source):
+        self.source = source
+
+    def __str__(self):
+        return self.source
+
+    def __repr__(self):
+        return self.source
+
+    def svg(self):
+        """The SVG text of the drawing; raises ``GraphvizNotFound`` without Graphviz."""
+        exe = shutil.which("dot")
+        if exe is None:
+            raise GraphvizNotFound("the Graphviz program 'dot' is not installed (not found on PATH); install "
+                                   "Graphviz (apt install graphviz, brew install graphviz or conda install graphviz) "
+                                   "to see the picture, or use .source (DOT text)")
+        result = subprocess.run([exe, "-Tsvg"], input=self.source, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"'dot -Tsvg' failed with exit code {result.returncode}: {result.stderr.strip()}")
+        return result.stdout
+
+    def _repr_svg_(self):
+        # Notebooks call this; returning None makes them fall back to the text (the DOT source).
+        return self.svg() if dot_available() else None
+
+    def save(self, path, format=None):
+        return render(self.source, path, format=format)
+
+
+def draw(outputs, names=None, **options):
+    """A ``GraphDrawing`` of the graph behind ``outputs``: shows as a picture in a notebook (see ``to_dot``)."""
+    return GraphDrawing(to_dot(outputs, names, **options))

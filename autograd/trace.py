@@ -179,10 +179,31 @@ class TraceRecord:
 
 
 class Trace(list):
-    """The records of one backward pass, in the order the ops ran. ``str(trace)`` is the aligned table."""
+    """The records of one backward pass, in the order the ops ran. ``str(trace)`` is the aligned table; in a
+    notebook the trace shows as an HTML table."""
 
     def __str__(self):
         return self.table()
+
+    def __repr__(self):
+        return f"<Trace of {len(self)} backward steps>\n" + self.table(limit=40)
+
+    def _repr_html_(self, limit=200):
+        import html
+        head = ["step", "op", "module", "input shapes", "output shapes", "|grad in|", "mean", "max |g|", "zeros",
+                "grad out (norm per input)"]
+        rows = []
+        for r in self[:limit]:
+            g = r.grad_outputs[0] if len(r.grad_outputs) == 1 else None
+            cells = [r.index, r.name, r.scope or "-", " ".join(map(format_shape, r.input_shapes)),
+                     " ".join(map(format_shape, r.output_shapes)), _num(r.grad_out_norm),
+                     _num(g.mean) if g else "-", _num(g.max_abs) if g else "-",
+                     f"{100 * g.zero_fraction:.1f}%" if g else "-",
+                     ", ".join(f"{d} {_num(s.norm)}" for d, s in zip(r.destinations, r.grad_inputs) if s is not None)]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        more = f"<p>... {len(self) - limit} more steps</p>" if len(self) > limit else ""
+        return ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+                + "".join(rows) + "</tbody></table>" + more)
 
     def table(self, limit=None):
         """Aligned text table, one row per op (the first ``limit`` rows when given)."""
@@ -238,7 +259,10 @@ def record_step(step, index, names=None):
                        destinations=destination_names(fn, names), function_id=id(fn))
 
 
-def trace(outputs, grad=None, retain_graph=False, *, file=sys.stdout, names=None, scope=None, limit=None,
+_STDOUT = object()     # "print to sys.stdout as it is when trace() runs" (pytest and notebooks swap it)
+
+
+def trace(outputs, grad=None, retain_graph=False, *, file=_STDOUT, names=None, scope=None, limit=None,
           verbose=False):
     """Run backward from ``outputs`` one op at a time, print one line per op, and return the ``Trace``.
 
@@ -248,7 +272,7 @@ def trace(outputs, grad=None, retain_graph=False, *, file=sys.stdout, names=None
     Args:
         outputs: a Tensor (usually the loss) or a list of Tensors.
         grad: seed gradient(s), as for ``backward``; None means 1 for a scalar.
-        file: where to print (a text stream); None prints nothing.
+        file: where to print (a text stream; default ``sys.stdout``); None prints nothing.
         names: parameter names for the labels, e.g. ``model.named_parameters()``.
         scope: print only ops whose module path starts with this (``"mixed_5b"``); all are recorded.
         limit: print at most this many lines (the pass still runs to the end).
@@ -258,6 +282,8 @@ def trace(outputs, grad=None, retain_graph=False, *, file=sys.stdout, names=None
         ``Trace``: a list of ``TraceRecord``, one per op, in the order backward ran them.
     """
     from .engine import backward_steps
+    if file is _STDOUT:
+        file = sys.stdout
     names = _name_map(names)
     tensors = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     grads = None if grad is None else (list(grad) if isinstance(grad, (list, tuple)) else [grad])

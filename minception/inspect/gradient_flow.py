@@ -73,9 +73,12 @@ class BlockFlow:
         return self.grad_norm / self.weight_norm if self.weight_norm else float("nan")
 
 
-@dataclass
+@dataclass(repr=False)
 class GradientFlow:
-    """The result of ``gradient_flow``: layers and blocks in forward order, and the loss of the batch."""
+    """The result of ``gradient_flow``: layers and blocks in forward order, and the loss of the batch.
+
+    ``print(flow)`` prints both tables; in a notebook the flow shows as the same text.
+    """
     layers: list
     blocks: list
     loss: float
@@ -107,6 +110,10 @@ class GradientFlow:
     def __str__(self):
         title = f"gradient flow{' of ' + self.label if self.label else ''} (loss {self.loss:.4f}), input first"
         return f"{title}\n\nper block:\n{self.block_table()}\n\nper layer:\n{self.layer_table()}"
+
+    def __repr__(self):
+        return (f"<GradientFlow{' of ' + self.label if self.label else ''}: {len(self.layers)} layers, "
+                f"{len(self.blocks)} blocks, loss {self.loss:.4f}>\n{self.block_table()}")
 
     def first_to_last(self):
         """||dL/dW|| of the first layer divided by that of the last: how much of the gradient reaches the input."""

@@ -194,3 +194,24 @@ def test_render_png_and_svg(tmp_path):
     svg = render(to_dot(loss, collapse=1), tmp_path / "g.svg")
     text = open(svg).read()
     assert "<svg" in text and "block_1" in text
+
+
+def test_draw_for_notebooks(monkeypatch, tmp_path):
+    from autograd.graph import GraphDrawing, draw
+    (x, w, v), loss = block_graph()
+    drawing = draw(loss, collapse=1)
+    assert isinstance(drawing, GraphDrawing)
+    assert drawing.source == to_dot(loss, collapse=1) == repr(drawing)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert drawing._repr_svg_() is None                    # the notebook falls back to the text
+    with pytest.raises(GraphvizNotFound, match="not installed"):
+        drawing.svg()
+
+
+@pytest.mark.skipif(not dot_available(), reason="Graphviz 'dot' is not installed (optional; rendering only)")
+def test_draw_gives_svg_with_graphviz(tmp_path):
+    from autograd.graph import draw
+    (x, w, v), loss = block_graph()
+    drawing = draw(loss)
+    assert "<svg" in drawing._repr_svg_()
+    assert open(drawing.save(tmp_path / "d.png"), "rb").read(4) == b"\x89PNG"

@@ -229,3 +229,13 @@ def test_trace_flags_nonfinite_gradients():
     first = records.first_nonfinite()
     assert first.name == "BadGrad" and first.scope == "bad"
     assert "NON-FINITE" in str(first.grad_inputs[0])
+
+
+def test_trace_shows_in_a_notebook_and_repl():
+    leaves, h, loss = build()
+    records = trace(loss, file=None)
+    page = records._repr_html_()
+    assert page.startswith("<table>") and page.count("<tr>") == len(records) + 1
+    assert "block.fc1" in page and "&lt;" not in page.split("<tbody>")[0]
+    assert repr(records).startswith(f"<Trace of {len(records)} backward steps>")
+    assert "more steps" in records._repr_html_(limit=2)

@@ -188,3 +188,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="no parameter that requires grad"):
         gradient_flow(frozen, x, y)
     assert isinstance(gradient_flow(model, x, y), GradientFlow)
+
+
+def test_repr_is_a_summary():
+    flow = gradient_flow(chain(Residual, depth=1), *batch(), label="tiny")
+    text = repr(flow)
+    assert text.startswith("<GradientFlow of tiny: 3 layers, 3 blocks, loss ")
+    assert "|dL/d output|" in text
