@@ -70,8 +70,9 @@ def _timm_style_state(model, rng, with_counters=True):
                 state[key] = np.array(int(rng.integers(1, 1000)), dtype=np.int64)
         elif key.endswith("running_var"):
             state[key] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
-        else:
-            state[key] = rng.standard_normal(value.shape).astype(np.float32)
+        else:                       # weights scaled by 1/sqrt(fan_in) so that a forward pass stays finite
+            fan_in = int(np.prod(value.shape[1:])) if value.ndim > 1 else 1
+            state[key] = (rng.standard_normal(value.shape) / np.sqrt(fan_in)).astype(np.float32)
     return state
 
 
@@ -570,7 +571,6 @@ class TestClassifyExample:
         assert "https://huggingface.co/timm/inception_v4.tf_in1k/resolve/main/model.safetensors" in lines[0]
         assert str(missing) in lines[0]
 
-    @pytest.mark.slow
     def test_top5_on_a_small_network(self, tmp_path, capsys):
         # End to end at width 0.1 with random timm-format weights: the printout, not the accuracy.
         state = _timm_style_state(_small("inception_v4"), np.random.default_rng(8))
