@@ -5,6 +5,7 @@ import pytest
 
 import ops
 from autograd import Tensor, no_grad
+from autograd.backend import to_device
 from minception import nn
 
 
@@ -170,7 +171,7 @@ def test_to_cuda_moves_parameters_buffers_and_grads_and_back():
     net.to("cuda")
     assert net.stem.fc.weight is weight and weight.device == "cuda" and type(weight.grad).__module__.startswith("cupy")
     assert all(type(b).__module__.startswith("cupy") for b in net.buffers())
-    y = net(x.to("cuda"))
+    y = net(Tensor(to_device(x.data, "cuda")))
     assert y.device == "cuda"
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-6)
     state = net.state_dict()
