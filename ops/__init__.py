@@ -9,6 +9,8 @@ from .arithmetic import add, div, exp, log, mul, neg, pow, sqrt, sub
 from .device import astype, to_device
 from .dropout import dropout
 from .linalg import linear, matmul
+from .normalization import batch_norm
+from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
 from .loss import log_softmax, softmax, softmax_cross_entropy
 from .reduction import max, mean, sum
 from .shape import concat, flatten, getitem, reshape, split, transpose

@@ -1,6 +1,6 @@
 """Moving a tensor between devices and changing its dtype, both differentiable."""
 from autograd import Function
-from autograd.backend import device_of, to_device
+from autograd import backend
 
 
 class ToDevice(Function):
@@ -8,11 +8,11 @@ class ToDevice(Function):
         self.device = device
 
     def forward(self, x):
-        self.source = device_of(x)
-        return to_device(x, self.device)
+        self.source = backend.device_of(x)
+        return backend.to_device(x, self.device)
 
     def backward(self, gy):
-        return to_device(gy, self.source)
+        return backend.to_device(gy, self.source)
 
 
 class AsType(Function):
