@@ -9,8 +9,8 @@ statistics in place, as PyTorch does::
 Evaluation mode normalises with the running statistics, which are then constants. Both modes differentiate
 with respect to ``x``, ``gamma`` and ``beta``.
 
-The arithmetic lives in ``ops.kernels``: ``batchnorm_reference`` (array code, read it first; it is also the GPU
-path, since CuPy runs it unchanged) and ``batchnorm_numba`` (used for NumPy arrays).
+The arithmetic lives in ``ops.kernels``: ``batchnorm_reference`` (array code, read it first),
+``batchnorm_numba`` (used for NumPy arrays) and ``batchnorm_cupy`` (used for CuPy arrays).
 """
 import numpy as np
 
@@ -21,8 +21,8 @@ from autograd.backend import get_array_module, is_gpu_array
 def _kernels(array):
     """The kernel module for this array's device (imported on first use: ``import ops`` compiles nothing)."""
     if is_gpu_array(array):
-        from .kernels import batchnorm_reference
-        return batchnorm_reference
+        from .kernels import batchnorm_cupy
+        return batchnorm_cupy
     from .kernels import batchnorm_numba
     return batchnorm_numba
 

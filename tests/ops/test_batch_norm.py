@@ -208,6 +208,38 @@ def test_eval_accepts_a_single_sample():
 # ---------------------------------------------------------------- GPU
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", KERNEL_SHAPES + [(3, 2, 700), (300, 2, 1)])
+def test_cupy_kernels_match_reference(shape, dtype):
+    import cupy
+    from ops.kernels import batchnorm_cupy
+    c = shape[1]
+    x = randn(shape, 40, 3.0, 5.0, dtype)
+    gy = randn(shape, 41, dtype=dtype)
+    gamma, beta = randn(c, 42, dtype=dtype), randn(c, 43, dtype=dtype)
+    rm, rv = randn(c, 44, dtype=dtype), np.random.default_rng(45).uniform(0.5, 2.0, c).astype(dtype)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    g = [cupy.asarray(a) for a in (gy, x, gamma, beta, rm, rv)]
+
+    ref = batchnorm_reference.forward_train(x, gamma, beta, EPS)
+    for a, b in zip(batchnorm_cupy.forward_train(g[1], g[2], g[3], EPS), ref):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a.get(), b, **tol)
+    mean, invstd = ref[1], ref[3]
+    for a, b in zip(batchnorm_cupy.backward_train(g[0], g[1], cupy.asarray(mean), cupy.asarray(invstd), g[2]),
+                    batchnorm_reference.backward_train(gy, x, mean, invstd, gamma)):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a.get(), b, **tol)
+    ref = batchnorm_reference.forward_eval(x, gamma, beta, rm, rv, EPS)
+    for a, b in zip(batchnorm_cupy.forward_eval(g[1], g[2], g[3], g[4], g[5], EPS), ref):
+        np.testing.assert_allclose(a.get(), b, **tol)
+    for a, b in zip(batchnorm_cupy.backward_eval(g[0], g[1], g[4], cupy.asarray(ref[1]), g[2]),
+                    batchnorm_reference.backward_eval(gy, x, rm, ref[1], gamma)):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a.get(), b, **tol)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gpu_matches_cpu(training, dtype):
