@@ -159,7 +159,7 @@ def to_dot(outputs, names=None, *, stats=False, trace=None, collapse=None, const
                   if e is not None and not isinstance(e, tuple) and _is_parameter_like(e, names)}
         label = f"{gname}\n{len(fns)} ops"
         if params:
-            label += f", {len(params)} parameters ({sum(t.size for t in params.values()):,} numbers)"
+            label += f", {len(params)} parameter tensors ({sum(t.size for t in params.values()):,} values)"
         w.node(key, label, **_GROUP_STYLE)
         for fn in fns:
             fn_node[fn] = key

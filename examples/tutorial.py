@@ -175,7 +175,7 @@ def stage_4_im2col():
 def stage_5_conv_bn_relu():
     header(5, "conv -> batch norm -> ReLU (nn.ConvBNReLU), the box every Inception network is made of")
     from minception import nn
-    np.random.seed(0)
+    nn.init.manual_seed(0)                 # reproducible initial weights
     box = nn.ConvBNReLU(3, 4, (3, 3), stride=2, padding=1).to(dtype=np.float64)
     rng = np.random.default_rng(1)
     x = Tensor(rng.standard_normal((2, 3, 7, 5)), requires_grad=True, name="x")
@@ -193,8 +193,8 @@ def stage_5_conv_bn_relu():
 # ------------------------------------------------------------------------------------------------ stage 6
 def stage_6_inception_block(out_dir):
     header(6, "an Inception block (Inception-A at a tiny width)")
-    from minception import models
-    np.random.seed(0)
+    from minception import models, nn
+    nn.init.manual_seed(0)
     block = models.InceptionA(8, models.Rules(width=0.05, small_input=True)).to(dtype=np.float64)
     rng = np.random.default_rng(2)
     x = Tensor(rng.standard_normal((2, 8, 5, 5)), requires_grad=True, name="x")

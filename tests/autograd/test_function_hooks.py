@@ -202,3 +202,20 @@ def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(1536) == "1.5 KiB"
     assert format_bytes(3 * 1024 ** 3) == "3.0 GiB"
+
+
+@pytest.mark.gpu
+def test_hooks_on_the_gpu():
+    import cupy as cp
+    x = Tensor(cp.ones((64, 32), dtype=cp.float32), requires_grad=True)
+    w = Tensor(cp.ones((32, 16), dtype=cp.float32), requires_grad=True)
+    out = io.StringIO()
+    with TimerHook() as timer, MemoryHook() as mem, PrintHook(file=out):
+        loss = (ops.relu(x @ w) * 2.0).sum()
+        during = mem.saved_bytes
+        loss.backward()
+    assert set(timer.totals()) == {"MatMul", "ReLU", "Mul", "Sum"}
+    assert all(r[3] >= 0 for r in timer.records)
+    assert during >= 64 * 32 * 4 + 32 * 16 * 4          # MatMul keeps x and w
+    assert mem.saved_bytes == 0
+    assert "|gx|" in out.getvalue()

@@ -119,8 +119,8 @@ def test_collapse_by_module():
     nodes, edges = parse(to_dot(loss, collapse=1, names=[("w", w), ("v", v)]))
     groups = {nodes[k][0].split("\\n")[0]: k for k in nodes if k.startswith("g")}
     assert set(groups) == {"block_1", "block_2"}
-    assert nodes[groups["block_1"]][0] == "block_1\\n4 ops, 1 parameters (20 numbers)"
-    assert nodes[groups["block_2"]][0] == "block_2\\n2 ops, 1 parameters (12 numbers)"
+    assert nodes[groups["block_1"]][0] == "block_1\\n4 ops, 1 parameter tensors (20 values)"
+    assert nodes[groups["block_2"]][0] == "block_2\\n2 ops, 1 parameter tensors (12 values)"
     single = [nodes[k][0] for k in nodes if k.startswith("f")]
     assert single == ["SoftmaxCrossEntropy"]                 # outside any module: stays an op node
     # one edge per crossing tensor, labelled by its shape; parameters hidden, the input x still shown

@@ -239,3 +239,29 @@ def test_trace_shows_in_a_notebook_and_repl():
     assert "block.fc1" in page and "&lt;" not in page.split("<tbody>")[0]
     assert repr(records).startswith(f"<Trace of {len(records)} backward steps>")
     assert "more steps" in records._repr_html_(limit=2)
+
+
+@pytest.mark.gpu
+def test_stepper_and_trace_on_the_gpu():
+    import cupy as cp
+
+    def run():
+        rng = np.random.default_rng(3)
+        x = Tensor(cp.asarray(rng.standard_normal((5, 7))), requires_grad=True, name="x")
+        w = Tensor(cp.asarray(rng.standard_normal((7, 4))), requires_grad=True, name="w")
+        with name_scope("fc"):
+            h = ops.relu(x @ w)
+        return x, w, ops.softmax_cross_entropy(h, np.array([0, 1, 2, 3, 0]))
+
+    x1, w1, loss1 = run()
+    loss1.backward()
+    x2, w2, loss2 = run()
+    records = trace(loss2, file=None)
+    assert cp.array_equal(x1.grad, x2.grad) and cp.array_equal(w1.grad, w2.grad)
+    relu = records.find(name="ReLU", scope="fc")[0]
+    steps = list(backward_steps(run()[2]))
+    step = [st for st in steps if st.name == "ReLU"][0]
+    assert isinstance(step.grad_inputs[0], cp.ndarray)
+    assert relu.grad_inputs[0].norm == pytest.approx(float(cp.linalg.norm(step.grad_inputs[0])), rel=1e-12)
+    s = grad_stats(cp.asarray([3.0, 0.0, -4.0]))
+    assert (s.norm, s.max_abs, s.zero_fraction) == (5.0, 4.0, pytest.approx(1 / 3))

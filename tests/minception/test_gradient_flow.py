@@ -52,7 +52,7 @@ class Plain(Residual):
 
 
 def chain(block, depth=10, width=16, gain=0.3, seed=0):
-    np.random.seed(seed)              # nn init draws from NumPy's global generator
+    nn.init.manual_seed(seed)
     layers = OrderedDict([("stem", nn.Linear(8, width))])
     for i in range(depth):
         layers[f"block_{i + 1}"] = block(width, gain)
@@ -70,6 +70,7 @@ def batch(n=6, features=8, classes=4, seed=1):
 
 
 def test_norms_match_a_plain_backward():
+    nn.init.manual_seed(0)
     model = nn.Sequential(OrderedDict(block_1=NormBlock(8, 5), block_2=NormBlock(5, 5), head=nn.Linear(5, 4)))
     x, y = batch()
     flow = gradient_flow(model, x, y)
@@ -195,3 +196,14 @@ def test_repr_is_a_summary():
     text = repr(flow)
     assert text.startswith("<GradientFlow of tiny: 3 layers, 3 blocks, loss ")
     assert "|dL/d output|" in text
+
+
+@pytest.mark.gpu
+def test_gradient_flow_on_the_gpu():
+    x, y = batch()
+    cpu = gradient_flow(chain(Residual, depth=2), x, y)
+    gpu = gradient_flow(chain(Residual, depth=2).to("cuda"), Tensor(x).to("cuda"), y)
+    for a, b in zip(cpu.layers, gpu.layers):
+        assert a.name == b.name and b.grad_norm == pytest.approx(a.grad_norm, rel=1e-4)
+    for a, b in zip(cpu.blocks, gpu.blocks):
+        assert b.output_grad_norm == pytest.approx(a.output_grad_norm, rel=1e-4)
