@@ -153,7 +153,6 @@ class Trainer:
         self.history = []       # epoch records of this session (metrics.jsonl has all of them)
 
         self._rng_modules = self._seed_dropout(seed)
-        self._buffers = [b for _, b in model.named_buffers()]
         self.metrics = self.train_log = None
         if run_dir is not None:
             os.makedirs(run_dir, exist_ok=True)
@@ -278,12 +277,12 @@ class Trainer:
 
     def _snapshot(self):
         """Copies of what a forward pass changes before the step is complete: BN statistics, generator states."""
-        return ([b.copy() for b in self._buffers],
+        return ([(b, b.copy()) for _, b in self.model.named_buffers()],
                 [m.rng.bit_generator.state for _, m in self._rng_modules])
 
     def _restore(self, snap):
         buffers, rngs = snap
-        for b, saved in zip(self._buffers, buffers):
+        for b, saved in buffers:
             get_array_module(b).copyto(b, saved)
         for (_, m), st in zip(self._rng_modules, rngs):
             m.rng.bit_generator.state = st

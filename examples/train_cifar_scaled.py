@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Train a scaled-down Inception-v4 / Inception-ResNet on CIFAR-10 (or on a synthetic set when CIFAR-10 is absent).
+
+    python examples/train_cifar_scaled.py                       # the default run: about 10 minutes on 2 cores
+    python examples/train_cifar_scaled.py --model compare       # Inception-v4 vs the Inception-ResNets
+    python examples/train_cifar_scaled.py --resume              # continue the run in --out exactly
+
+The networks are the paper's, with the CIFAR adaptations of DESIGN.md: ``small_input=True`` (stride-1 stem,
+"same" padding, 32 -> 16 -> 8), every filter count multiplied by ``--width`` and ``--blocks`` A/B/C repeats.
+The recipe is the paper's (section 4): RMSProp with decay 0.9, eps 1.0 (TensorFlow's form, eps inside the square
+root) and momentum 0.9; the learning rate decayed by 0.94 every 2 epochs; gradient clipping (the paper gives no
+threshold; 2.0 is the Inception-v3 paper's); evaluation with an exponential moving average of the parameters.
+Label smoothing 0.1 and weight decay 4e-5 come from Inception-v3 / TF-slim. Only the learning rate differs from
+the paper by default (see ``--lr``): the paper's 0.045 was tuned for 20 replicas of batch 32 on ImageNet.
+
+Data: CIFAR-10 from ``--data-dir`` (or ``$MINCEPTION_DATA``, or ``~/.cache/minception``), downloaded there when
+missing; when it can be neither found nor downloaded, a synthetic 10-class shapes set drawn with Pillow.
+
+Outputs go to ``--out`` (default ``runs/<model>``): ``metrics.jsonl`` (one JSON line per epoch), ``train_log.jsonl``
+(every few steps), ``last.npz`` (the whole training state, for ``--resume``), ``best.npz`` (the weights of the best
+epoch, ``model.load("best.npz")``), ``run.json`` (the settings) and ``curves.png``; in compare mode one such folder
+per model plus ``compare.png`` and ``compare.txt``.
+
+Exit status: 0 done, 1 the loss became NaN/inf (the message names the step), 2 bad arguments, 130 Ctrl-C (a
+checkpoint was saved; ``--resume`` continues).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+# Runs from a fresh clone without installing: put the repository root on the path.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from minception import data, models, nn, optim  # noqa: E402
+from minception.train import (NonFiniteLossError, Trainer, atomic_write, compare, load_checkpoint,  # noqa: E402
+                              read_jsonl)
+
+MODELS = {
+    "inception_v4": lambda **kw: models.inception_v4(**kw),
+    "inception_resnet_v1": lambda **kw: models.inception_resnet_v1(**kw),
+    "inception_resnet_v2": lambda **kw: models.inception_resnet_v2(**kw),
+    "inception_resnet_v2_released": lambda **kw: models.inception_resnet_v2(variant="released", **kw),
+}
+COMPARE_DEFAULT = "inception_v4,inception_resnet_v1,inception_resnet_v2"
+
+# Defaults (chosen by measurement on a 2-core machine; see the README's "Training" section).
+DEFAULTS = {
+    "model": "inception_resnet_v2",
+    "compare_models": COMPARE_DEFAULT,
+    "width": 0.125,
+    "blocks": "1,1,1",
+    "epochs": 4,
+    "batch_size": 32,
+    "lr": 0.01,
+    "optimizer": "rmsprop",
+    "rmsprop_eps": 1.0,
+    "momentum": 0.9,
+    "lr_decay": 0.94,
+    "lr_decay_epochs": 2.0,
+    "weight_decay": 4e-5,
+    "label_smoothing": 0.1,
+    "clip": 2.0,
+    "ema_decay": 0.9999,
+    "dropout": 0.2,
+    "augment": True,
+    "subset": 4000,
+    "test_subset": 1000,
+    "data_dir": None,
+    "synthetic": False,
+    "download": True,
+    "out": None,
+    "device": "cpu",
+    "seed": 0,
+    "resume": False,
+    "max_steps": None,
+    "checkpoint_every": 100,
+    "log_every": 10,
+    "progress": None,
+}
+# settings that may change when resuming (everything else must match the saved run)
+RESUME_MAY_CHANGE = {"epochs", "device", "data_dir", "download", "out", "resume", "max_steps", "progress",
+                     "checkpoint_every"}
+
+
+def build_parser():
+    d = DEFAULTS
+    p = argparse.ArgumentParser(
+        prog="train_cifar_scaled.py", argument_default=argparse.SUPPRESS,
+        description="Train a scaled Inception-v4 / Inception-ResNet on CIFAR-10 (synthetic shapes when CIFAR-10 "
+                    "is unavailable), with the paper's recipe: RMSProp (decay 0.9, eps 1.0, momentum 0.9), lr decayed "
+                    "x0.94 every 2 epochs, gradient clipping, EMA evaluation.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Outputs: OUT/metrics.jsonl (per epoch), OUT/last.npz (checkpoint), OUT/best.npz (best weights), "
+               "OUT/curves.png;\n--model compare adds OUT/compare.png and OUT/compare.txt. "
+               "Ctrl-C saves a checkpoint; --resume continues it.")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=list(MODELS) + ["compare"],
+                   help=f"network to train, or 'compare' to train --compare-models one after another under the same "
+                        f"budget and plot them (default {d['model']})")
+    g.add_argument("--compare-models", metavar="A,B,...",
+                   help=f"models for --model compare (default {d['compare_models']})")
+    g.add_argument("--width", type=float, help=f"filter-count multiplier (default {d['width']})")
+    g.add_argument("--blocks", metavar="A,B,C", help=f"repeats of the A, B, C blocks (default {d['blocks']})")
+    g.add_argument("--dropout", type=float, help=f"dropout before the classifier (default {d['dropout']})")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help=f"epochs (default {d['epochs']})")
+    g.add_argument("--batch-size", type=int, help=f"images per step (default {d['batch_size']})")
+    g.add_argument("--lr", type=float, help=f"initial learning rate (default {d['lr']}; the paper: 0.045)")
+    g.add_argument("--optimizer", choices=["rmsprop", "sgd"], help=f"(default {d['optimizer']})")
+    g.add_argument("--rmsprop-eps", type=float, help=f"RMSProp epsilon, inside the square root (default {d['rmsprop_eps']})")
+    g.add_argument("--momentum", type=float, help=f"(default {d['momentum']})")
+    g.add_argument("--lr-decay", type=float, help=f"learning-rate factor per decay period (default {d['lr_decay']})")
+    g.add_argument("--lr-decay-epochs", type=float, help=f"epochs per decay period (default {d['lr_decay_epochs']})")
+    g.add_argument("--weight-decay", type=float, help=f"L2 on conv/linear weights (default {d['weight_decay']})")
+    g.add_argument("--label-smoothing", type=float, help=f"(default {d['label_smoothing']}; 0 turns it off)")
+    g.add_argument("--clip", type=float, help=f"global gradient-norm clipping threshold (default {d['clip']}; 0: off)")
+    g.add_argument("--ema-decay", type=float,
+                   help=f"decay of the parameter average used for evaluation (default {d['ema_decay']}; 0: evaluate "
+                        "the raw weights)")
+    g.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="no random crop and flip")
+    g.add_argument("--seed", type=int, help=f"seeds weights, data order, augmentation, dropout (default {d['seed']})")
+    g.add_argument("--max-steps", type=int, help="stop after this many steps (a checkpoint is saved)")
+    g = p.add_argument_group("data")
+    g.add_argument("--subset", type=int, metavar="N",
+                   help=f"train on the first N training images (default {d['subset']}; 0: all)")
+    g.add_argument("--test-subset", type=int, metavar="N",
+                   help=f"evaluate on the first N test images (default {d['test_subset']}; 0: all)")
+    g.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz "
+                                      "(default $MINCEPTION_DATA or ~/.cache/minception)")
+    g.add_argument("--synthetic", action="store_true", help="use the synthetic shapes set even if CIFAR-10 is there")
+    g.add_argument("--no-download", dest="download", action="store_false", help="never try to download CIFAR-10")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
+    g.add_argument("--device", choices=["cpu", "cuda"], help=f"(default {d['device']})")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d['checkpoint_every']})")
+    g.add_argument("--log-every", type=int, help=f"steps between train_log.jsonl lines (default {d['log_every']})")
+    g.add_argument("--progress", dest="progress", action="store_true", help="always show progress bars")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
+    return p
+
+
+def parse_blocks(text):
+    try:
+        blocks = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        blocks = ()
+    if len(blocks) != 3 or min(blocks) < 0:
+        raise ValueError(f"--blocks must be three non-negative integers A,B,C, got {text!r}")
+    return blocks
+
+
+def check_config(cfg):
+    """Raise ValueError for settings that cannot work."""
+    parse_blocks(cfg["blocks"])
+    if cfg["model"] == "compare":
+        names = cfg["compare_models"].split(",")
+        unknown = [n for n in names if n not in MODELS]
+        if unknown or len(names) < 1:
+            raise ValueError(f"--compare-models: unknown {unknown}; choose from {', '.join(MODELS)}")
+    for key in ("epochs", "batch_size"):
+        if cfg[key] is None or cfg[key] < (0 if key == "epochs" else 1):
+            raise ValueError(f"--{key.replace('_', '-')} must be positive, got {cfg[key]}")
+    if not cfg["width"] > 0:
+        raise ValueError(f"--width must be > 0, got {cfg['width']}")
+    if not cfg["lr"] > 0:
+        raise ValueError(f"--lr must be > 0, got {cfg['lr']}")
+    if cfg["subset"] is not None and cfg["subset"] < 0:
+        raise ValueError(f"--subset must be >= 0, got {cfg['subset']}")
+    if cfg["subset"] and cfg["subset"] < cfg["batch_size"]:
+        raise ValueError(f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}")
+
+
+# ------------------------------------------------------------------------------------------------ data ---
+def load_data(cfg, say):
+    """(train ImageSet, test ImageSet, description, mean, std) following --data-dir / --synthetic / --subset."""
+    n_train, n_test = cfg["subset"] or 0, cfg["test_subset"] or 0
+    train = test = None
+    if not cfg["synthetic"]:
+        try:
+            train, test = data.load_cifar10(cfg["data_dir"], download_missing=cfg["download"], timeout=10.0)
+            source = "CIFAR-10"
+        except data.DatasetError as e:
+            what = "CIFAR-10 could not be read: " if isinstance(e, data.CorruptDataset) else ""
+            say(f"{what}{e}. Training on the synthetic shapes set instead.")
+    if train is None:
+        # the synthetic set is generated at the size needed (about 0.4 ms per image)
+        train, test = data.make_synthetic(n_train or 10000, n_test or 2000, seed=12345)
+        source = "synthetic shapes"
+    if n_train:
+        train = train.subset(slice(0, n_train))
+    if n_test:
+        test = test.subset(slice(0, n_test))
+    if source == "CIFAR-10":
+        mean, std = data.CIFAR10_MEAN, data.CIFAR10_STD
+    else:
+        mean, std = (tuple(float(v) for v in a) for a in data.channel_stats(train.images))
+    return train, test, source, mean, std
+
+
+# ------------------------------------------------------------------------------------------------- run ---
+def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
+    """Model, optimizer, schedule, EMA, loaders and the Trainer for one model."""
+    seed = cfg["seed"]
+    nn.init.manual_seed(seed)
+    model = MODELS[name](num_classes=train.num_classes, width=cfg["width"], blocks=parse_blocks(cfg["blocks"]),
+                         small_input=True, dropout=cfg["dropout"])
+    model.to(cfg["device"])           # before the optimizer and EMA, so that their arrays live there too
+    params = model.named_parameters()
+    if cfg["optimizer"] == "rmsprop":
+        opt = optim.RMSProp(params, lr=cfg["lr"], decay=0.9, eps=cfg["rmsprop_eps"], momentum=cfg["momentum"],
+                            weight_decay=cfg["weight_decay"], weight_decay_filter=optim.weights_only)
+    else:
+        opt = optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["momentum"] > 0,
+                        weight_decay=cfg["weight_decay"], weight_decay_filter=optim.weights_only)
+    transform = data.standard_augmentation(padding=4) if cfg["augment"] else None
+    train_loader = data.DataLoader(train, cfg["batch_size"], shuffle=True, drop_last=True, transform=transform,
+                                   mean=mean, std=std, seed=seed)
+    test_loader = data.DataLoader(test, 250, shuffle=False, mean=mean, std=std)
+    schedule = optim.exponential_decay(cfg["lr"], len(train_loader), rate=cfg["lr_decay"],
+                                       epochs_per_decay=cfg["lr_decay_epochs"])
+    ema = optim.EMA(params, decay=cfg["ema_decay"]) if cfg["ema_decay"] else None
+    return Trainer(model, opt, train_loader, test_loader, epochs=cfg["epochs"], schedule=schedule, ema=ema,
+                   label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None, run_dir=run_dir,
+                   name=name, device=cfg["device"], checkpoint_every=cfg["checkpoint_every"],
+                   log_every=cfg["log_every"], max_steps=cfg["max_steps"], progress=cfg["progress"],
+                   config=cfg, seed=seed, print_fn=say)
+
+
+def clear_run(run_dir):
+    """Remove the files of an earlier run in ``run_dir`` (a fresh run replaces it)."""
+    for f in ("metrics.jsonl", "train_log.jsonl", "last.npz", "best.npz", "curves.png", "compare.png",
+              "compare.txt"):
+        path = os.path.join(run_dir, f)
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def resolve_config(given):
+    """The run's settings: defaults + command line, or, with --resume, the saved run's + allowed changes."""
+    cfg = dict(DEFAULTS)
+    cfg.update(given)
+    if cfg["out"] is None:
+        cfg["out"] = os.path.join("runs", "compare" if cfg["model"] == "compare" else cfg["model"])
+    if not cfg["resume"]:
+        return cfg
+    path = os.path.join(cfg["out"], "run.json")
+    if not os.path.exists(path):
+        raise ValueError(f"--resume: no run to continue in {cfg['out']} (no run.json); give the run's --out folder")
+    with open(path) as f:
+        saved = json.load(f)
+    conflicts = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and saved.get(k) != v]
+    if conflicts:
+        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (saved: {saved.get(k)})" for k in conflicts)
+        raise ValueError(f"--resume continues the run in {cfg['out']} with its saved settings; these differ: {what}. "
+                         "Start a new run in another --out folder instead.")
+    merged = dict(DEFAULTS)
+    merged.update(saved)
+    merged.update({k: v for k, v in given.items() if k in RESUME_MAY_CHANGE})
+    merged["out"], merged["resume"] = cfg["out"], True
+    return merged
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    given = vars(args)
+    say = print
+    try:
+        cfg = resolve_config(given)
+        check_config(cfg)
+    except ValueError as e:
+        print(f"train_cifar_scaled.py: error: {e}", file=sys.stderr)
+        return 2
+    if cfg["device"] == "cuda":
+        from autograd import gpu_available
+        if not gpu_available():
+            print("train_cifar_scaled.py: error: --device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')",
+                  file=sys.stderr)
+            return 2
+    out = cfg["out"]
+    os.makedirs(out, exist_ok=True)
+    t_start = time.perf_counter()
+
+    train, test, source, mean, std = load_data(cfg, say)
+    say(f"data: {source}, {len(train)} training and {len(test)} test images")
+    if not cfg["resume"]:
+        clear_run(out)
+        saved = {k: v for k, v in cfg.items() if k not in ("resume",)}
+        atomic_write(os.path.join(out, "run.json"), lambda f: f.write(json.dumps(saved, indent=1).encode()))
+
+    names = cfg["compare_models"].split(",") if cfg["model"] == "compare" else [cfg["model"]]
+    params = {}
+
+    def make(name, run_dir):
+        trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say)
+        params[name] = trainer.model.num_parameters()
+        if not cfg["resume"]:
+            clear_run(run_dir)
+        return trainer
+
+    try:
+        if cfg["model"] == "compare":
+            results = compare.run_comparison(names, make, out, resume=cfg["resume"], print_fn=say)
+        else:
+            trainer = make(names[0], out)
+            if cfg["resume"]:
+                path = trainer.resume()
+                say(f"resuming {path}: epoch {trainer.epoch + 1}, step {trainer.step}")
+            say(f"model: {names[0]} width {cfg['width']} blocks {cfg['blocks']}: {params[names[0]]:,} parameters; "
+                f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps (batch {cfg['batch_size']})")
+            results = {names[0]: trainer.fit()}
+    except NonFiniteLossError as e:
+        print(f"train_cifar_scaled.py: {e}", file=sys.stderr)
+        return 1
+
+    # ---- report
+    dirs = {n: (os.path.join(out, n) if cfg["model"] == "compare" else out) for n in results}
+    histories = {n: {"epochs": read_jsonl(os.path.join(d, "metrics.jsonl")),
+                     "steps": read_jsonl(os.path.join(d, "train_log.jsonl"))} for n, d in dirs.items()}
+    plot_name = "compare.png" if cfg["model"] == "compare" else "curves.png"
+    title = (f"{source}, {len(train)} train / {len(test)} test images, width {cfg['width']}, blocks {cfg['blocks']}, "
+             f"batch {cfg['batch_size']}, lr {cfg['lr']}")
+    plot = None
+    if any(h["epochs"] for h in histories.values()):
+        try:
+            plot = compare.plot_comparison(histories, os.path.join(out, plot_name), title=title)
+        except ImportError:
+            say("matplotlib is not installed; no plot written")
+    table = compare.comparison_table(histories, params)
+    say("")
+    say(table)
+    if cfg["model"] == "compare":
+        faster = compare.faster_model(histories)
+        verdict = ("" if faster is None else
+                   f"\nfirst to reach the common target: {faster[0]} after {faster[1]:.0f} s of training")
+        atomic_write(os.path.join(out, "compare.txt"), lambda f: f.write((title + "\n\n" + table + verdict + "\n").encode()))
+        if verdict:
+            say(verdict.strip())
+    interrupted = [r for r in results.values() if r.status == "interrupted"]
+    say(f"\nresults in {os.path.abspath(out)}/: " + ", ".join(
+        ["metrics.jsonl (per epoch)", "last.npz (checkpoint)", "best.npz (best weights)"]
+        + ([os.path.basename(plot)] if plot else []) + (["compare.txt"] if cfg["model"] == "compare" else []))
+        + f"  [{time.perf_counter() - t_start:.0f} s]")
+    if interrupted:
+        say(interrupted[0].message + "; continue with --resume" + (f" --out {out}" if "out" in given else ""))
+        return 130
+    stopped = [r for r in results.values() if r.status == "stopped"]
+    if stopped:
+        say(stopped[0].message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
