@@ -504,17 +504,9 @@ def build(name, **kwargs):
 
 
 def build_minception(name, **kwargs):
-    """Our network ``name`` with ``kwargs`` (imports minception only when called)."""
-    import ops
-    if not hasattr(ops, "conv2d"):        # older trees: ops/__init__ did not export conv2d yet
-        from ops.conv import conv2d
-        ops.conv2d = conv2d
-    from minception import models
-    factory = {"inception_v4": models.inception_v4, "inception_resnet_v1": models.inception_resnet_v1,
-               "inception_resnet_v2": models.inception_resnet_v2,
-               "inception_resnet_v2_released": models.inception_resnet_v2}[name]
-    extra = {"variant": "released"} if name == "inception_resnet_v2_released" else {}
-    return factory(**kwargs, **extra)
+    """Our network ``name`` with ``kwargs`` (``train_step.build_minception``; imports minception when called)."""
+    from train_step import build_minception as build_ours
+    return build_ours(name, **kwargs)
 
 
 def load_minception_state(torch_net, our_net, dtype=torch.float32):

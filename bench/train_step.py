@@ -1,0 +1,412 @@
+"""Benchmark: one training step of each scaled network, minception against PyTorch on the same machine.
+
+A step is forward, softmax cross-entropy, backward and an RMSProp update (momentum 0.9, decay 0.9, eps 1.0), on a
+random float32 batch of 64 images 32x32 with 10 classes, for the four networks at width 0.25, blocks (2, 2, 2),
+small_input (issue 6). The PyTorch side is ``bench/torch_models.py`` (same layers and widths; checked there by
+parameter counts and float64 outputs), with ``torch.optim.RMSprop`` (PyTorch's eps-outside-the-root form; the same
+work per parameter).
+
+Each engine runs in its own subprocess, one after the other, never both at once (PyTorch's OpenMP threads and
+our OpenBLAS/Numba threads would fight over the 2 cores). Before each subprocess the parent waits (up to
+``--wait`` seconds) for the machine to be quiet, and measures the CPU time that *other* processes used while it
+ran ("load", in cores): rows with load above ~0.15 are disturbed. A disturbed run is repeated (``--retries``)
+and the least disturbed one kept.
+
+Printed per network:
+
+  ours s / torch s   median step time over --steps timed steps after --warmup steps, [min-max]
+  ratio              ours / torch (target: <= 1)
+  conv GF            conv FLOPs of one step: 3 x forward (2*N*Cout*OH*OW*Cin*kh*kw; input grad + weight grad)
+  GF/s, %100         conv GF / step time, and that as a share of ~100 GFLOP/s (this machine's float32 GEMM rate
+                     on conv-like shapes, /work/shared/reference/perf_baseline.md)
+  peak MB (net)      peak resident memory of the subprocess (ru_maxrss), and peak minus the resident memory
+                     after imports, model build and batch creation (net: what the steps themselves need)
+  fwd/bwd/upd        median split of the step: forward + loss, backward, optimizer update
+
+Commands (run alone on the machine; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the subprocesses'
+environment unless --keep-openblas-env, since forced values can pick a slower or hanging OpenBLAS kernel)::
+
+    /work/torchenv/bin/python bench/train_step.py                 # the four networks, 7 steps each side
+    /work/torchenv/bin/python bench/train_step.py --quick         # batch 16, 2 timed steps: a smoke run
+    /work/torchenv/bin/python bench/train_step.py --networks inception_v4 --rounds 3
+    /work/torchenv/bin/python bench/train_step.py --what inference   # full Inception-v4, 299x299, batch 1, eval
+
+The parent process imports neither engine; ``--torch-python`` picks the interpreter of the PyTorch side (default:
+``/work/torchenv/bin/python`` when it exists, else this one). PyTorch is never a dependency of the package.
+Timings never assert anything.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+NETWORKS = ["inception_v4", "inception_resnet_v1", "inception_resnet_v2", "inception_resnet_v2_released"]
+SCALED = dict(num_classes=10, width=0.25, blocks=(2, 2, 2), small_input=True)
+GEMM_RATE = 100.0   # GFLOP/s: float32 GEMM on conv-like shapes, this machine, 2 threads (perf_baseline.md)
+THREADS = 2
+
+
+# =============================================================================================  machine load
+
+def busy_seconds():
+    """CPU seconds used by all processes so far (/proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_seconds():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wait_for_quiet(max_wait, threshold=0.15, window=1.0):
+    """Wait until other processes use less than ``threshold`` cores over ``window`` seconds (at most
+    ``max_wait`` seconds). Returns the last measured load."""
+    deadline = time.time() + max_wait
+    while True:
+        b0 = busy_seconds()
+        if b0 is None:
+            return float("nan")
+        time.sleep(window)
+        load = (busy_seconds() - b0) / window
+        if load < threshold or time.time() > deadline:
+            return load
+
+
+def rss_mb():
+    """Resident memory of this process now, MB (VmRSS)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KB on Linux
+
+
+def summary(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
+
+
+# =============================================================================================  our side
+
+def import_engine():
+    """Import ops (and give it ``conv2d`` if this tree's ``ops/__init__`` does not export it yet)."""
+    sys.path.insert(0, ROOT)
+    import ops
+    if not hasattr(ops, "conv2d"):
+        from ops.conv import conv2d
+        ops.conv2d = conv2d
+    return ops
+
+
+def build_minception(name, **kwargs):
+    """Our network ``name`` (one of ``NETWORKS``) built with ``kwargs``."""
+    import_engine()
+    from minception import models
+    if name == "inception_resnet_v2_released":
+        return models.inception_resnet_v2(variant="released", **kwargs)
+    return {"inception_v4": models.inception_v4, "inception_resnet_v1": models.inception_resnet_v1,
+            "inception_resnet_v2": models.inception_resnet_v2}[name](**kwargs)
+
+
+def limit_our_threads(n):
+    """OpenBLAS at ``n`` threads (threadpoolctl when available); returns threadpoolctl's info or a note."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return "threadpoolctl not installed (OPENBLAS_NUM_THREADS set in the environment instead)"
+    threadpoolctl.threadpool_limits(n)
+    return [{k: d.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
+            for d in threadpoolctl.threadpool_info()]
+
+
+def conv_flop_counter():
+    """A function hook that adds up the forward FLOPs of every Conv2d op: 2 * output size * Cin * kh * kw."""
+    from autograd import FunctionHook
+
+    class ConvFlops(FunctionHook):
+        flops = 0
+
+        def forward_post(self, fn, inputs, outputs):
+            if fn.name == "Conv2d":
+                w = inputs[1]
+                self.flops += 2 * outputs[0].size * w.shape[1] * w.shape[2] * w.shape[3]
+
+    return ConvFlops()
+
+
+def worker_ours(args):
+    import numpy as np
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
+    ops = import_engine()
+    info = limit_our_threads(THREADS)
+    from autograd import Tensor, no_grad
+    from minception import optim
+
+    rng = np.random.default_rng(0)
+    if args.what == "inference":
+        net = build_minception(args.network, width=1.0).eval()
+        x = rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32)
+        base = rss_mb()
+        times = []
+        for i in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            with no_grad():
+                net(Tensor(x))
+            times.append(time.perf_counter() - t0)
+        return {"engine": "minception", "step": summary(times[args.warmup:]), "base_mb": base,
+                "peak_mb": peak_rss_mb(), "threads": info}
+
+    net = build_minception(args.network, **dict(SCALED, small_input=args.size <= 64))
+    opt = optim.RMSProp(net.named_parameters(), lr=0.01, decay=0.9, eps=1.0, momentum=0.9)
+    x = Tensor(rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32))
+    y = rng.integers(0, SCALED["num_classes"], args.batch)
+    base = rss_mb()
+    counter = conv_flop_counter()
+    split, losses = {"fwd": [], "bwd": [], "upd": []}, []
+    times = []
+    for i in range(args.warmup + args.steps):
+        if i == 0:
+            counter.add()
+        t0 = time.perf_counter()
+        loss = ops.softmax_cross_entropy(net(x), y)
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if i == 0:
+            counter.remove()
+        losses.append(loss.item())
+        times.append(t3 - t0)
+        if i >= args.warmup:
+            split["fwd"].append(t1 - t0), split["bwd"].append(t2 - t1), split["upd"].append(t3 - t2)
+        del loss
+    return {"engine": "minception", "step": summary(times[args.warmup:]),
+            "split": {k: statistics.median(v) for k, v in split.items()}, "conv_flops": 3 * counter.flops,
+            "base_mb": base, "peak_mb": peak_rss_mb(), "losses": losses, "threads": info,
+            "params": net.num_parameters()}
+
+
+# =============================================================================================  PyTorch side
+
+def worker_torch(args):
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(THREADS)
+    sys.path.insert(0, HERE)
+    import torch_models
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    info = {"torch": torch.__version__, "num_threads": torch.get_num_threads(),
+            "config": torch.__config__.parallel_info().splitlines()[:4]}
+    if args.what == "inference":
+        net = torch_models.build(args.network, width=1.0).eval()
+        x = torch.randn(args.batch, 3, args.size, args.size, generator=gen)
+        base = rss_mb()
+        times = []
+        for i in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                net(x)
+            times.append(time.perf_counter() - t0)
+        return {"engine": "torch", "step": summary(times[args.warmup:]), "base_mb": base, "peak_mb": peak_rss_mb(),
+                "threads": info}
+
+    net = torch_models.build(args.network, **dict(SCALED, small_input=args.size <= 64))
+    opt = torch.optim.RMSprop(net.parameters(), lr=0.01, alpha=0.9, eps=1.0, momentum=0.9)
+    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen)
+    y = torch.randint(0, SCALED["num_classes"], (args.batch,), generator=gen)
+    base = rss_mb()
+    flops = [0]
+
+    def count(module, inputs, output):
+        kh, kw = module.kernel_size
+        flops[0] += 2 * output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    handles = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    split, losses, times = {"fwd": [], "bwd": [], "upd": []}, [], []
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(net(x), y)
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if i == 0:
+            for h in handles:
+                h.remove()
+        losses.append(loss.item())
+        times.append(t3 - t0)
+        if i >= args.warmup:
+            split["fwd"].append(t1 - t0), split["bwd"].append(t2 - t1), split["upd"].append(t3 - t2)
+        del loss
+    return {"engine": "torch", "step": summary(times[args.warmup:]),
+            "split": {k: statistics.median(v) for k, v in split.items()}, "conv_flops": 3 * flops[0],
+            "base_mb": base, "peak_mb": peak_rss_mb(), "losses": losses, "threads": info,
+            "params": sum(p.numel() for p in net.parameters())}
+
+
+# =============================================================================================  parent
+
+def child_env(args):
+    env = dict(os.environ)
+    if not args.keep_openblas_env:
+        for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            env.pop(k, None)
+    env.setdefault("OMP_NUM_THREADS", str(THREADS))
+    env.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
+    env.setdefault("NUMBA_NUM_THREADS", str(THREADS))
+    return env
+
+
+def run_worker(args, engine, network):
+    """Run one worker subprocess (waiting for a quiet machine first); returns its result dict plus the load."""
+    python = args.torch_python if engine == "torch" else sys.executable
+    cmd = [python, os.path.abspath(__file__), "--worker", engine, "--network", network, "--what", args.what,
+           "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
+           "--warmup", str(args.warmup)]
+    best = None
+    for attempt in range(args.retries + 1):
+        wait_for_quiet(args.wait)
+        b0, c0, t0 = busy_seconds(), children_seconds(), time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(args), cwd=ROOT)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{engine} worker failed for {network}:\n{proc.stderr[-4000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["load"] = (busy_seconds() - b0 - (children_seconds() - c0)) / wall if b0 is not None else float("nan")
+        if best is None or result["load"] < best["load"]:
+            best = result
+        if result["load"] <= args.max_load:
+            break
+    return best
+
+
+def fmt_time(s):
+    return f"{s['median']:.2f} [{s['min']:.2f}-{s['max']:.2f}]"
+
+
+def print_header(args):
+    print(f"# bench/train_step.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}  python {platform.python_version()}")
+    print(f"# cpu: {os.cpu_count()} cores; load average now {os.getloadavg()[0]:.2f} (1 min)")
+    removed = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ]
+    if removed and not args.keep_openblas_env:
+        print(f"# removed from the subprocesses' environment: {', '.join(f'{k}={os.environ[k]}' for k in removed)}")
+    elif removed:
+        print(f"# WARNING: kept {removed}: forced OpenBLAS core types can be 3-5x slower or hang")
+    print(f"# {args.what}: batch {args.batch}, {args.size}x{args.size}, float32, {THREADS} threads each side; "
+          f"{args.warmup} warm-up + {args.steps} timed steps per run, {args.rounds} round(s); median [min-max] s")
+
+
+def main_train(args):
+    rows = []
+    for network in args.networks.split(","):
+        runs = {"minception": [], "torch": []}
+        for r in range(args.rounds):
+            for engine in ("ours", "torch"):
+                res = run_worker(args, engine, network)
+                runs[res["engine"]].append(res)
+                print(f"  {network:30s} {res['engine']:10s} round {r + 1}: {fmt_time(res['step'])} s, "
+                      f"load {res['load']:.2f}, peak {res['peak_mb']:.0f} MB", file=sys.stderr)
+        rows.append((network, runs))
+    if rows and rows[0][1]["minception"]:
+        print("# our threads:", json.dumps(rows[0][1]["minception"][0]["threads"]))
+        print("# torch:", json.dumps(rows[0][1]["torch"][0]["threads"]))
+    head = (f"{'network':30s} {'ours s':>17s} {'torch s':>17s} {'ratio':>6s} {'conv GF':>8s} {'ours GF/s':>9s} "
+            f"{'%100':>5s} {'torch GF/s':>10s} {'%100':>5s} {'ours MB (net)':>14s} {'torch MB (net)':>15s} "
+            f"{'load':>9s}")
+    print(head)
+    print("-" * len(head))
+    for network, runs in rows:
+        ours, theirs = runs["minception"], runs["torch"]
+        t_ours = statistics.median(r["step"]["median"] for r in ours)
+        t_torch = statistics.median(r["step"]["median"] for r in theirs)
+        allo = [t for r in ours for t in r["step"]["all"]]
+        allt = [t for r in theirs for t in r["step"]["all"]]
+        gf = ours[0]["conv_flops"] / 1e9
+        gf_t = theirs[0]["conv_flops"] / 1e9
+        note = "" if abs(gf - gf_t) < 1e-6 * gf else f" (torch counts {gf_t:.2f})"
+        peak_o = max(r["peak_mb"] for r in ours)
+        net_o = max(r["peak_mb"] - r["base_mb"] for r in ours)
+        peak_t = max(r["peak_mb"] for r in theirs)
+        net_t = max(r["peak_mb"] - r["base_mb"] for r in theirs)
+        load = max(r["load"] for r in ours + theirs)
+        print(f"{network:30s} {t_ours:6.2f} [{min(allo):.2f}-{max(allo):.2f}] {t_torch:6.2f} [{min(allt):.2f}-"
+              f"{max(allt):.2f}] {t_ours / t_torch:6.2f} {gf:8.2f} {gf / t_ours:9.1f} {100 * gf / t_ours / GEMM_RATE:4.0f}% "
+              f"{gf / t_torch:10.1f} {100 * gf / t_torch / GEMM_RATE:4.0f}% {peak_o:6.0f} ({net_o:5.0f}) "
+              f"{peak_t:7.0f} ({net_t:5.0f}) {load:9.2f}{note}")
+    print()
+    print(f"{'split (median s)':30s} {'ours fwd':>9s} {'bwd':>6s} {'upd':>6s}   {'torch fwd':>9s} {'bwd':>6s} {'upd':>6s}")
+    for network, runs in rows:
+        so = runs["minception"][0]["split"]
+        st = runs["torch"][0]["split"]
+        print(f"{network:30s} {so['fwd']:9.3f} {so['bwd']:6.3f} {so['upd']:6.3f}   {st['fwd']:9.3f} {st['bwd']:6.3f} "
+              f"{st['upd']:6.3f}")
+
+
+def main_inference(args):
+    network = "inception_v4"
+    res = {}
+    for engine in ("ours", "torch"):
+        r = run_worker(args, engine, network)
+        res[r["engine"]] = r
+    o, t = res["minception"], res["torch"]
+    print(f"full {network}, eval, batch {args.batch}, {args.size}x{args.size}: ours {fmt_time(o['step'])} s, "
+          f"torch {fmt_time(t['step'])} s, ratio {o['step']['median'] / t['step']['median']:.2f}; "
+          f"peak MB ours {o['peak_mb']:.0f} torch {t['peak_mb']:.0f}; load {max(o['load'], t['load']):.2f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--what", choices=("train", "inference"), default="train")
+    parser.add_argument("--batch", type=int, default=None, help="default 64 (train), 1 (inference)")
+    parser.add_argument("--size", type=int, default=None, help="default 32 (train), 299 (inference)")
+    parser.add_argument("--steps", type=int, default=7, help="timed steps per run (>= 5 for the report)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate ours/torch this many times")
+    parser.add_argument("--quick", action="store_true", help="batch 16, 1 warm-up + 2 timed steps, no waiting")
+    parser.add_argument("--wait", type=float, default=120, help="max seconds to wait for a quiet machine")
+    parser.add_argument("--max-load", type=float, default=0.15, help="retry runs disturbed above this (cores)")
+    parser.add_argument("--retries", type=int, default=2)
+    parser.add_argument("--keep-openblas-env", action="store_true")
+    default_torch = "/work/torchenv/bin/python" if os.path.exists("/work/torchenv/bin/python") else sys.executable
+    parser.add_argument("--torch-python", default=default_torch)
+    parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--network", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.batch is None:
+        args.batch = 1 if args.what == "inference" else 64
+    if args.size is None:
+        args.size = 299 if args.what == "inference" else 32
+    if args.quick and not args.worker:
+        args.batch, args.steps, args.warmup, args.wait, args.retries = min(args.batch, 16), 2, 1, 0, 0
+    if args.worker:
+        result = (worker_ours if args.worker == "ours" else worker_torch)(args)
+        print(json.dumps(result))
+        return
+    print_header(args)
+    (main_inference if args.what == "inference" else main_train)(args)
+
+
+if __name__ == "__main__":
+    main()
