@@ -297,13 +297,16 @@ class MemoryHook(FunctionHook):
       ``self`` for their backward (inputs, outputs or extra arrays), each counted while at least one op still
       holds it: the memory that training pays for the graph. It grows during forward and falls as backward
       frees each op (the engine frees an op right after its backward, unless ``retain_graph=True``).
-    * **column buffers** (``column_buffers``): for each convolution, the size of its im2col column matrix,
-      computed from the shapes: C*kh*kw rows by N*OH*OW columns. It is the largest temporary of a conv and the
-      reason convolutions are memory hungry; the number holds whether or not the conv kernel reuses a workspace.
+    * **column buffers** (``column_buffers``): for each convolution, the size of its im2col column matrix for
+      the whole batch, computed from the shapes: C*kh*kw rows by N*OH*OW columns. This is what the textbook
+      method (and ``ops.conv2d`` on the GPU) allocates for one conv call, and the reason convolutions are memory
+      hungry. On the CPU ``ops.conv2d`` lowers a few images at a time into reused buffers of about
+      ``ops.conv.CHUNK_BYTES`` per worker thread (at least one image's columns, ``bytes / N``, which the
+      summary prints too), so there the measured temporaries below are much smaller.
     * **measured temporaries** (``temporaries=True``, CPU only): Python's ``tracemalloc`` (to which NumPy reports
       its allocations) gives the peak memory allocated *during* each op above what was allocated when it
       started. It sees NumPy allocations only (not Numba's internal ones, nor the GPU's), and it slows Python
-      down while on.
+      down while on (run the model once before, so that Numba does not compile its kernels under it).
 
     Attributes:
         events: list of (phase, op name, module path, alive bytes after the op, measured temporary bytes or None).
@@ -423,10 +426,11 @@ class MemoryHook(FunctionHook):
                  f" arrays the ops keep on self for their backward)"]
         cols = self.largest_column_buffers(k)
         if cols:
-            lines.append(f"largest im2col column buffers (from shapes; {len(self.column_buffers)} convolutions):")
+            lines.append(f"largest im2col column buffers (from shapes, whole batch / one image; "
+                         f"{len(self.column_buffers)} convolutions):")
             for nbytes, name, scope, xs, ws in cols:
-                lines.append(f"  {format_bytes(nbytes):>10s}  {name} {scope or '-'}  x {format_shape(xs)} "
-                             f"w {format_shape(ws)}")
+                lines.append(f"  {format_bytes(nbytes):>10s} / {format_bytes(nbytes // max(xs[0], 1)):>10s}  "
+                             f"{name} {scope or '-'}  x {format_shape(xs)} w {format_shape(ws)}")
         temps = self.largest_temporaries(k)
         if temps:
             lines.append("largest measured temporaries (tracemalloc, NumPy allocations during the op):")

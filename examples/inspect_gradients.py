@@ -1,6 +1,6 @@
 """How residual connections carry the gradient: Inception-v4 against Inception-ResNet-v2, layer by layer.
 
-    python examples/inspect_gradients.py                 # scaled networks, a few minutes on a laptop CPU
+    python examples/inspect_gradients.py                 # scaled networks, about 4 minutes on 2 CPU cores
     python examples/inspect_gradients.py --quick         # tiny networks, seconds (what CI runs)
     python examples/inspect_gradients.py --device cuda   # on a GPU, if CuPy is installed
 
@@ -18,9 +18,11 @@ early and late layers get steps of very different relative size. In Inception-Re
 so within a stage the block-output gradient stays almost constant (the right-hand panel is flat between
 reductions), and every block, early or late, learns from a gradient of the same size.
 
-Measured with the defaults (width 0.125, blocks 2 4 2, batch 16, CPU): at initialisation ||dL/dh|| grows from
-0.04 at the last Inception-C block to 2.3 at the stem of Inception-v4 (x54), and stays between 0.05 and 0.09
-in Inception-ResNet-v2 (x1.9, all of it at the two reductions, which have no identity path).
+Measured with the defaults (width 0.125, blocks 2 4 2, batch 16, seed 0, CPU; docs/gradient_flow.png): at
+initialisation ||dL/dh|| grows from 0.043 at the last Inception-C block to 1.76 at the stem of Inception-v4
+(x40, up to x1.8 per block), and stays between 0.043 and 0.085 in Inception-ResNet-v2 (x1.9 in all, almost all
+of it at the two reductions, which have no identity path). Thirty steps of training barely change either
+picture. The run takes about 4 minutes on a 2-core CPU.
 
 Part 2, a gradient check of one Inception block, printed step by step: an Inception-ResNet-A block in float64,
 checked branch by branch and as a whole against central differences, then its backward pass traced one op at a

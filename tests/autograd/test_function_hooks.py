@@ -219,3 +219,22 @@ def test_hooks_on_the_gpu():
     assert during >= 64 * 32 * 4 + 32 * 16 * 4          # MatMul keeps x and w
     assert mem.saved_bytes == 0
     assert "|gx|" in out.getvalue()
+
+
+def test_memory_hook_with_the_library_conv():
+    from ops.conv import conv2d
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((3, 4, 9, 7)).astype(np.float32), requires_grad=True)
+    w = Tensor(rng.standard_normal((5, 4, 3, 3)).astype(np.float32), requires_grad=True)
+    conv2d(x, w, stride=2, padding=1).sum().backward()  # compile the kernels first: tracemalloc slows compiling
+    x.grad = w.grad = None
+    with MemoryHook(temporaries=True) as mem:
+        with name_scope("stem"):
+            y = conv2d(x, w, stride=2, padding=1)
+        during = mem.saved_bytes
+        y.sum().backward()
+    # columns: C*kh*kw = 36 rows, N*OH*OW = 3*5*4 = 60 columns, float32
+    assert mem.column_buffers == [(36 * 60 * 4, "Conv2d", "stem", (3, 4, 9, 7), (5, 4, 3, 3))]
+    assert during >= x.data.nbytes                      # conv keeps its input (it recomputes the columns)
+    assert mem.saved_bytes == 0
+    assert " / " in mem.summary() and "stem" in mem.summary()
