@@ -16,15 +16,16 @@ This module holds what turns those arrays into something a person can read:
 * ``trace(loss)``: runs the whole backward pass (leaving exactly the gradients ``loss.backward()`` leaves),
   printing one line per op as it goes, and returns a ``Trace`` (a list of ``TraceRecord``) to look at later.
 
-A trace line reads::
+A trace line reads (a ConvBNReLU box named ``stem``)::
 
-     3  Conv2d  mixed_6b.branch_2.conv_1x7.conv  (2,64,17,17) (64,64,1,7) -> (2,64,17,17)
-        | grad in  norm 1.2e-01 mean -3.1e-05 max 4.0e-03 zeros 51.2% | grad out  [0] BatchNorm 1.1e-01  [1] weight.grad 3.4e-02
+   4  BatchNorm        stem.bn                  (4,8,16,16) (8,) (8,) -> (4,8,16,16)  | grad in  norm 3.74e-02
+      mean 4.90e-05 max 1.46e-03 zeros 49.7%  | grad out  [0] Conv2d 2.72e-02  [1] stem.bn.weight.grad 2.69e-01 ...
 
-``grad in`` is the gradient arriving at the op's output (what backward receives); ``grad out`` lists the norm of
-each gradient the op produces, labelled by where it goes: ``weight.grad`` for a leaf (parameter, input) or
-the name of the op that produced that input (the gradient travels on to it). Statistics are computed in float64 and moved to the host, so they cost a device
-synchronisation per step on the GPU: tracing is for looking, not for training.
+(one line in the terminal; wrapped here). ``grad in`` is the gradient arriving at the op's output (what its
+backward receives); ``grad out`` lists the norm of each gradient the op produces, labelled by where it goes:
+``weight.grad`` for a leaf (parameter, input), or the name of the op that produced that input (the gradient
+travels on to it). Statistics are computed in float64 and moved to the host, so on the GPU they cost a
+device synchronisation per step: tracing is for looking, not for training.
 """
 import math
 import sys
@@ -137,7 +138,7 @@ def format_step(step, index=None, names=None, verbose=False):
     return format_record(record_step(step, index, names), verbose=verbose)
 
 
-def format_record(record, verbose=False, widths=(14, 30)):
+def format_record(record, verbose=False, widths=(16, 24)):
     """The trace line of a ``TraceRecord``; ``widths``: of the op-name and module-path columns."""
     name_w, scope_w = widths
     shapes = " ".join(format_shape(s) for s in record.input_shapes) + " -> " + \
