@@ -13,7 +13,8 @@ GB/s counts the bytes of the tensors at the op's interface, as in ../shared/refe
 numbers compare with the PyTorch ones there): forward = input x + output y; forward+backward = x + y + upstream
 gradient gy + input gradient gx. Saved argmax indices and batch statistics are not counted. Times are the median
 over the repetitions (min-max in brackets) after two warm-up calls (the first compiles the Numba kernels).
-On a shared machine numbers are noisy: run alone, and compare rows of the same run.
+On a shared machine numbers are noisy: run alone (``--wait-idle 60`` waits for a quiet moment before each row),
+check the "others" column (CPU used by other processes during the row), and compare rows of the same run.
 """
 import argparse
 import time
@@ -89,6 +90,52 @@ def reference_fns(kind, args, x, gy):
     return None
 
 
+def _cpu_jiffies():
+    """(busy, total) CPU time of the whole machine in clock ticks, or None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:8]]
+    except OSError:
+        return None
+    return v[0] + v[1] + v[2] + v[4] + v[5] + v[6], sum(v)
+
+
+def _own_cpu_seconds():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class ForeignLoad:
+    """Cores' worth of CPU time that *other* processes used while the block ran (Linux; None elsewhere)."""
+
+    def __enter__(self):
+        self.j0, self.own0, self.t0 = _cpu_jiffies(), _own_cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        j1, own1, t1 = _cpu_jiffies(), _own_cpu_seconds(), time.perf_counter()
+        if self.j0 is None or j1 is None:
+            self.cores = None
+            return
+        import os
+        busy = (j1[0] - self.j0[0]) / os.sysconf("SC_CLK_TCK")
+        self.cores = max(0.0, busy - (own1 - self.own0)) / max(t1 - self.t0, 1e-9)
+
+
+def wait_until_idle(timeout_s):
+    """Wait (up to timeout_s) for a second in which the machine is at least 90% idle."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        j0 = _cpu_jiffies()
+        if j0 is None:
+            return
+        time.sleep(1.0)
+        j1 = _cpu_jiffies()
+        if (j1[0] - j0[0]) <= 0.1 * max(j1[1] - j0[1], 1):
+            return
+
+
 def measure(fn, reps, sync):
     fn()
     fn()
@@ -108,6 +155,8 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 15, --quick 5)")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference rows")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
+                        help="before each row wait up to S seconds for an idle machine (shared machines)")
     args = parser.parse_args()
     reps = args.reps or (5 if args.quick else 15)
 
@@ -122,8 +171,9 @@ def main():
               f"({numba.config.THREADING_LAYER} layer)")
     with_reference = args.device == "cpu" and not args.quick and not args.no_reference
     print(f"float32, median of {reps} runs [min-max]; GB/s: fwd (x + y bytes), f+b (x + y + gy + gx bytes)\n")
-    print("| op | N, C, HxW | input MB | impl | fwd ms | fwd GB/s | f+b ms | f+b GB/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("'others' = cores' worth of CPU used by other processes during the row (noise indicator)\n")
+    print("| op | N, C, HxW | input MB | impl | fwd ms | fwd GB/s | f+b ms | f+b GB/s | others |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for label, kind, op_args, shapes in CASES:
         for shape in shapes[:1] if args.quick else shapes:
@@ -150,13 +200,17 @@ def main():
                 rows.append(("reference", *reference_fns(kind, op_args, x_host, gy_array)))
             for impl, fwd, fb in rows:
                 r = reps if impl == "op" else max(3, reps // 3)
-                tf = measure(fwd, r, sync)
-                tb = measure(fb, r, sync)
+                if args.wait_idle:
+                    wait_until_idle(args.wait_idle)
+                with ForeignLoad() as load:
+                    tf = measure(fwd, r, sync)
+                    tb = measure(fb, r, sync)
+                others = "?" if load.cores is None else f"{load.cores:.2f}"
                 n, c, h, w = shape
                 print(f"| {label} | {n}, {c}, {h}x{w} | {x_mb:.1f} | {impl} "
                       f"| {tf[0] * 1e3:.2f} [{tf[1] * 1e3:.2f}-{tf[2] * 1e3:.2f}] | {fwd_bytes / tf[0] / 1e9:.1f} "
-                      f"| {tb[0] * 1e3:.2f} [{tb[1] * 1e3:.2f}-{tb[2] * 1e3:.2f}] | {fb_bytes / tb[0] / 1e9:.1f} |",
-                      flush=True)
+                      f"| {tb[0] * 1e3:.2f} [{tb[1] * 1e3:.2f}-{tb[2] * 1e3:.2f}] | {fb_bytes / tb[0] / 1e9:.1f} "
+                      f"| {others} |", flush=True)
 
 
 if __name__ == "__main__":
