@@ -6,6 +6,7 @@ version of each hot loop.
 """
 from .activation import relu
 from .arithmetic import add, div, exp, log, mul, neg, pow, sqrt, sub
+from .conv import conv2d
 from .device import astype, to_device
 from .dropout import dropout
 from .linalg import linear, matmul
