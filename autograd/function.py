@@ -72,7 +72,7 @@ class Function:
             self.output_shapes = tuple(y.shape for y in ys)
             self.output_dtypes = tuple(y.dtype for y in ys)
             self.scope = config.state.scope
-            self.stack = traceback.extract_stack()[:-2] if config.state.anomaly else None
+            self.stack = traceback.extract_stack()[:-1] if config.state.anomaly else None
             self.released = False
             for i, out in enumerate(outputs):
                 out.creator, out.output_index = self, i
