@@ -69,13 +69,15 @@ def _is_library(frame):
     return os.path.abspath(frame.filename).startswith(_LIBRARY)
 
 
-def user_frames(stack, max_library_frames=4):
-    """The frames of ``stack`` worth showing: the innermost frame of the user's code (outside autograd, ops and
-    minception) followed by the library frames below it (model code), without the engine's own frames."""
+def user_frames(stack, max_library_frames=4, user_depth=2):
+    """The frames of ``stack`` worth showing: the ``user_depth`` innermost frames of the user's code (outside
+    autograd, ops and minception; two, so that a helper function of the user's shows its caller too) followed by
+    the library frames below them (model code), without the engine's own frames."""
     frames = list(stack)
     user = [i for i, f in enumerate(frames) if not _is_library(f)]
     start = user[-1] if user else 0
-    shown = [frames[start]] + [f for f in frames[start + 1:] if not _is_plumbing(f)][-max_library_frames:]
+    outer = [frames[i] for i in user[-user_depth:-1]]
+    shown = outer + [frames[start]] + [f for f in frames[start + 1:] if not _is_plumbing(f)][-max_library_frames:]
     if not shown or (len(shown) == 1 and _is_plumbing(shown[0])):
         shown = frames[-3:]
     return shown
