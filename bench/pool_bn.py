@@ -4,10 +4,11 @@
     python bench/pool_bn.py --quick    # one shape per op, fewer repetitions
     python bench/pool_bn.py --device cuda   # the CuPy kernels (needs a GPU)
 
-Rows "op" time the public ops (``ops.pooling`` / ``ops.normalization`` through autograd: a Tensor with
+Rows "op" time the public ops (``ops.pooling`` / ``ops.normalization`` through autograd: a leaf Tensor with
 ``requires_grad``, forward, then ``backward`` with a random upstream gradient), which run the Numba kernels on the
-CPU and the CuPy kernels on the GPU. Rows "reference" time the NumPy reference kernels alone (forward kernel, then
-backward kernel), for comparison.
+CPU and the CuPy kernels on the GPU; the engine's own work (e.g. storing the leaf's gradient) is included. Rows
+"kernels" call the Numba kernels directly (forward kernel, then backward kernel), rows "reference" the NumPy
+reference kernels, for comparison (CPU only).
 
 GB/s counts the bytes of the tensors at the op's interface, as in ../shared/reference/perf_baseline.md (so the
 numbers compare with the PyTorch ones there): forward = input x + output y; forward+backward = x + y + upstream
@@ -22,7 +23,7 @@ import time
 import numpy as np
 
 from autograd import Tensor
-from ops.kernels import batchnorm_reference, pool_reference
+from ops.kernels import batchnorm_numba, batchnorm_reference, pool_numba, pool_reference
 from ops.normalization import batch_norm
 from ops.pooling import avg_pool2d, global_avg_pool2d, max_pool2d
 
@@ -55,37 +56,38 @@ def op_fn(kind, args, xp, c):
     return lambda t: batch_norm(t, gamma, beta, rm, rv, kind == "bn")
 
 
-def reference_fns(kind, args, x, gy):
-    """(forward, forward+backward) closures over the NumPy reference kernels."""
+def kernel_fns(pool, bn, kind, args, x, gy):
+    """(forward, forward+backward) closures calling the kernel modules ``pool`` and ``bn`` directly (no autograd),
+    or None for the ops without kernels."""
     n, c, h, w = x.shape
     if kind in ("max", "avg"):
         k, s, p = args
         a = (k, k, s, s, p, p)
         if kind == "max":
             def fwd():
-                return pool_reference.max_pool2d_forward(x, *a)
+                return pool.max_pool2d_forward(x, *a)
 
             def fb():
-                _, arg = pool_reference.max_pool2d_forward(x, *a)
-                return pool_reference.max_pool2d_backward(gy, arg, h, w, *a)
+                _, arg = pool.max_pool2d_forward(x, *a)
+                return pool.max_pool2d_backward(gy, arg, h, w, *a)
         else:
             def fwd():
-                return pool_reference.avg_pool2d_forward(x, *a)
+                return pool.avg_pool2d_forward(x, *a)
 
             def fb():
-                pool_reference.avg_pool2d_forward(x, *a)
-                return pool_reference.avg_pool2d_backward(gy, h, w, *a)
+                pool.avg_pool2d_forward(x, *a)
+                return pool.avg_pool2d_backward(gy, h, w, *a)
         return fwd, fb
     if kind == "bn":
         x3, gy3 = x.reshape(n, c, -1), gy.reshape(n, c, -1)
         g, b = np.ones(c, np.float32), np.zeros(c, np.float32)
 
         def fwd():
-            return batchnorm_reference.forward_train(x3, g, b, 1e-3)
+            return bn.forward_train(x3, g, b, 1e-3)
 
         def fb():
-            _, mean, _, invstd = batchnorm_reference.forward_train(x3, g, b, 1e-3)
-            return batchnorm_reference.backward_train(gy3, x3, mean, invstd, g)
+            _, mean, _, invstd = bn.forward_train(x3, g, b, 1e-3)
+            return bn.backward_train(gy3, x3, mean, invstd, g)
         return fwd, fb
     return None
 
@@ -196,10 +198,13 @@ def main():
                 return t.grad
 
             rows = [("op", op_fwd, op_fb)]
-            if with_reference and reference_fns(kind, op_args, x_host, gy_array) is not None:
-                rows.append(("reference", *reference_fns(kind, op_args, x_host, gy_array)))
+            if args.device == "cpu" and kind in ("max", "avg", "bn"):
+                rows.append(("kernels", *kernel_fns(pool_numba, batchnorm_numba, kind, op_args, x, gy_array)))
+                if with_reference:
+                    rows.append(("reference", *kernel_fns(pool_reference, batchnorm_reference, kind, op_args, x,
+                                                          gy_array)))
             for impl, fwd, fb in rows:
-                r = reps if impl == "op" else max(3, reps // 3)
+                r = max(3, reps // 3) if impl == "reference" else reps
                 if args.wait_idle:
                     wait_until_idle(args.wait_idle)
                 with ForeignLoad() as load:
