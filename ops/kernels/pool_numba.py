@@ -233,7 +233,7 @@ def _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, group, divisor, gx):
             _phases_to_plane(G, g * hq, sh, sw, ph, pw, hq, gxf[first + g])
 
 
-# ---------------------------------------------------------------- Python entry points (same signatures as the reference)
+# ---------------------------------------------------------------- entry points (same signatures as the reference)
 
 def _group_size(n_planes, h, w, ph, pw):
     """Planes per group: enough to make the vector loops long, few enough to keep several groups per thread."""

@@ -3,7 +3,7 @@
 Read this file first. Everything is a loop over the ``kh * kw`` *window offsets* ``(ky, kx)``; the work for one
 offset is one strided slice of the padded input, covering every output pixel at once::
 
-    x_padded[:, :, ky + oy*sh, kx + ox*sw]   for all oy < OH, ox < OW   ==   x_padded[:, :, ky::sh, kx::sw] (cut to OH x OW)
+    x_padded[:, :, ky + oy*sh, kx + ox*sw]  for all oy < OH, ox < OW   ==   x_padded[:, :, ky::sh, kx::sw][:, :, :OH, :OW]
 
 Sizes (PyTorch's rule, no ceil mode): ``OH = (H + 2*ph - kh) // sh + 1`` and the same for the width.
 
