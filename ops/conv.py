@@ -128,10 +128,9 @@ class _OpenBLAS:
 
 
 _blas = None
-_pool = None
-_pool_size = 0
+_pool = None                    # (ThreadPoolExecutor, size, pid of the process that made it)
 _local = threading.local()      # per-thread reusable buffers
-_lock = threading.Lock()
+_run_lock = threading.Lock()    # one threaded conv at a time: the OpenBLAS thread count is process-wide
 
 
 def _openblas():
@@ -142,13 +141,11 @@ def _openblas():
 
 
 def _worker_pool(n):
-    global _pool, _pool_size
-    with _lock:
-        if _pool is None or _pool_size < n:
-            if _pool is not None:
-                _pool.shutdown(wait=True)
-            _pool, _pool_size = ThreadPoolExecutor(n, thread_name_prefix="minception-conv"), n
-    return _pool
+    """The worker threads (made once; again after a fork, whose child inherits no threads)."""
+    global _pool
+    if _pool is None or _pool[1] < n or _pool[2] != os.getpid():
+        _pool = (ThreadPoolExecutor(n, thread_name_prefix="minception-conv"), n, os.getpid())
+    return _pool[0]
 
 
 def _buffer(name, size, dtype):
@@ -173,12 +170,13 @@ def _run(job, n_images, macs):
     if threads <= 1 or macs < _MIN_THREADED_MACS:
         return [job(0, n_images)]
     bounds = [n_images * t // threads for t in range(threads + 1)]
-    blas.set(1)
-    try:
-        futures = [_worker_pool(threads).submit(job, bounds[t], bounds[t + 1]) for t in range(threads)]
-        return [f.result() for f in futures]
-    finally:
-        blas.set(before)
+    with _run_lock:
+        blas.set(1)
+        try:
+            futures = [_worker_pool(threads).submit(job, bounds[t], bounds[t + 1]) for t in range(threads)]
+            return [f.result() for f in futures]
+        finally:
+            blas.set(before)
 
 
 def _kernels_cpu():
@@ -267,8 +265,7 @@ def _backward_cpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
         nb = _chunk_images(k, p, x.itemsize, hi - lo)
         if pointwise and p >= POINTWISE_MIN_PIXELS:
             nb = 1
-        dw = np.zeros((cout, k), dtype=x.dtype) if need_w else None
-        dw_chunk = _buffer("dw", cout * k, x.dtype).reshape(cout, k) if need_w else None
+        dw = dw_chunk = None
         for n0 in range(lo, hi, nb):
             n1 = min(hi, n0 + nb)
             m = (n1 - n0) * p
@@ -278,19 +275,26 @@ def _backward_cpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
                 gyc = _buffer("gy", cout * m, x.dtype).reshape(cout, m)
                 gyc.reshape(cout, n1 - n0, p)[...] = gy[n0:n1].transpose(1, 0, 2)
             direct = nb == 1 and pointwise               # the columns of image n0 are x[n0] itself
-            cols = None if direct else _buffer("cols", k * m, x.dtype).reshape(k, m)
-            if need_w:
-                if direct:
-                    _dw_gemm(gyc, x[n0].reshape(c, p), dw_chunk)
-                else:
+            if direct:
+                cols = x[n0].reshape(c, p)
+            else:
+                cols = _buffer("cols", k * m, x.dtype).reshape(k, m)
+                if need_w:
                     kern._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
+            if need_w:
+                if dw is None:                           # the first chunk writes the thread's sum directly
+                    dw = np.empty((cout, k), dtype=x.dtype)
+                    _dw_gemm(gyc, cols, dw)
+                else:
+                    if dw_chunk is None:
+                        dw_chunk = _buffer("dw", cout * k, x.dtype).reshape(cout, k)
                     _dw_gemm(gyc, cols, dw_chunk)
-                dw += dw_chunk
+                    dw += dw_chunk
             if need_x:
                 if direct:
                     np.matmul(w2d_t, gyc, out=dx[n0].reshape(c, p))
                 else:
-                    np.matmul(w2d_t, gyc, out=cols)      # the column gradient reuses the column buffer
+                    np.matmul(w2d_t, gyc, out=cols)      # the column gradient overwrites the columns
                     kern._col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx[n0:n1])
         return dw
 
@@ -329,9 +333,10 @@ def _backward_gpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
     gy3 = cp.ascontiguousarray(gy).reshape(n, cout, oh * ow)
     dx = dw = None
     if _is_pointwise(kernel, stride, padding):
-        x3 = x.reshape(n, c, h * w)
-        if need_w:
-            dw = cp.matmul(gy3, x3.transpose(0, 2, 1)).sum(axis=0)
+        if need_w:   # one GEMM over all pixels: (Cout, N*P) @ (N*P, C); no (N, Cout, C) intermediate
+            gy2d = cp.ascontiguousarray(gy3.transpose(1, 0, 2)).reshape(cout, -1)
+            x2d = cp.ascontiguousarray(x.reshape(n, c, h * w).transpose(1, 0, 2)).reshape(c, -1)
+            dw = gy2d @ x2d.T
         if need_x:
             dx = cp.matmul(w2d.T, gy3).reshape(x.shape)
         return dx, dw
