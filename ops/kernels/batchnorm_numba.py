@@ -20,14 +20,17 @@ Two kernels do all of it (fewer kernels, less compile time in a fresh process):
 
 Sums are accumulated in float64. Parallelism: ``_channel_sums`` uses ``prange`` over channels (each iteration owns
 its channel's two sums), ``_combine`` over the ``(n, c)`` rows of the ``(N, C, L)`` array (each iteration owns its
-output row). ``fastmath={"reassoc"}`` lets LLVM reorder the float64 sums so it can vectorise them; it changes the
-rounding of the sums a little and nothing else (NaNs and infinities keep their meaning).
+output row); small calls run on one thread (``pool_numba.serial_if_small``). ``fastmath={"reassoc"}`` lets LLVM
+reorder the float64 sums so it can vectorise them; it changes the rounding of the sums a little and nothing else
+(NaNs and infinities keep their meaning).
 
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
 and is cached on disk (``cache=True``).
 """
 import numpy as np
 from numba import njit, prange
+
+from .pool_numba import serial_if_small
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
@@ -81,7 +84,8 @@ def forward_train(x, gamma, beta, eps):
     x = np.ascontiguousarray(x)
     m = x.shape[0] * x.shape[2]
     shift = x[0, :, 0].astype(np.float64)
-    s1, s2 = _channel_sums(x, shift, x, shift)
+    with serial_if_small(x.size):
+        s1, s2 = _channel_sums(x, shift, x, shift)
     mu = s1 / m                                      # mean - shift
     mean = shift + mu
     var = np.maximum(s2 / m - mu * mu, 0.0)
@@ -89,7 +93,8 @@ def forward_train(x, gamma, beta, eps):
     dt = x.dtype
     y = np.empty_like(x)
     zero = np.zeros(x.shape[1], dt)
-    _combine(x, x, mean.astype(dt), zero, (gamma.astype(np.float64) * invstd).astype(dt), beta.astype(dt), y)
+    with serial_if_small(x.size):
+        _combine(x, x, mean.astype(dt), zero, (gamma.astype(np.float64) * invstd).astype(dt), beta.astype(dt), y)
     return y, mean, var, invstd
 
 
@@ -100,13 +105,16 @@ def forward_eval(x, gamma, beta, running_mean, running_var, eps):
     dt = x.dtype
     y = np.empty_like(x)
     zero = np.zeros(x.shape[1], dt)
-    _combine(x, x, running_mean.astype(dt), zero, (gamma.astype(np.float64) * invstd).astype(dt), beta.astype(dt), y)
+    with serial_if_small(x.size):
+        _combine(x, x, running_mean.astype(dt), zero, (gamma.astype(np.float64) * invstd).astype(dt),
+                 beta.astype(dt), y)
     return y, invstd
 
 
 def _gradient_sums(gy, x, centre):
     """sum(gy) and sum(gy * (x - centre)) per channel, float64."""
-    return _channel_sums(gy, np.zeros(x.shape[1]), x, np.asarray(centre, dtype=np.float64))
+    with serial_if_small(x.size):
+        return _channel_sums(gy, np.zeros(x.shape[1]), x, np.asarray(centre, dtype=np.float64))
 
 
 def backward_train(gy, x, mean, invstd, gamma):
@@ -120,7 +128,8 @@ def backward_train(gy, x, mean, invstd, gamma):
     k3 = -k1 * gbeta / m
     gx = np.empty_like(x)
     dt = x.dtype
-    _combine(gy, x, mean.astype(dt), k1.astype(dt), k2.astype(dt), k3.astype(dt), gx)
+    with serial_if_small(x.size):
+        _combine(gy, x, mean.astype(dt), k1.astype(dt), k2.astype(dt), k3.astype(dt), gx)
     return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
 
 
@@ -132,5 +141,6 @@ def backward_eval(gy, x, running_mean, invstd, gamma):
     dt = x.dtype
     gx = np.empty_like(x)
     zero = np.zeros(x.shape[1], dt)
-    _combine(gy, gy, zero, (gamma.astype(np.float64) * invstd).astype(dt), zero, zero, gx)
+    with serial_if_small(x.size):
+        _combine(gy, gy, zero, (gamma.astype(np.float64) * invstd).astype(dt), zero, zero, gx)
     return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)

@@ -26,7 +26,8 @@ backward needs no trick: each iteration zeroes its own gradient plane and adds e
 its argmax names (scalar, but only ``OH * OW`` adds per plane).
 
 Parallelism: ``prange`` over the groups of ``(n, c)`` planes; a group's output planes are written by that
-iteration alone, so there are no races and no atomics. Scratch memory is allocated once per group.
+iteration alone, so there are no races and no atomics. Scratch memory is allocated once per group. Small calls
+run on one thread (``serial_if_small``).
 
 Max pooling keeps the reference's rules exactly: the window offsets are visited in row-major order and a value
 replaces the running maximum when ``v > best or v is NaN``, so ties go to the first maximum and NaNs propagate.
@@ -36,6 +37,9 @@ Argmax offsets are computed in int32 (the same width as float32, so the select v
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
 and is cached on disk (``cache=True``).
 """
+import contextlib
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -43,6 +47,26 @@ from ..geometry import conv_out_size
 from .pool_reference import argmax_dtype, avg_pool_divisor
 
 _GROUP_ELEMENTS = 4096     # aim for about this many phase-plane elements per group (16 KiB of float32: L1-sized)
+SERIAL_BELOW = 1 << 15     # elements: below this a parallel kernel runs on the calling thread alone
+
+
+@contextlib.contextmanager
+def serial_if_small(size):
+    """Run the parallel kernels inside on one thread when ``size`` (elements touched) is small.
+
+    Waking the other Numba threads costs a few microseconds on an idle machine, but on a busy one a woken
+    thread may wait for a scheduler tick (4 ms measured here, for a kernel that needs 6 us on one thread):
+    tiny calls (gradient checks, small layers) are faster alone.
+    """
+    if size >= SERIAL_BELOW:
+        yield
+        return
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------- phase planes
@@ -248,7 +272,8 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     argmax = np.empty((n, c, oh, ow), dtype=argmax_dtype(kh, kw))
-    _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), y, argmax)
+    with serial_if_small(x.size):
+        _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), y, argmax)
     return y, argmax
 
 
@@ -257,7 +282,8 @@ def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
     gy = np.ascontiguousarray(gy)
     n, c = gy.shape[:2]
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
-    _max_pool2d_backward_kernel(gy, np.ascontiguousarray(argmax), kh, kw, sh, sw, ph, pw, gx)
+    with serial_if_small(gx.size):
+        _max_pool2d_backward_kernel(gy, np.ascontiguousarray(argmax), kh, kw, sh, sw, ph, pw, gx)
     return gx
 
 
@@ -268,7 +294,8 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     divisor = avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, x.dtype)
-    _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), divisor, y)
+    with serial_if_small(x.size):
+        _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), divisor, y)
     return y
 
 
@@ -278,5 +305,6 @@ def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=Fals
     n, c = gy.shape[:2]
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
     divisor = avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, gy.dtype)
-    _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), divisor, gx)
+    with serial_if_small(gx.size):
+        _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), divisor, gx)
     return gx
