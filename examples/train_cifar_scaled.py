@@ -57,7 +57,7 @@ DEFAULTS = {
     "blocks": "1,1,1",
     "epochs": 4,
     "batch_size": 32,
-    "lr": 0.01,
+    "lr": 0.02,
     "optimizer": "rmsprop",
     "rmsprop_eps": 1.0,
     "momentum": 0.9,
@@ -67,9 +67,10 @@ DEFAULTS = {
     "label_smoothing": 0.1,
     "clip": 2.0,
     "ema_decay": 0.9999,
+    "ema_bn": True,
     "dropout": 0.2,
     "augment": True,
-    "subset": 4000,
+    "subset": 10000,
     "test_subset": 1000,
     "data_dir": None,
     "synthetic": False,
@@ -123,6 +124,8 @@ def build_parser():
     g.add_argument("--ema-decay", type=float,
                    help=f"decay of the parameter average used for evaluation (default {d['ema_decay']}; 0: evaluate "
                         "the raw weights)")
+    g.add_argument("--no-ema-bn", dest="ema_bn", action="store_false",
+                   help="average the parameters only, not the BN running statistics")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no random crop and flip")
     g.add_argument("--seed", type=int, help=f"seeds weights, data order, augmentation, dropout (default {d['seed']})")
@@ -226,7 +229,11 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
     test_loader = data.DataLoader(test, 250, shuffle=False, mean=mean, std=std)
     schedule = optim.exponential_decay(cfg["lr"], len(train_loader), rate=cfg["lr_decay"],
                                        epochs_per_decay=cfg["lr_decay_epochs"])
-    ema = optim.EMA(params, decay=cfg["ema_decay"]) if cfg["ema_decay"] else None
+    # The average covers the BN running statistics too (as TF-slim's moving averages do): averaged weights
+    # evaluated with the statistics of the latest raw weights are a mismatch early in training.
+    averaged = params + ([(n, b) for n, b in model.named_buffers() if b.dtype.kind == "f"]
+                         if cfg["ema_bn"] else [])
+    ema = optim.EMA(averaged, decay=cfg["ema_decay"]) if cfg["ema_decay"] else None
     return Trainer(model, opt, train_loader, test_loader, epochs=cfg["epochs"], schedule=schedule, ema=ema,
                    label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None, run_dir=run_dir,
                    name=name, device=cfg["device"], checkpoint_every=cfg["checkpoint_every"],
@@ -330,7 +337,8 @@ def main(argv=None):
     plot = None
     if any(h["epochs"] for h in histories.values()):
         try:
-            plot = compare.plot_comparison(histories, os.path.join(out, plot_name), title=title)
+            plot = compare.plot_comparison(histories, os.path.join(out, plot_name), title=title,
+                                          chance=1.0 / train.num_classes)
         except ImportError:
             say("matplotlib is not installed; no plot written")
     table = compare.comparison_table(histories, params)

@@ -60,9 +60,10 @@ def _loss_curve(history):
     return ([r["step"] for r in rows], [r["train_time_s"] for r in rows], [r["train_loss"] for r in rows])
 
 
-def plot_comparison(histories, path, title="", dpi=90):
+def plot_comparison(histories, path, title="", chance=None, dpi=90):
     """Write a 2 x 2 PNG: test accuracy (top) and training loss (bottom) against steps (left) and training
-    time (right), one line per model. Returns ``path``.
+    time (right), one line per model. ``chance``: draw the chance accuracy (e.g. 0.1) as a dashed line.
+    Returns ``path``.
 
     ``histories`` is ``load_histories``'s output. Uses matplotlib's non-interactive Agg backend.
     """
@@ -81,6 +82,9 @@ def plot_comparison(histories, path, title="", dpi=90):
         ls, lt, ll = _loss_curve(h)
         axes[1, 0].plot(ls, ll, color=line.get_color(), label=name)
         axes[1, 1].plot(lt, ll, color=line.get_color(), label=name)
+    if chance is not None:
+        for ax in axes[0]:
+            ax.axhline(100 * chance, color="gray", ls="--", lw=1, label="chance")
     axes[0, 0].set_ylabel("test accuracy (%)")
     axes[1, 0].set_ylabel("training loss")
     axes[1, 0].set_xlabel("optimizer steps")

@@ -94,7 +94,8 @@ class Trainer:
         test_loader: a DataLoader without shuffling or augmentation, or None to skip evaluation.
         epochs: total number of epochs of the run (a resumed run continues towards it).
         schedule: ``step -> lr`` (an ``optim.Schedule``), or None to keep ``optimizer.lr``.
-        ema: an ``optim.EMA`` of the parameters, updated after each step and swapped in to evaluate; or None.
+        ema: an ``optim.EMA`` of the parameters (and, optionally, of the BN running statistics), updated after
+            each step and swapped in to evaluate; or None.
         label_smoothing: for the training loss (the test loss is plain cross-entropy).
         clip_norm: clip the global gradient norm to this (None: no clipping; the norm is still checked).
         run_dir: folder for ``metrics.jsonl``, ``train_log.jsonl``, ``last.npz``, ``best.npz``; None writes nothing.
@@ -110,12 +111,13 @@ class Trainer:
         seed: seeds the generators of dropout layers that have none (so that their masks can be resumed).
         print_fn: where the one-line epoch summaries go (``None`` to stay quiet).
         handle_sigint: catch Ctrl-C to stop cleanly (only possible in the main thread).
+        eval_raw: with an EMA, also evaluate the raw weights each epoch (``test_acc_raw``, ``test_loss_raw``).
     """
 
     def __init__(self, model, optimizer, train_loader, test_loader=None, *, epochs=1, schedule=None, ema=None,
                  label_smoothing=0.0, clip_norm=None, run_dir=None, name="model", device="cpu",
                  checkpoint_every=0, log_every=20, max_steps=None, progress=None, callbacks=(), config=None,
-                 seed=0, print_fn=print, handle_sigint=True):
+                 seed=0, print_fn=print, handle_sigint=True, eval_raw=True):
         if epochs < 0:
             raise ValueError(f"Trainer: epochs must be >= 0, got {epochs}")
         if len(train_loader) == 0:
@@ -128,7 +130,7 @@ class Trainer:
         self.run_dir, self.name, self.device = run_dir, name, device
         self.checkpoint_every, self.log_every, self.max_steps = int(checkpoint_every), int(log_every), max_steps
         self.progress, self.config, self.print_fn = progress, dict(config or {}), print_fn
-        self.handle_sigint = handle_sigint
+        self.handle_sigint, self.eval_raw = handle_sigint, bool(eval_raw)
         self.callbacks = list(callbacks)
 
         # where the run is
@@ -500,8 +502,11 @@ class Trainer:
 
     def _end_epoch(self, bar):
         t0 = time.perf_counter()
+        raw_loss = raw_acc = None
         if self.test_loader is not None:
             test_loss, test_acc = self.evaluate(_check_stop=True)
+            if self.ema is not None and self.eval_raw:
+                raw_loss, raw_acc = self.evaluate(use_ema=False, _check_stop=True)
             test_images = len(self.test_loader.labels)
         else:
             test_loss = test_acc = None
@@ -515,6 +520,8 @@ class Trainer:
             "train_time_s": self.train_time, "epoch_train_s": self.epoch_train_time, "eval_s": eval_time,
             "test_images": test_images, "ema": self.ema is not None, "grad_norm": self.epoch_grad_norm.mean,
         }
+        if raw_acc is not None:
+            record.update(test_loss_raw=raw_loss, test_acc_raw=raw_acc)
         self.history.append(record)
         if self.metrics is not None:
             self.metrics.append(record)
@@ -532,6 +539,8 @@ class Trainer:
                 self._save_best()
             self.save()
         test_txt = "" if test_acc is None else f"  test loss {test_loss:.4f} acc {100 * test_acc:5.1f}%"
+        if raw_acc is not None:
+            test_txt += f" (raw weights {100 * raw_acc:.1f}%)"
         self._say(f"{self.name} epoch {record['epoch']}/{self.epochs}  step {self.step}  train loss "
                   f"{record['train_loss']:.4f} acc {100 * record['train_acc']:5.1f}%{test_txt}  "
                   f"lr {record['lr']:.4g}  {record['images_per_s']:.1f} img/s  {record['elapsed_s']:.0f} s", bar)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from minception import data, nn, optim
-from minception.train import (LAST, METRICS, NonFiniteLossError, Trainer, load_checkpoint, read_jsonl)
+from minception.train import (LAST, METRICS, MetricsLog, NonFiniteLossError, Trainer, load_checkpoint,
+                              read_jsonl)
 from minception.train import trainer as trainer_module
 
 REQUIRED = {"model", "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "elapsed_s",
@@ -331,3 +332,29 @@ def test_checkpoint_config_is_stored(tmp_path):
     t.fit()
     assert load_checkpoint(tmp_path / LAST)["config"] == {"lr": 0.02, "blocks": "1,1,1"}
     json.dumps(read_jsonl(tmp_path / METRICS))
+
+
+def test_comparison_table_plot_and_faster_model(tmp_path):
+    from minception.train import compare
+
+    def recs(name, accs, seconds_per_epoch):
+        return [{"model": name, "epoch": i + 1, "step": 10 * (i + 1), "train_loss": 2.0 - 0.1 * i, "train_acc": a,
+                 "test_loss": 1.0, "test_acc": a, "lr": 0.01, "elapsed_s": 0.0, "images_per_s": 100.0 + i,
+                 "train_time_s": seconds_per_epoch * (i + 1)} for i, a in enumerate(accs)]
+
+    hist = {"plain": {"epochs": recs("plain", [0.2, 0.4, 0.6], 10.0), "steps": []},
+            "residual": {"epochs": recs("residual", [0.5, 0.6, 0.7], 8.0), "steps": []}}
+    table = compare.comparison_table(hist, {"plain": 1000, "residual": 2000})
+    lines = table.splitlines()
+    assert "to 54.0%" in lines[0]                     # 90% of the lowest final accuracy (60%)
+    assert lines[2].split()[:2] == ["plain", "1,000"] and lines[2].endswith("30 / 30")
+    assert lines[3].split()[:2] == ["residual", "2,000"] and lines[3].endswith("20 / 16")
+    assert compare.faster_model(hist) == ("residual", 16.0)
+    png = compare.plot_comparison(hist, str(tmp_path / "c.png"), title="t", chance=0.1)
+    assert os.path.getsize(png) > 10_000
+    # the runs on disk read back the same way
+    for name, h in hist.items():
+        log = MetricsLog(tmp_path / name / METRICS, fresh=True)
+        for r in h["epochs"]:
+            log.append(r)
+    assert compare.load_histories(str(tmp_path), ["plain", "residual", "absent"]).keys() == {"plain", "residual"}
