@@ -169,11 +169,33 @@ def backward(tensors, grads=None, retain_graph=False):
         pass
 
 
+class _Slots(list):
+    """The gradients collected for a Function's outputs (None until one arrives), and which of them are sums
+    the engine allocated itself (``owned``: safe to add into in place)."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.owned = [False] * len(items)
+
+
 def _add_pending(pending, fn, index, grad):
+    """Add ``grad`` to the gradient collected so far for output ``index`` of ``fn``.
+
+    Readable form: ``slots[index] = grad if slots[index] is None else slots[index] + grad``. Fast path: an
+    output used by k consumers (a block input feeds 3-4 branches) would allocate k-1 full-size sums; instead
+    the first sum is a new array, which the engine then owns, and later gradients are added into it in place.
+    The arrays a backward returns are never written to: they may be shared (``Add`` returns ``gy`` twice).
+    """
     slots = pending.get(fn)
     if slots is None:
-        slots = pending[fn] = [None] * len(fn.output_shapes)
-    slots[index] = grad if slots[index] is None else slots[index] + grad
+        slots = pending[fn] = _Slots([None] * len(fn.output_shapes))
+    if slots[index] is None:
+        slots[index] = grad
+    elif slots.owned[index] and slots[index].shape == grad.shape and slots[index].dtype == grad.dtype:
+        slots[index] += grad
+    else:
+        slots[index] = slots[index] + grad
+        slots.owned[index] = True
 
 
 def _fill_missing(fn, slots):

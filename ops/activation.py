@@ -13,8 +13,11 @@ class ReLU(Function):
         return y
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        return xp.where(self.y > 0, gy, xp.zeros((), gy.dtype))
+        # Readable form: xp.where(self.y > 0, gy, 0). Multiplying by the boolean mask gives the same values
+        # (a mask entry is 0 or 1) and is 4-6x faster in NumPy, whose where() with a scalar is not vectorised
+        # (25 MB float32: 30-50 ms against 6-10 ms, bench/profile_step.py). Only difference: a NaN or infinite
+        # upstream gradient at a masked position stays NaN instead of becoming 0; it is non-finite already.
+        return gy * (self.y > 0)
 
 
 def relu(x):

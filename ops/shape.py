@@ -71,10 +71,13 @@ class Concat(Function):
         return get_array_module(*xs).concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
+        # Each input's gradient is its slice of gy: a view, not a copy. The ops that receive these gradients
+        # either work on strided arrays directly (ReLU's multiply, a nested concat's split) or make them
+        # contiguous themselves (conv, batch norm, pooling), so a copy here would be one more pass over the
+        # block's output for nothing (Inception blocks: 10-30% of the activations each step).
         xp = get_array_module(gy)
         bounds = np.cumsum(self.sizes)[:-1].tolist()
-        return tuple(xp.ascontiguousarray(g) if need else None
-                     for g, need in zip(xp.split(gy, bounds, axis=self.axis), self.needs_input_grad))
+        return tuple(g if need else None for g, need in zip(xp.split(gy, bounds, axis=self.axis), self.needs_input_grad))
 
 
 class Split(Function):
