@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from train_step import SCALED, THREADS, build_minception, import_engine, limit_our_threads  # noqa: E402
+from train_step import SCALED, THREADS, build_minception, import_engine, limit_our_threads, wait_for_quiet  # noqa: E402
 
 
 def main():
@@ -42,11 +42,15 @@ def main():
     parser.add_argument("--depth", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-cprofile", action="store_true")
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--wait", type=float, default=60, help="max seconds to wait for a quiet machine")
     args = parser.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(args.threads)         # before NumPy and Numba are imported
 
     import numpy as np
     ops = import_engine()
-    print("threads:", limit_our_threads(THREADS))
+    print("threads:", limit_our_threads(args.threads))
     from autograd import Tensor, TimerHook
     from minception import optim
 
@@ -64,6 +68,7 @@ def main():
 
     for _ in range(2):                       # warm-up: Numba compilation, buffers, optimizer state
         step()
+    print(f"load of other processes before timing: {wait_for_quiet(args.wait):.2f} cores")
     plain = []
     for _ in range(3):
         t0 = time.perf_counter()

@@ -93,6 +93,12 @@ def rss_mb():
     return float("nan")
 
 
+def cpu_seconds():
+    """CPU time (user + system) of this process so far, all threads: spinning threads count too."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KB on Linux
 
@@ -151,9 +157,8 @@ def conv_flop_counter():
 
 def worker_ours(args):
     import numpy as np
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
     ops = import_engine()
-    info = limit_our_threads(THREADS)
+    info = limit_our_threads(args.threads)
     from autograd import Tensor, no_grad
     from minception import optim
 
@@ -178,10 +183,11 @@ def worker_ours(args):
     base = rss_mb()
     counter = conv_flop_counter()
     split, losses = {"fwd": [], "bwd": [], "upd": []}, []
-    times = []
+    times, cpu = [], []
     for i in range(args.warmup + args.steps):
         if i == 0:
             counter.add()
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         loss = ops.softmax_cross_entropy(net(x), y)
         t1 = time.perf_counter()
@@ -194,10 +200,12 @@ def worker_ours(args):
             counter.remove()
         losses.append(loss.item())
         times.append(t3 - t0)
+        cpu.append(cpu_seconds() - c0)
         if i >= args.warmup:
             split["fwd"].append(t1 - t0), split["bwd"].append(t2 - t1), split["upd"].append(t3 - t2)
         del loss
     return {"engine": "minception", "step": summary(times[args.warmup:]),
+            "cpu": statistics.median(cpu[args.warmup:]),
             "split": {k: statistics.median(v) for k, v in split.items()}, "conv_flops": 3 * counter.flops,
             "base_mb": base, "peak_mb": peak_rss_mb(), "losses": losses, "threads": info,
             "params": net.num_parameters()}
@@ -208,7 +216,7 @@ def worker_ours(args):
 def worker_torch(args):
     import torch
     import torch.nn.functional as F
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     sys.path.insert(0, HERE)
     import torch_models
 
@@ -241,8 +249,9 @@ def worker_torch(args):
         flops[0] += 2 * output.numel() * (module.in_channels // module.groups) * kh * kw
 
     handles = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-    split, losses, times = {"fwd": [], "bwd": [], "upd": []}, [], []
+    split, losses, times, cpu = {"fwd": [], "bwd": [], "upd": []}, [], [], []
     for i in range(args.warmup + args.steps):
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         loss = F.cross_entropy(net(x), y)
         t1 = time.perf_counter()
@@ -256,10 +265,12 @@ def worker_torch(args):
                 h.remove()
         losses.append(loss.item())
         times.append(t3 - t0)
+        cpu.append(cpu_seconds() - c0)
         if i >= args.warmup:
             split["fwd"].append(t1 - t0), split["bwd"].append(t2 - t1), split["upd"].append(t3 - t2)
         del loss
     return {"engine": "torch", "step": summary(times[args.warmup:]),
+            "cpu": statistics.median(cpu[args.warmup:]),
             "split": {k: statistics.median(v) for k, v in split.items()}, "conv_flops": 3 * flops[0],
             "base_mb": base, "peak_mb": peak_rss_mb(), "losses": losses, "threads": info,
             "params": sum(p.numel() for p in net.parameters())}
@@ -272,9 +283,9 @@ def child_env(args):
     if not args.keep_openblas_env:
         for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
             env.pop(k, None)
-    env.setdefault("OMP_NUM_THREADS", str(THREADS))
-    env.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
-    env.setdefault("NUMBA_NUM_THREADS", str(THREADS))
+    threads = str(getattr(args, "threads", THREADS))
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[k] = threads
     return env
 
 
@@ -283,7 +294,7 @@ def run_worker(args, engine, network):
     python = args.torch_python if engine == "torch" else sys.executable
     cmd = [python, os.path.abspath(__file__), "--worker", engine, "--network", network, "--what", args.what,
            "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
-           "--warmup", str(args.warmup)]
+           "--warmup", str(args.warmup), "--threads", str(args.threads)]
     best = None
     for attempt in range(args.retries + 1):
         wait_for_quiet(args.wait)
@@ -313,7 +324,7 @@ def print_header(args):
         print(f"# removed from the subprocesses' environment: {', '.join(f'{k}={os.environ[k]}' for k in removed)}")
     elif removed:
         print(f"# WARNING: kept {removed}: forced OpenBLAS core types can be 3-5x slower or hang")
-    print(f"# {args.what}: batch {args.batch}, {args.size}x{args.size}, float32, {THREADS} threads each side; "
+    print(f"# {args.what}: batch {args.batch}, {args.size}x{args.size}, float32, {args.threads} thread(s) each side; "
           f"{args.warmup} warm-up + {args.steps} timed steps per run, {args.rounds} round(s); median [min-max] s")
 
 
@@ -355,12 +366,16 @@ def main_train(args):
               f"{gf / t_torch:10.1f} {100 * gf / t_torch / GEMM_RATE:4.0f}% {peak_o:6.0f} ({net_o:5.0f}) "
               f"{peak_t:7.0f} ({net_t:5.0f}) {load:9.2f}{note}")
     print()
-    print(f"{'split (median s)':30s} {'ours fwd':>9s} {'bwd':>6s} {'upd':>6s}   {'torch fwd':>9s} {'bwd':>6s} {'upd':>6s}")
+    print(f"{'split (median s), CPU s':30s} {'ours fwd':>9s} {'bwd':>6s} {'upd':>6s} {'cpu':>6s}   {'torch fwd':>9s} "
+          f"{'bwd':>6s} {'upd':>6s} {'cpu':>6s} {'cpu ratio':>9s}")
     for network, runs in rows:
-        so = runs["minception"][0]["split"]
-        st = runs["torch"][0]["split"]
-        print(f"{network:30s} {so['fwd']:9.3f} {so['bwd']:6.3f} {so['upd']:6.3f}   {st['fwd']:9.3f} {st['bwd']:6.3f} "
-              f"{st['upd']:6.3f}")
+        so, st = runs["minception"][0]["split"], runs["torch"][0]["split"]
+        co = statistics.median(r["cpu"] for r in runs["minception"])
+        ct = statistics.median(r["cpu"] for r in runs["torch"])
+        print(f"{network:30s} {so['fwd']:9.3f} {so['bwd']:6.3f} {so['upd']:6.3f} {co:6.2f}   {st['fwd']:9.3f} "
+              f"{st['bwd']:6.3f} {st['upd']:6.3f} {ct:6.2f} {co / ct:9.2f}")
+    print("(cpu: CPU seconds of the whole process per step, median; with 1 thread per side it is the least "
+          "load-sensitive comparison)")
 
 
 def main_inference(args):
@@ -383,6 +398,8 @@ def main():
     parser.add_argument("--size", type=int, default=None, help="default 32 (train), 299 (inference)")
     parser.add_argument("--steps", type=int, default=7, help="timed steps per run (>= 5 for the report)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="threads per side (1: CPU-time comparison that a busy machine disturbs least)")
     parser.add_argument("--rounds", type=int, default=1, help="alternate ours/torch this many times")
     parser.add_argument("--quick", action="store_true", help="batch 16, 1 warm-up + 2 timed steps, no waiting")
     parser.add_argument("--wait", type=float, default=120, help="max seconds to wait for a quiet machine")
