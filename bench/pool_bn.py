@@ -138,16 +138,16 @@ def wait_until_idle(timeout_s):
             return
 
 
-def measure(fn, reps, sync):
+def measure(fn, reps, sync, clock=time.perf_counter):
     fn()
     fn()
     times = []
     for _ in range(reps):
         sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         sync()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return float(np.median(times)), min(times), max(times)
 
 
@@ -157,6 +157,10 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 15, --quick 5)")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference rows")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with this process's CPU time instead of wall-clock time (CPU only): on a busy "
+                             "machine, run with NUMBA_NUM_THREADS=1 and this flag to get the single-core time "
+                             "the work would take alone")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                         help="before each row wait up to S seconds for an idle machine (shared machines)")
     args = parser.parse_args()
@@ -172,7 +176,9 @@ def main():
         print(f"device: CPU, Numba {numba.__version__}, {numba.get_num_threads()} threads "
               f"({numba.config.THREADING_LAYER} layer)")
     with_reference = args.device == "cpu" and not args.quick and not args.no_reference
-    print(f"float32, median of {reps} runs [min-max]; GB/s: fwd (x + y bytes), f+b (x + y + gy + gx bytes)\n")
+    clock = time.process_time if args.cpu_time and args.device == "cpu" else time.perf_counter
+    print(f"float32, median of {reps} runs [min-max] of {'process CPU' if clock is time.process_time else 'wall'} "
+          f"time; GB/s: fwd (x + y bytes), f+b (x + y + gy + gx bytes)\n")
     print("'others' = cores' worth of CPU used by other processes during the row (noise indicator)\n")
     print("| op | N, C, HxW | input MB | impl | fwd ms | fwd GB/s | f+b ms | f+b GB/s | others |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -208,8 +214,8 @@ def main():
                 if args.wait_idle:
                     wait_until_idle(args.wait_idle)
                 with ForeignLoad() as load:
-                    tf = measure(fwd, r, sync)
-                    tb = measure(fb, r, sync)
+                    tf = measure(fwd, r, sync, clock)
+                    tb = measure(fb, r, sync, clock)
                 others = "?" if load.cores is None else f"{load.cores:.2f}"
                 n, c, h, w = shape
                 print(f"| {label} | {n}, {c}, {h}x{w} | {x_mb:.1f} | {impl} "
