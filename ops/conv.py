@@ -51,6 +51,8 @@ from .geometry import as_pair, check_window_fits, normalize_padding, normalize_s
 
 #: target size in bytes of one worker's column buffer (one chunk of images); a chunk holds at least one image
 CHUNK_BYTES = 1 << 20
+#: ... but at least this many GEMM columns (chunk images x OH*OW): thinner products run far below peak
+MIN_CHUNK_COLUMNS = 256
 #: a 1x1 stride-1 conv on images of at least this many pixels multiplies each image in place (no im2col copy)
 POINTWISE_MIN_PIXELS = 256
 #: below this many multiply-adds (forward) a conv runs in the calling thread: thread handover is not worth it
@@ -185,7 +187,9 @@ def _kernels_cpu():
 
 
 def _chunk_images(k, p, itemsize, n):
-    return max(1, min(n, CHUNK_BYTES // max(1, k * p * itemsize)))
+    """Images per chunk: a column buffer of about CHUNK_BYTES, but at least MIN_CHUNK_COLUMNS GEMM columns."""
+    nb = max(CHUNK_BYTES // max(1, k * p * itemsize), -(-MIN_CHUNK_COLUMNS // p))
+    return max(1, min(n, nb))
 
 
 def _is_pointwise(kernel, stride, padding):
