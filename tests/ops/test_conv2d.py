@@ -102,6 +102,7 @@ def test_gradcheck_threaded_path(monkeypatch):
     """The worker-thread CPU path (normally only for big convs) has its own chunking: check its gradients too."""
     monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)          # one image per chunk
+    monkeypatch.setattr(conv_module, "MIN_CHUNK_COLUMNS", 1)
     x = Tensor(sample((3, 2, 5, 4), 13), requires_grad=True)
     w = Tensor(sample((3, 2, 3, 3), 14), requires_grad=True)
     b = Tensor(sample(3, 15), requires_grad=True)
@@ -151,7 +152,8 @@ def test_worker_threads_match_calling_thread(monkeypatch, ws, stride, padding):
     expected = _forward_backward(x, w, b, stride, padding, gy)
     monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
     monkeypatch.setattr(conv_module, "POINTWISE_MIN_PIXELS", 1)
-    for chunk_bytes in (1, 40_000):
+    monkeypatch.setattr(conv_module, "MIN_CHUNK_COLUMNS", 1)
+    for chunk_bytes in (1, 200_000):              # chunks of 1 image and of several
         monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes)
         got = _forward_backward(x, w, b, stride, padding, gy)
         for name, a, e in zip(("y", "dx", "dw", "db"), got, expected):
