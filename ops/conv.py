@@ -27,12 +27,14 @@ machine, float32, batch 64, Inception shapes; see ``bench/conv.py``):
 * a ``prange`` (parallel) Numba im2col alternating with OpenBLAS's own 2-thread GEMM was 2-14x *slower* than
   this: the two thread pools spin-wait while the other works, so every handover cost milliseconds on 2 cores.
   Here only one kind of thread is busy at a time: while the workers run, OpenBLAS is limited to 1 thread
-  (``_blas_threads``) and called from each worker;
+  (``_run``) and called from each worker. (Bonus: on a machine shared with other jobs, one-thread GEMMs degrade
+  gracefully, where OpenBLAS's 2-thread GEMM, which waits for its slowest thread, slows down 10x or more);
 * a 1x1 stride-1 conv without padding needs no im2col at all: image ``n``'s column matrix is ``x[n]`` seen as
   ``(C, H*W)``, so with one image per chunk the GEMM reads ``x`` directly.
 
-The weight gradient is accumulated per thread over its chunks (``gY_chunk @ cols_chunk.T``) and the per-thread
-sums are added in a fixed order, so results do not depend on timing. See ``_dw_gemm`` for the GEMM layout chosen.
+The weight gradient is accumulated per thread over its chunks, as ``dW.T += cols_chunk @ gY_chunk.T`` (the
+fastest layout here: see ``_dw_gemm``), and the per-thread sums are added in a fixed order, so results do not
+depend on timing. ``import ops`` imports neither Numba nor CuPy: the kernels are imported at the first call.
 
 If NumPy's BLAS is not OpenBLAS (so its thread count cannot be set), the chunks run one after the other in the
 calling thread with the BLAS multi-threaded as usual.
@@ -236,20 +238,18 @@ def _forward_cpu(x, w2d, bias, kernel, stride, padding, out_hw):
 
 
 def _dw_gemm(gy2d, cols, out):
-    """``out = gy2d @ cols.T``: ``(Cout, m) @ (m, K) -> (Cout, K)``, the weight-gradient GEMM of one chunk.
+    """``out = cols @ gy2d.T``: ``(K, m) @ (m, Cout) -> (K, Cout)``, the weight gradient of one chunk, *transposed*.
 
-    Layout: both operands are C-contiguous and the product is ``gy2d @ cols.T``, which NumPy hands to BLAS as
-    one sgemm with the second operand transposed ("NT"); nothing is copied. Measured alternatives (bench notes
-    in the report of this module; 2 threads, whole batch): ``cols @ gy2d.T`` (giving dW.T) ran within +-15% of
-    it, either way round depending on the shape, and F-order copies of the operands gained nothing. What was
-    slow: per-image products summed (``sum_n gY[n] @ cols[n].T`` with P = OH*OW = 64..1024) 2-4x slower, a
-    broadcast ``np.matmul`` over the batch then ``.sum(0)`` 1.5-4x, ``np.einsum`` 1.3-2.5x, ``np.tensordot``
-    on the 6-D layout 2-5x (it copies the whole buffer); and every 2-thread GEMM whose neighbour core was busy
-    with another thread pool (Numba's, or a second BLAS caller) ran up to 20-40x slower -- the trap that the
-    single-threaded per-worker GEMMs here avoid. With the chunked layout each product's inner dimension is
-    ``m = nb*OH*OW`` (>= 256), long enough for full GEMM speed.
+    Layout (measured on this machine's OpenBLAS 0.3.31, SkylakeX kernels, one thread, float32, the chunk shapes
+    of bench/conv.py): computing dW.T as ``cols @ gy2d.T`` ran at 128-149 GFLOP/s, 6-15% faster than
+    ``gy2d @ cols.T`` (110-137), with both operands C-contiguous (BLAS reads the transposed one in place; F-order
+    copies gained nothing). So each thread accumulates dW.T (K, Cout), and the sum is transposed once at the
+    end (Cout*K values: nothing next to the GEMM). The traps are elsewhere: ``np.einsum`` on the same operands
+    (no BLAS without ``optimize=True``) ran 8-10x slower (12-17 GFLOP/s), and on the whole batch with 2 BLAS
+    threads per-image products summed ran 2-4x slower, ``np.tensordot`` on 3-D operands 2-5x slower, and any
+    2-thread GEMM sharing the cores with another busy thread pool 10-40x slower.
     """
-    np.matmul(gy2d, cols.T, out=out)
+    np.matmul(cols, gy2d.T, out=out)
 
 
 def _backward_cpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
@@ -269,7 +269,7 @@ def _backward_cpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
         nb = _chunk_images(k, p, x.itemsize, hi - lo)
         if pointwise and p >= POINTWISE_MIN_PIXELS:
             nb = 1
-        dw = dw_chunk = None
+        dw_t = chunk_t = None                           # this thread's dW.T, (K, Cout)
         for n0 in range(lo, hi, nb):
             n1 = min(hi, n0 + nb)
             m = (n1 - n0) * p
@@ -286,28 +286,29 @@ def _backward_cpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
                 if need_w:
                     kern._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
             if need_w:
-                if dw is None:                           # the first chunk writes the thread's sum directly
-                    dw = np.empty((cout, k), dtype=x.dtype)
-                    _dw_gemm(gyc, cols, dw)
+                if dw_t is None:                         # the first chunk writes the thread's sum directly
+                    dw_t = np.empty((k, cout), dtype=x.dtype)
+                    _dw_gemm(gyc, cols, dw_t)
                 else:
-                    if dw_chunk is None:
-                        dw_chunk = _buffer("dw", cout * k, x.dtype).reshape(cout, k)
-                    _dw_gemm(gyc, cols, dw_chunk)
-                    dw += dw_chunk
+                    if chunk_t is None:
+                        chunk_t = _buffer("dw", k * cout, x.dtype).reshape(k, cout)
+                    _dw_gemm(gyc, cols, chunk_t)
+                    dw_t += chunk_t
             if need_x:
                 if direct:
                     np.matmul(w2d_t, gyc, out=dx[n0].reshape(c, p))
                 else:
                     np.matmul(w2d_t, gyc, out=cols)      # the column gradient overwrites the columns
                     kern._col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx[n0:n1])
-        return dw
+        return dw_t
 
     partial = _run(job, n, n * p * k * cout)
     dw = None
     if need_w:
-        dw = partial[0]
+        dw_t = partial[0]
         for part in partial[1:]:                          # fixed order: deterministic
-            dw += part
+            dw_t += part
+        dw = np.ascontiguousarray(dw_t.T)
     return dx, dw
 
 
