@@ -269,3 +269,14 @@ def test_gpu_gradcheck_float64():
     w = Tensor(cp.asarray(sample((2, 3, 3, 1), 45)), requires_grad=True)
     b = Tensor(cp.asarray(sample(2, 46)), requires_grad=True)
     assert gradcheck(lambda *t: conv2d(*t, stride=(2, 1), padding="same"), [x, w, b])
+
+
+def test_import_compiles_nothing():
+    """``import ops`` must not import the Numba kernels (compiling happens at the first call) nor CuPy."""
+    import subprocess
+    import sys
+    code = ("import sys, ops; "
+            "print(sorted(m for m in sys.modules if m in ('ops.kernels.im2col_numba', 'ops.kernels.im2col_cupy', "
+            "'cupy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
