@@ -94,6 +94,12 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
     """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it to ``path`` atomically.
 
@@ -105,6 +111,7 @@ def atomic_write(path, write):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())        # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
