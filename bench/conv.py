@@ -22,6 +22,7 @@ allocation. Timings never assert anything.
     python bench/conv.py                  # the full table (about a minute on 2 cores)
     python bench/conv.py --quick          # batch 8, 3 reps: a smoke run
     python bench/conv.py --device cuda    # CuPy: synchronised timing, cupy.matmul as the GEMM
+    python bench/conv.py --threads 1 --cpu-time --no-wait   # one core, CPU seconds: usable on a busy machine
 
 Run it alone: other processes using the CPU (tests, a second benchmark) slow 2-thread GEMMs down 10x or more.
 """
@@ -99,15 +100,18 @@ def wait_until_quiet(max_wait_s=60.0, threshold=0.1):
 
 # ---------------------------------------------------------------- timing
 
+CLOCK = time.perf_counter                  # --cpu-time: time.process_time (CPU seconds of all our threads)
+
+
 def median_ms(fn, reps, sync):
     fn()                                   # warm-up (compilation, buffers, caches)
     sync()
     times = []
     for _ in range(reps):
-        t = time.perf_counter()
+        t = CLOCK()
         fn()
         sync()
-        times.append(time.perf_counter() - t)
+        times.append(CLOCK() - t)
     return 1e3 * float(np.median(times))
 
 
@@ -185,19 +189,33 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 64, 8 with --quick)")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per number (default 7)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="set OpenBLAS to this many threads (conv2d uses as many workers); default: as is")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time CPU seconds of this process instead of wall time: with --threads 1 this stays "
+                             "meaningful on a machine busy with other jobs")
     parser.add_argument("--no-wait", action="store_true",
                         help="do not wait for a quiet machine before each row, nor retry disturbed rows")
     args = parser.parse_args(argv)
     batch = args.batch or (8 if args.quick else 64)
     reps = args.reps or (3 if args.quick else 7)
 
+    if args.threads is not None:
+        from ops.conv import _openblas
+        if _openblas().set is None:
+            parser.error("--threads: NumPy's BLAS is not OpenBLAS, cannot set its thread count")
+        _openblas().set(args.threads)
+    if args.cpu_time:
+        global CLOCK
+        CLOCK = time.process_time
     if args.device == "cuda":
         import cupy as cp
         xp, sync = cp, cp.cuda.Device().synchronize
     else:
         xp, sync = np, (lambda: None)
 
-    print(f"conv2d vs bare GEMM, device {args.device}, batch {batch}, {args.dtype}, median of {reps} reps")
+    clock = "CPU time of the process" if args.cpu_time else "wall time"
+    print(f"conv2d vs bare GEMM, device {args.device}, batch {batch}, {args.dtype}, median of {reps} reps, {clock}")
     for line in describe_environment(args.device):
         print("  " + line)
     head = (f"{'conv':7s} {'Cin->Cout':>10s} {'in->out':>9s} {'K':>5s} {'GFLOP':>6s} | {'fwd ms':>7s} {'GF/s':>6s} "
