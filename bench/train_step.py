@@ -17,8 +17,11 @@ Printed per network:
   ours s / torch s   median step time over --steps timed steps after --warmup steps, [min-max]
   ratio              ours / torch (target: <= 1)
   conv GF            conv FLOPs of one step: 3 x forward (2*N*Cout*OH*OW*Cin*kh*kw; input grad + weight grad)
-  GF/s, %100         conv GF / step time, and that as a share of ~100 GFLOP/s (this machine's float32 GEMM rate
-                     on conv-like shapes, /work/shared/reference/perf_baseline.md)
+  GF/s, %100, %here  conv GF / step time, and that as a share of ~100 GFLOP/s (the float32 GEMM rate on
+                     conv-like shapes of the 2-core Zen 3 in /work/shared/reference/perf_baseline.md, the issue's
+                     reference) and of the GEMM rate measured on this machine at the start of the run (printed)
+  numba layer        (header) Numba's threading layer and OMP_WAIT_POLICY: spinning OpenMP threads between
+                     kernels cost 25-35% of a 2-thread step here (see the README's performance section)
   peak MB (net)      peak resident memory of the subprocess (ru_maxrss), and peak minus the resident memory
                      after imports, model build and batch creation (net: what the steps themselves need)
   fwd/bwd/upd        median split of the step: forward + loss, backward, optimizer update
@@ -155,6 +158,16 @@ def conv_flop_counter():
     return ConvFlops()
 
 
+def _numba_layer():
+    """The threading layer Numba's parallel kernels ran on ("omp", "tbb", "workqueue"). Its OpenMP threads
+    spin-wait between kernels unless OMP_WAIT_POLICY=PASSIVE; on 2 cores that took 25-35% of a training step."""
+    try:
+        import numba
+        return numba.threading_layer()
+    except (ImportError, ValueError):     # ValueError: no parallel kernel has run yet
+        return "(not started)"
+
+
 def worker_ours(args):
     import numpy as np
     ops = import_engine()
@@ -204,11 +217,32 @@ def worker_ours(args):
         if i >= args.warmup:
             split["fwd"].append(t1 - t0), split["bwd"].append(t2 - t1), split["upd"].append(t3 - t2)
         del loss
+    info = {"blas": info, "numba_threading_layer": _numba_layer(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)")}
     return {"engine": "minception", "step": summary(times[args.warmup:]),
             "cpu": statistics.median(cpu[args.warmup:]),
             "split": {k: statistics.median(v) for k, v in split.items()}, "conv_flops": 3 * counter.flops,
             "base_mb": base, "peak_mb": peak_rss_mb(), "losses": losses, "threads": info,
             "params": net.num_parameters()}
+
+
+def worker_gemm(args):
+    """float32 GEMM rate of this machine on conv-like shapes (Cout x K) @ (K x N*H*W), NumPy/OpenBLAS."""
+    import numpy as np
+    info = limit_our_threads(args.threads)
+    rng = np.random.default_rng(0)
+    rates = []
+    for m, k, n in [(64, 576, 65536), (128, 1152, 16384), (256, 2304, 4096)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        c = np.empty((m, n), np.float32)
+        times = []
+        for i in range(9):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=c)
+            times.append(time.perf_counter() - t0)
+        rates.append(2 * m * k * n / statistics.median(times[2:]) / 1e9)
+    return {"engine": "gemm", "rates": rates, "threads": info}
 
 
 # =============================================================================================  PyTorch side
@@ -292,6 +326,8 @@ def child_env(args):
 def run_worker(args, engine, network):
     """Run one worker subprocess (waiting for a quiet machine first); returns its result dict plus the load."""
     python = args.torch_python if engine == "torch" else sys.executable
+    if engine == "gemm":
+        network = "-"
     cmd = [python, os.path.abspath(__file__), "--worker", engine, "--network", network, "--what", args.what,
            "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--threads", str(args.threads)]
@@ -329,6 +365,11 @@ def print_header(args):
 
 
 def main_train(args):
+    gemm = run_worker(args, "gemm", "-")
+    here = statistics.median(gemm["rates"])
+    print(f"# float32 GEMM on conv-like shapes here ({args.threads} thread(s)): "
+          f"{', '.join(f'{r:.0f}' for r in gemm['rates'])} GFLOP/s (median {here:.0f}); the issue's reference is "
+          f"{GEMM_RATE:.0f} (the 2-core Zen 3 of perf_baseline.md); '%100' uses {GEMM_RATE:.0f}, '%here' {here:.0f}")
     rows = []
     for network in args.networks.split(","):
         runs = {"minception": [], "torch": []}
@@ -343,7 +384,7 @@ def main_train(args):
         print("# our threads:", json.dumps(rows[0][1]["minception"][0]["threads"]))
         print("# torch:", json.dumps(rows[0][1]["torch"][0]["threads"]))
     head = (f"{'network':30s} {'ours s':>17s} {'torch s':>17s} {'ratio':>6s} {'conv GF':>8s} {'ours GF/s':>9s} "
-            f"{'%100':>5s} {'torch GF/s':>10s} {'%100':>5s} {'ours MB (net)':>14s} {'torch MB (net)':>15s} "
+            f"{'%100':>5s} {'%here':>5s} {'torch GF/s':>10s} {'%100':>5s} {'%here':>5s} {'ours MB (net)':>14s} {'torch MB (net)':>15s} "
             f"{'load':>9s}")
     print(head)
     print("-" * len(head))
@@ -363,7 +404,8 @@ def main_train(args):
         load = max(r["load"] for r in ours + theirs)
         print(f"{network:30s} {t_ours:6.2f} [{min(allo):.2f}-{max(allo):.2f}] {t_torch:6.2f} [{min(allt):.2f}-"
               f"{max(allt):.2f}] {t_ours / t_torch:6.2f} {gf:8.2f} {gf / t_ours:9.1f} {100 * gf / t_ours / GEMM_RATE:4.0f}% "
-              f"{gf / t_torch:10.1f} {100 * gf / t_torch / GEMM_RATE:4.0f}% {peak_o:6.0f} ({net_o:5.0f}) "
+              f"{100 * gf / t_ours / here:4.0f}% {gf / t_torch:10.1f} {100 * gf / t_torch / GEMM_RATE:4.0f}% "
+              f"{100 * gf / t_torch / here:4.0f}% {peak_o:6.0f} ({net_o:5.0f}) "
               f"{peak_t:7.0f} ({net_t:5.0f}) {load:9.2f}{note}")
     print()
     print(f"{'split (median s), CPU s':30s} {'ours fwd':>9s} {'bwd':>6s} {'upd':>6s} {'cpu':>6s}   {'torch fwd':>9s} "
@@ -408,7 +450,7 @@ def main():
     parser.add_argument("--keep-openblas-env", action="store_true")
     default_torch = "/work/torchenv/bin/python" if os.path.exists("/work/torchenv/bin/python") else sys.executable
     parser.add_argument("--torch-python", default=default_torch)
-    parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("ours", "torch", "gemm"), help=argparse.SUPPRESS)
     parser.add_argument("--network", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.batch is None:
@@ -418,7 +460,7 @@ def main():
     if args.quick and not args.worker:
         args.batch, args.steps, args.warmup, args.wait, args.retries = min(args.batch, 16), 2, 1, 0, 0
     if args.worker:
-        result = (worker_ours if args.worker == "ours" else worker_torch)(args)
+        result = {"ours": worker_ours, "torch": worker_torch, "gemm": worker_gemm}[args.worker](args)
         print(json.dumps(result))
         return
     print_header(args)
