@@ -88,7 +88,8 @@ def _seed_gradient(tensor, grad):
             raise RuntimeError(f"backward() on a non-scalar tensor of shape {tensor.shape} needs a gradient: "
                                f"call t.backward(grad) with an array of that shape, or reduce t to a scalar first")
         return xp.ones(tensor.shape, dtype=tensor.dtype)
-    grad = getattr(grad, "data", grad)
+    if hasattr(grad, "creator") and hasattr(grad, "requires_grad"):   # a Tensor (a CuPy array has .data too)
+        grad = grad.data
     grad = xp.asarray(grad, dtype=tensor.dtype)
     if grad.shape != tensor.shape:
         raise ValueError(f"backward(): gradient of shape {grad.shape} given for a tensor of shape {tensor.shape}")
