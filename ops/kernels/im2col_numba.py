@@ -16,16 +16,21 @@ What makes them fast (measured on the 2-core development machine, float32, 1 MB 
     whole block is ONE contiguous copy, shifted by ``j - pw``. The few values that the shift drags in from the
     neighbouring row (the ``pw`` border columns) are then overwritten with zeros. This took the 1x7/7x1/3x3
     kernels from 9-17 to 16-22 GB/s on 8x8 to 32x32 images, where rows are only 8 to 32 values long.
-  * Otherwise one unsigned-index copy per output row (strided for stride 2).
+  * Otherwise (stride 1) one unsigned-index copy per output row.
+  * **Stride > 1**: each image plane is first copied into a small zero-padded scratch plane; then every row of
+    ``cols`` is one gather loop of OH*OW values through a precomputed table of window offsets
+    (``_im2col_strided``; ``_col2im_strided`` accumulates through the same table). Short strided rows made the
+    row loop branch-bound; this is 1.3-1.4x faster for both kernels on the stride-2 Inception shapes.
 
 The kernels are serial and release the GIL (``nogil=True``): ``ops.conv`` runs them inside its worker threads, one
 chunk of images per thread, each thread alternating im2col and a single-threaded GEMM on its own chunk. (A
 ``prange`` kernel alternating with OpenBLAS's own thread pool measured 2-14x slower here: each handover between
 the two pools cost milliseconds.)
 
-``col2im`` gathers per image plane: the loop over the ``(n, c)`` planes of ``dx`` zeroes a plane, then adds every
-column entry that came from it, kernel offset by kernel offset in ``(i, j)`` order, the same order as the
-reference, so the result is deterministic (and equal to the reference's bit for bit). No ``np.add.at``.
+``col2im`` gathers per image plane: the loop over the ``(n, c)`` planes of ``dx`` zeroes a plane (or its padded
+scratch plane), then adds every column entry that came from it, kernel offset by kernel offset in ``(i, j)``
+order, the same order as the reference, so the result is deterministic (and equal to the reference's bit for
+bit). No ``np.add.at``.
 
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype,
 float32 and float64, for C-contiguous arrays) and is cached on disk (``cache=True``).
@@ -53,15 +58,87 @@ def _valid_range(j, pw, sw, w, ow):
     return lo, hi
 
 
+@njit(nogil=True)
+def _window_offsets(oh, ow, sh, sw, wp):
+    """``base[oy*OW + ox]``: where window ``(oy, ox)`` starts in a padded plane of width ``wp`` (flat index)."""
+    base = np.empty(oh * ow, dtype=np.uint64)
+    for oy in range(oh):
+        for ox in range(ow):
+            base[oy * ow + ox] = uint64(oy * sh * wp + ox * sw)
+    return base
+
+
+@njit(nogil=True)
+def _im2col_strided(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
+    """Stride > 1: copy each image plane once into a zero-padded scratch plane, then fill each of its kh*kw rows
+    of ``cols`` with ONE gather loop of OH*OW values through a precomputed offset table (no per-row branches,
+    which dominate when output rows are 8 to 16 values long: 1.3-1.4x faster than the row loop)."""
+    n, c, h, w = x.shape
+    p = oh * ow
+    m = cols.shape[1]
+    wp = w + 2 * pw
+    pad = np.zeros((h + 2 * ph) * wp, dtype=x.dtype)      # the border stays 0; the interior is overwritten
+    base = _window_offsets(oh, ow, sh, sw, wp)
+    xf = x.ravel()
+    cf = cols.ravel()
+    for b in range(n):
+        for ch in range(c):
+            src = uint64((b * c + ch) * h * w)
+            for y in range(h):
+                d = uint64((y + ph) * wp + pw)
+                s = src + uint64(y * w)
+                for t in range(uint64(w)):
+                    pad[d + t] = xf[s + t]
+            for i in range(kh):
+                for j in range(kw):
+                    q = uint64(((ch * kh + i) * kw + j) * m + b * p)
+                    off = uint64(i * wp + j)
+                    for t in range(uint64(p)):
+                        cf[q + t] = pad[base[t] + off]
+
+
+@njit(nogil=True)
+def _col2im_strided(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx):
+    """Stride > 1: accumulate each image plane in a zeroed, padded scratch plane through the same offset table
+    as ``_im2col_strided`` (kernel offsets in (i, j) order, as the reference), then copy its interior out."""
+    n, c, h, w = dx.shape
+    p = oh * ow
+    m = cols.shape[1]
+    wp = w + 2 * pw
+    size = (h + 2 * ph) * wp
+    acc = np.empty(size, dtype=dx.dtype)
+    base = _window_offsets(oh, ow, sh, sw, wp)
+    cf = cols.ravel()
+    df = dx.ravel()
+    for b in range(n):
+        for ch in range(c):
+            for t in range(uint64(size)):
+                acc[t] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    q = uint64(((ch * kh + i) * kw + j) * m + b * p)
+                    off = uint64(i * wp + j)
+                    for t in range(uint64(p)):
+                        acc[base[t] + off] += cf[q + t]
+            dst = uint64((b * c + ch) * h * w)
+            for y in range(h):
+                s = uint64((y + ph) * wp + pw)
+                d = dst + uint64(y * w)
+                for t in range(uint64(w)):
+                    df[d + t] = acc[s + t]
+
+
 @njit(cache=True, nogil=True)
 def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
+    if sh != 1 or sw != 1:
+        _im2col_strided(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
+        return
     n, c, h, w = x.shape
     p = oh * ow
     m = cols.shape[1]
     xf = x.ravel()                             # flat views, indexed with uint64 (see the module docstring)
     cf = cols.ravel()
-    usw = uint64(sw)
-    block = sh == 1 and sw == 1 and ow == w
+    block = ow == w                            # stride 1 here; "same" width
     for r in range(c * kh * kw):
         ch = r // (kh * kw)
         i = (r // kw) % kh
@@ -98,12 +175,8 @@ def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
                         cf[q + ox] = 0
                     d = q + uint64(lo)
                     s = plane + uint64(y * w + lo * sw + j - pw)
-                    if sw == 1:
-                        for t in range(uint64(hi - lo)):
-                            cf[d + t] = xf[s + t]
-                    else:
-                        for t in range(uint64(hi - lo)):
-                            cf[d + t] = xf[s + t * usw]
+                    for t in range(uint64(hi - lo)):
+                        cf[d + t] = xf[s + t]
                     for ox in range(uint64(hi), uint64(ow)):
                         cf[q + ox] = 0
                 q += uint64(ow)
@@ -111,12 +184,14 @@ def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
 
 @njit(cache=True, nogil=True)
 def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx):
+    if sh != 1 or sw != 1:
+        _col2im_strided(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx)
+        return
     n, c, h, w = dx.shape
     p = oh * ow
     m = cols.shape[1]
     cf = cols.ravel()
     df = dx.ravel()
-    usw = uint64(sw)
     for plane in range(n * c):
         b = plane // c
         ch = plane % c
@@ -135,12 +210,8 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx):
                         continue
                     s = uint64(r * m + b * p + oy * ow + lo)
                     d = base + uint64(y * w + lo * sw + j - pw)
-                    if sw == 1:
-                        for t in range(uint64(hi - lo)):
-                            df[d + t] += cf[s + t]
-                    else:
-                        for t in range(uint64(hi - lo)):
-                            df[d + t * usw] += cf[s + t]
+                    for t in range(uint64(hi - lo)):
+                        df[d + t] += cf[s + t]
 
 
 def _check_float(a, op, name):
