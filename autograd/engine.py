@@ -10,14 +10,13 @@
 ``backward_steps`` exposes step 2 as an iterator, one ``BackwardStep`` per Function, so that a student can
 stop after any op and look at its gradients; ``backward`` simply runs that iterator to the end.
 """
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import config, hooks
 from .backend import get_array_module
+from .parallel import in_parts    # big gradient sums run on all cores
 
 
 @dataclass
@@ -234,59 +233,3 @@ def _run_output_hooks(fn, grad_outputs):
             continue
         tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
     return tuple(grad_outputs)
-
-
-# ---------------------------------------------------------------------------------------------- elementwise work
-# NumPy runs an elementwise operation (x + y, max(x, 0), ...) on one core. On the CPU the conv and pooling
-# kernels use every core, and the elementwise work between them (ReLU, residual sums, the sums of gradients
-# above) then leaves all but one core idle: on 2 cores that was a third of a scaled Inception training step
-# (bench/profile_step.py). ``in_parts`` cuts such an operation along the batch axis and runs the pieces in
-# parallel threads (NumPy releases the GIL inside its loops). Below ``PARALLEL_MIN_BYTES`` of output the thread
-# handover costs more than it saves (measured: 2 MB arrays were slower in two parts, 6 MB and up 1.5-2x faster).
-
-PARALLEL_MIN_BYTES = 4 << 20
-_pool = None
-_threads = None
-
-
-def elementwise_threads():
-    """Threads for elementwise work on the CPU: ``OMP_NUM_THREADS`` if set (as the benchmarks and BLAS use),
-    else the number of cores."""
-    global _threads
-    if _threads is None:
-        env = os.environ.get("OMP_NUM_THREADS", "")
-        _threads = max(1, min(int(env) if env.isdigit() else os.cpu_count() or 1, os.cpu_count() or 1))
-    return _threads
-
-
-def in_parts(fn, out, *arrays):
-    """Compute ``fn(*arrays, out)`` (an elementwise NumPy call writing into ``out``) and return ``out``.
-
-    Readable meaning: ``fn(*arrays, out)``. Fast path, for NumPy arrays of at least ``PARALLEL_MIN_BYTES``:
-    ``out`` and every array with the same leading length are cut into slices along axis 0, and ``fn`` runs on
-    the slices in parallel threads (the calling thread does the last one). Arrays with another leading length
-    (scalars, broadcast operands) are passed whole to every piece, so broadcasting works as in the plain call.
-
-    Shape:
-        out: (N, ...); arrays: (N, ...) or anything that broadcasts against a slice (n, ...) of out
-    """
-    n = out.shape[0] if out.ndim else 0
-    parts = min(elementwise_threads(), n)
-    if parts < 2 or out.nbytes < PARALLEL_MIN_BYTES or not isinstance(out, np.ndarray):
-        fn(*arrays, out)
-        return out
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="autograd-elementwise")
-    bounds = [n * i // parts for i in range(parts + 1)]
-
-    def piece(i):
-        lo, hi = bounds[i], bounds[i + 1]
-        fn(*[a[lo:hi] if getattr(a, "ndim", 0) == out.ndim and a.shape[0] == n else a for a in arrays],
-           out[lo:hi])
-
-    futures = [_pool.submit(piece, i) for i in range(parts - 1)]
-    piece(parts - 1)
-    for f in futures:
-        f.result()
-    return out

@@ -3,7 +3,7 @@ import numpy as np
 
 from autograd import Function
 from autograd.backend import get_array_module
-from autograd.engine import in_parts
+from autograd.parallel import in_parts
 
 
 class ReLU(Function):
@@ -11,7 +11,7 @@ class ReLU(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        if xp is np:             # fast path: the same maximum, on all cores for big arrays (engine.in_parts)
+        if xp is np:             # fast path: the same maximum, on all cores for big arrays (autograd.parallel.in_parts)
             y = in_parts(_relu_into, np.empty(x.shape, x.dtype), x)
         else:
             y = xp.maximum(x, 0)

@@ -11,7 +11,7 @@ import numpy as np
 
 from autograd import Function, Tensor
 from autograd.backend import get_array_module
-from autograd.engine import in_parts
+from autograd.parallel import in_parts
 
 
 def _operands(op, a, b):
@@ -43,7 +43,7 @@ def _binary(ufunc, a, b):
 
     Readable meaning: the operator. Fast path for NumPy arrays of one dtype whose result has ``a``'s shape (the
     residual sums and scalings of the Inception-ResNet blocks): the same ufunc, written into a new array on all
-    cores (``autograd.engine.in_parts``)."""
+    cores (``autograd.parallel.in_parts``)."""
     if (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.ndim >= b.ndim
             and np.broadcast_shapes(a.shape, b.shape) == a.shape):
         return in_parts(ufunc, np.empty(a.shape, a.dtype), a, b)

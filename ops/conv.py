@@ -15,8 +15,9 @@ The idea, for an input ``x: (N, C, H, W)`` and a weight ``W: (Cout, C, kh, kw)``
 On the GPU (CuPy) this is done literally, on the whole batch: im2col and col2im are CuPy kernels
 (``ops/kernels/im2col_cupy.py``) and the products are cuBLAS calls.
 
-On the CPU the same arithmetic runs in **chunks of images** inside a few worker threads (as many as OpenBLAS
-would use; 2 here), each thread owning a contiguous share of the batch. For each chunk of ``nb`` images a thread
+On the CPU the same arithmetic runs in **chunks of images** on the engine's CPU threads (``autograd.parallel``:
+the calling thread and one pool worker per extra core; 2 threads here), each thread owning a contiguous share of
+the batch. For each chunk of ``nb`` images a thread
 runs the Numba im2col into its own small column buffer (about ``CHUNK_BYTES``: it stays in the core's cache),
 then a *single-threaded* GEMM on it, then writes its slice of the output. Why (measured on the 2-core development
 machine, float32, batch 64, Inception shapes; see ``bench/conv.py``):
@@ -26,8 +27,8 @@ machine, float32, batch 64, Inception shapes; see ``bench/conv.py``):
   multiplies stays in that core's cache;
 * a ``prange`` (parallel) Numba im2col alternating with OpenBLAS's own 2-thread GEMM was 2-14x *slower* than
   this: the two thread pools spin-wait while the other works, so every handover cost milliseconds on 2 cores.
-  Here only one kind of thread is busy at a time: while the workers run, OpenBLAS is limited to 1 thread
-  (``_run``) and called from each worker. (Bonus: on a machine shared with other jobs, one-thread GEMMs degrade
+  Here only one kind of thread is busy at a time: while the threads run, OpenBLAS is limited to 1 thread
+  (``_run``) and called from each of them. (Bonus: on a machine shared with other jobs, one-thread GEMMs degrade
   gracefully, where OpenBLAS's 2-thread GEMM, which waits for its slowest thread, slows down 10x or more);
 * a 1x1 stride-1 conv without padding needs no im2col at all: image ``n``'s column matrix is ``x[n]`` seen as
   ``(C, H*W)``, so with one image per chunk the GEMM reads ``x`` directly.
@@ -40,14 +41,13 @@ If NumPy's BLAS is not OpenBLAS (so its thread count cannot be set), the chunks 
 calling thread with the BLAS multi-threaded as usual.
 """
 import ctypes
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from autograd import Function
 from autograd.backend import get_array_module, is_gpu_array
+from autograd.parallel import parallel_for
 
 from .geometry import as_pair, check_window_fits, normalize_padding, normalize_stride, window_out_shape
 
@@ -132,7 +132,6 @@ class _OpenBLAS:
 
 
 _blas = None
-_pool = None                    # (ThreadPoolExecutor, size, pid of the process that made it)
 _local = threading.local()      # per-thread reusable buffers
 _run_lock = threading.Lock()    # one threaded conv at a time: the OpenBLAS thread count is process-wide
 
@@ -142,14 +141,6 @@ def _openblas():
     if _blas is None:
         _blas = _OpenBLAS()
     return _blas
-
-
-def _worker_pool(n):
-    """The worker threads (made once; again after a fork, whose child inherits no threads)."""
-    global _pool
-    if _pool is None or _pool[1] < n or _pool[2] != os.getpid():
-        _pool = (ThreadPoolExecutor(n, thread_name_prefix="minception-conv"), n, os.getpid())
-    return _pool[0]
 
 
 def _buffer(name, size, dtype):
@@ -166,19 +157,17 @@ def _buffer(name, size, dtype):
 
 
 def _run(job, n_images, macs):
-    """Run ``job(n0, n1)`` over the batch: split among worker threads (OpenBLAS limited to 1 thread meanwhile),
-    or in the calling thread. Returns the list of the jobs' results, in batch order."""
+    """Run ``job(n0, n1)`` over the batch: split among the CPU threads (``autograd.parallel``) with OpenBLAS
+    limited to 1 thread meanwhile, or in the calling thread alone for small convs (or when OpenBLAS is held at
+    one thread). Returns the list of the jobs' results, in batch order."""
     blas = _openblas()
     before = blas.get() if blas.get is not None else 1
-    threads = min(before, n_images, os.cpu_count() or 1)
-    if threads <= 1 or macs < _MIN_THREADED_MACS:
-        return [job(0, n_images)]
-    bounds = [n_images * t // threads for t in range(threads + 1)]
+    if before <= 1 or macs < _MIN_THREADED_MACS:
+        return parallel_for(job, n_images, parallel=False)
     with _run_lock:
         blas.set(1)
         try:
-            futures = [_worker_pool(threads).submit(job, bounds[t], bounds[t + 1]) for t in range(threads)]
-            return [f.result() for f in futures]
+            return parallel_for(job, n_images)
         finally:
             blas.set(before)
 

@@ -9,6 +9,9 @@ statistics in place, as PyTorch does::
 Evaluation mode normalises with the running statistics, which are then constants. Both modes differentiate
 with respect to ``x``, ``gamma`` and ``beta``.
 
+``relu=True`` applies a ReLU to the result inside the same op: ``relu(batch_norm(x))`` with one pass over the data
+fewer each way and no separate ReLU op in the graph (the Inception conv unit, ``nn.ConvBNReLU``, uses it).
+
 The arithmetic lives in ``ops.kernels``: ``batchnorm_reference`` (array code, read it first),
 ``batchnorm_numba`` (used for NumPy arrays) and ``batchnorm_cupy`` (used for CuPy arrays).
 """
@@ -35,21 +38,27 @@ def _as_3d(x):
 class BatchNorm(Function):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta per channel; inputs ``(x, gamma, beta)``."""
 
-    def __init__(self, training, momentum, eps, running_mean, running_var):
-        self.training, self.momentum, self.eps = bool(training), float(momentum), float(eps)
+    def __init__(self, training, momentum, eps, running_mean, running_var, relu=False):
+        self.training, self.momentum, self.eps, self.relu = bool(training), float(momentum), float(eps), relu
         self.running_mean, self.running_var = running_mean, running_var      # updated in place (training)
+
+    @property
+    def name(self):
+        return "BatchNormReLU" if self.relu else "BatchNorm"
 
     def forward(self, x, gamma, beta):
         kernels = _kernels(x)
         x3 = _as_3d(x)
         if self.training:
-            y, mean, var, invstd = kernels.forward_train(x3, gamma, beta, self.eps)
+            y, mean, var, invstd = kernels.forward_train(x3, gamma, beta, self.eps, relu=self.relu)
             self._update_running_stats(mean, var, x3.shape[0] * x3.shape[2])
             self.centre = mean
         else:
-            y, invstd = kernels.forward_eval(x3, gamma, beta, self.running_mean, self.running_var, self.eps)
+            y, invstd = kernels.forward_eval(x3, gamma, beta, self.running_mean, self.running_var, self.eps,
+                                             relu=self.relu)
             self.centre = self.running_mean.astype(np.float64)        # a copy: later updates cannot change it
         self.x3, self.invstd, self.gamma = x3, invstd, gamma
+        self.y3 = y if self.relu else None      # where the ReLU let the gradient through (shared with the consumer)
         self.kernels = kernels
         return y.reshape(x.shape)
 
@@ -65,9 +74,11 @@ class BatchNorm(Function):
     def backward(self, gy):
         gy3 = _as_3d(gy)
         if self.training:
-            gx, ggamma, gbeta = self.kernels.backward_train(gy3, self.x3, self.centre, self.invstd, self.gamma)
+            gx, ggamma, gbeta = self.kernels.backward_train(gy3, self.x3, self.centre, self.invstd, self.gamma,
+                                                            y=self.y3)
         else:
-            gx, ggamma, gbeta = self.kernels.backward_eval(gy3, self.x3, self.centre, self.invstd, self.gamma)
+            gx, ggamma, gbeta = self.kernels.backward_eval(gy3, self.x3, self.centre, self.invstd, self.gamma,
+                                                           y=self.y3)
         return gx.reshape(gy.shape), ggamma, gbeta
 
 
@@ -76,7 +87,7 @@ def _raw(a):
     return a.data if isinstance(a, Tensor) else a
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-3):
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-3, relu=False):
     """Batch normalisation over the N (and H, W) axes of each channel.
 
     Args:
@@ -87,6 +98,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         training: True: batch statistics (and update the running ones); False: running statistics.
         momentum: weight of the batch statistics in the running averages.
         eps: added to the variance before the square root (1e-3, as the Inception papers' TensorFlow code).
+        relu: apply ``max(., 0)`` to the result in the same op (equal to ``ops.relu(batch_norm(...))``, fused).
 
     Shape:
         x: (N, C, H, W) -> (N, C, H, W); or (N, C) -> (N, C)
@@ -123,4 +135,4 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
                              f"x of shape {tuple(x.shape)} ({m} value per channel)")
     if not eps > 0:
         raise ValueError(f"{op}: eps must be positive, got {eps}")
-    return BatchNorm(training, momentum, eps, running_mean, running_var)(x, gamma, beta)
+    return BatchNorm(training, momentum, eps, running_mean, running_var, bool(relu))(x, gamma, beta)

@@ -3,7 +3,7 @@ import numpy as np
 
 from autograd import Function, Tensor
 from autograd.backend import get_array_module
-from autograd.engine import in_parts
+from autograd.parallel import in_parts
 
 
 class Reshape(Function):

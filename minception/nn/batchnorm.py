@@ -39,11 +39,12 @@ class BatchNorm2d(Module):
         self.register_buffer("running_var", np.ones(self.num_features, np.float32))
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """``relu=True``: return ``relu(batch_norm(x))``, fused into one op (``ops.batch_norm(..., relu=True)``)."""
         if self.training:
             self.num_batches_tracked += 1          # in place: the buffer stays the same array
         return ops.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
-                              self.momentum, self.eps)
+                              self.momentum, self.eps, relu=relu)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

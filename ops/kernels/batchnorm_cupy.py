@@ -14,6 +14,9 @@ Training forward: ``moments`` (sums of ``x - s`` and ``(x - s)^2``, ``s`` the ch
 keeps the one-pass variance free of cancellation) then ``affine``. Training backward: ``grad_sums`` then
 ``input_grad``. Evaluation needs no reduction in the forward (``affine`` with the running statistics).
 
+Batch norm followed by ReLU (``relu=True`` / ``y=``, as in the reference) is composed here from CuPy's own
+elementwise operations (``maximum``, and ``gy * (y > 0)`` before the backward), not fused into the kernels.
+
 Kernels are compiled once per dtype (memoised). This module imports CuPy only inside its functions, so it can be
 imported on a machine without CuPy or without a GPU.
 """
@@ -127,8 +130,9 @@ def _check_dtype(x):
     return x.dtype.name
 
 
-def forward_train(x, gamma, beta, eps):
-    """x: (N, C, L); gamma, beta: (C,) -> y: (N, C, L), mean, var (biased), invstd: (C,) float64."""
+def forward_train(x, gamma, beta, eps, relu=False):
+    """x: (N, C, L); gamma, beta: (C,) -> y: (N, C, L), mean, var (biased), invstd: (C,) float64 (``relu``:
+    y = max(y, 0))."""
     import cupy
     x = cupy.ascontiguousarray(x)
     n, c, l = x.shape
@@ -138,22 +142,32 @@ def forward_train(x, gamma, beta, eps):
     moments((c,), (_BLOCK,), (x, np.int64(n), np.int64(c), np.int64(l), np.float64(eps),
                               cupy.ascontiguousarray(gamma, dtype=x.dtype), mean, var, invstd, centre_t, scale_t))
     y = _elementwise()[0](x, centre_t, scale_t, beta.astype(x.dtype, copy=False), c, l)
-    return y, mean, var, invstd
+    return _relu(y, relu), mean, var, invstd
 
 
-def forward_eval(x, gamma, beta, running_mean, running_var, eps):
-    """x: (N, C, L); gamma, beta, running_mean, running_var: (C,) -> y: (N, C, L), invstd: (C,) float64."""
+def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
+    """x: (N, C, L); gamma, beta, running_mean, running_var: (C,) -> y: (N, C, L), invstd: (C,) float64 (``relu``:
+    y = max(y, 0))."""
     import cupy
     x = cupy.ascontiguousarray(x)
     n, c, l = x.shape
     invstd = 1.0 / cupy.sqrt(running_var.astype(np.float64) + eps)
     scale = (gamma.astype(np.float64) * invstd).astype(x.dtype)
     y = _elementwise()[0](x, running_mean.astype(x.dtype), scale, beta.astype(x.dtype, copy=False), c, l)
-    return y, invstd
+    return _relu(y, relu), invstd
 
 
-def _backward(gy, x, centre, invstd, gamma, training):
+def _relu(y, relu):
+    if relu:
+        import cupy
+        cupy.maximum(y, 0, out=y)
+    return y
+
+
+def _backward(gy, x, centre, invstd, gamma, training, y):
     import cupy
+    if y is not None:
+        gy = gy * (y > 0)                        # the ReLU's gradient first
     gy, x = cupy.ascontiguousarray(gy), cupy.ascontiguousarray(x)
     n, c, l = x.shape
     _, grad_sums = _reductions(_check_dtype(x))
@@ -165,11 +179,13 @@ def _backward(gy, x, centre, invstd, gamma, training):
     return gx, ggamma.astype(gamma.dtype, copy=False), gbeta.astype(gamma.dtype, copy=False)
 
 
-def backward_train(gy, x, mean, invstd, gamma):
-    """gy, x: (N, C, L); mean, invstd: (C,) float64; gamma: (C,) -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)."""
-    return _backward(gy, x, mean, invstd, gamma, True)
+def backward_train(gy, x, mean, invstd, gamma, y=None):
+    """gy, x: (N, C, L); mean, invstd: (C,) float64; gamma: (C,) -> gx: (N, C, L), ggamma: (C,), gbeta: (C,).
+    ``y``: the forward's output when it ran with ``relu=True``."""
+    return _backward(gy, x, mean, invstd, gamma, True, y)
 
 
-def backward_eval(gy, x, running_mean, invstd, gamma):
-    """gy, x: (N, C, L); running_mean: (C,); invstd: (C,) float64; gamma: (C,) -> gx, ggamma, gbeta."""
-    return _backward(gy, x, running_mean, invstd, gamma, False)
+def backward_eval(gy, x, running_mean, invstd, gamma, y=None):
+    """gy, x: (N, C, L); running_mean: (C,); invstd: (C,) float64; gamma: (C,) -> gx, ggamma, gbeta.
+    ``y``: the forward's output when it ran with ``relu=True``."""
+    return _backward(gy, x, running_mean, invstd, gamma, False, y)

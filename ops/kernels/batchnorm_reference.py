@@ -23,6 +23,10 @@ gradient cannot see them, so gradient checks must use a random ``gy``.
 Evaluation (running statistics, constants): ``y = gamma * (x - running_mean) * invstd + beta`` with
 ``invstd = 1 / sqrt(running_var + eps)``; then ``gx = gamma * invstd * gy`` and ``gbeta``, ``ggamma`` as above.
 
+Batch norm followed by ReLU (every Inception conv unit): ``relu=True`` returns ``max(y, 0)``, and the backward
+functions then take that output as ``y=``: the ReLU's gradient is applied first (``gy`` counts only where
+``y > 0``), then the batch norm's. The Numba kernels fuse the two; here they are simply one after the other.
+
 Per-channel sums are accumulated in float64 and the statistics returned in float64 whatever the dtype of ``x``
 (they are tiny, and float32 sums over millions of values lose digits); the big arrays stay in the dtype of ``x``.
 ``y`` and ``gx`` have the dtype of ``x``; ``ggamma`` and ``gbeta`` the dtype of ``gamma``.
@@ -43,8 +47,13 @@ def _channel_sum(a):
     return a.sum(axis=(0, 2), dtype=np.float64)
 
 
-def forward_train(x, gamma, beta, eps):
-    """Normalise with the batch statistics.
+def _relu_gradient(gy, y):
+    """The ReLU's backward: ``gy`` where the ReLU's output ``y`` is positive, else 0 (``y=None``: no ReLU)."""
+    return gy if y is None else gy * (y > 0)
+
+
+def forward_train(x, gamma, beta, eps, relu=False):
+    """Normalise with the batch statistics (then ReLU, if ``relu``).
 
     Shape:
         x: (N, C, L); gamma, beta: (C,) -> y: (N, C, L), and mean, var (biased), invstd: (C,) float64.
@@ -56,11 +65,13 @@ def forward_train(x, gamma, beta, eps):
     invstd = 1.0 / (var + eps) ** 0.5
     scale = gamma.astype(np.float64) * invstd
     y = centred * _per_channel(scale, x.dtype) + _per_channel(beta, x.dtype)
+    if relu:
+        y = y.clip(min=0)      # NaN stays NaN, as np.maximum(y, 0)
     return y, mean, var, invstd
 
 
-def forward_eval(x, gamma, beta, running_mean, running_var, eps):
-    """Normalise with the running statistics.
+def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
+    """Normalise with the running statistics (then ReLU, if ``relu``).
 
     Shape:
         x: (N, C, L); gamma, beta, running_mean, running_var: (C,) -> y: (N, C, L), invstd: (C,) float64.
@@ -68,19 +79,22 @@ def forward_eval(x, gamma, beta, running_mean, running_var, eps):
     invstd = 1.0 / (running_var.astype(np.float64) + eps) ** 0.5
     scale = gamma.astype(np.float64) * invstd
     y = (x - _per_channel(running_mean, x.dtype)) * _per_channel(scale, x.dtype) + _per_channel(beta, x.dtype)
+    if relu:
+        y = y.clip(min=0)
     return y, invstd
 
 
-def backward_train(gy, x, mean, invstd, gamma):
-    """Gradients of the training-mode forward.
+def backward_train(gy, x, mean, invstd, gamma, y=None):
+    """Gradients of the training-mode forward; ``y``: its output when it ran with ``relu=True``.
 
     Shape:
-        gy, x: (N, C, L); mean, invstd: (C,) float64 (from ``forward_train``); gamma: (C,)
+        gy, x: (N, C, L); mean, invstd: (C,) float64 (from ``forward_train``); gamma: (C,); y: (N, C, L) or None
         -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)
 
     ``gx = gamma*invstd * (gy - gbeta/M - xhat*ggamma/M)`` is computed as ``k1*gy + k2*(x - mean) + k3`` with
     per-channel constants, so the big arrays are touched once for the two sums and once for ``gx``.
     """
+    gy = _relu_gradient(gy, y)
     m = x.shape[0] * x.shape[2]
     centred = x - _per_channel(mean, x.dtype)
     gbeta = _channel_sum(gy)
@@ -92,13 +106,14 @@ def backward_train(gy, x, mean, invstd, gamma):
     return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
 
 
-def backward_eval(gy, x, running_mean, invstd, gamma):
-    """Gradients of the eval-mode forward (running statistics are constants).
+def backward_eval(gy, x, running_mean, invstd, gamma, y=None):
+    """Gradients of the eval-mode forward (running statistics are constants); ``y`` as in ``backward_train``.
 
     Shape:
-        gy, x: (N, C, L); running_mean: (C,); invstd: (C,) float64 (from ``forward_eval``); gamma: (C,)
-        -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)
+        gy, x: (N, C, L); running_mean: (C,); invstd: (C,) float64 (from ``forward_eval``); gamma: (C,);
+        y: (N, C, L) or None -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)
     """
+    gy = _relu_gradient(gy, y)
     centred = x - _per_channel(running_mean, x.dtype)
     gbeta = _channel_sum(gy)
     ggamma = _channel_sum(gy * centred) * invstd

@@ -25,9 +25,11 @@ planes with one vectorised ``+=`` pass per offset, then copy the valid pixels ba
 backward needs no trick: each iteration zeroes its own gradient plane and adds each output gradient at the pixel
 its argmax names (scalar, but only ``OH * OW`` adds per plane).
 
-Parallelism: ``prange`` over the groups of ``(n, c)`` planes; a group's output planes are written by that
-iteration alone, so there are no races and no atomics. Scratch memory is allocated once per group. Small calls
-run on one thread (``serial_if_small``).
+Parallelism: each kernel is serial, releases the GIL (``nogil=True``) and takes a range of groups of ``(n, c)``
+planes (of planes, for the max-pool backward); ``autograd.parallel.parallel_for`` runs the ranges on the engine's
+CPU threads. A group's output planes are written by that group's iteration alone, so there are no races and no
+atomics. Scratch memory is allocated once per group. Tensors below ``PARALLEL_MIN_BYTES`` run on the calling
+thread alone.
 
 Max pooling keeps the reference's rules exactly: the window offsets are visited in row-major order and a value
 replaces the running maximum when ``v > best or v is NaN``, so ties go to the first maximum and NaNs propagate.
@@ -37,36 +39,22 @@ Argmax offsets are computed in int32 (the same width as float32, so the select v
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
 and is cached on disk (``cache=True``).
 """
-import contextlib
-
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from autograd.parallel import parallel_for
 
 from ..geometry import conv_out_size
 from .pool_reference import argmax_dtype, avg_pool_divisor
 
 _GROUP_ELEMENTS = 4096     # aim for about this many phase-plane elements per group (16 KiB of float32: L1-sized)
-SERIAL_BELOW = 1 << 15     # elements: below this a parallel kernel runs on the calling thread alone
+#: tensors smaller than this run on the calling thread: handing a range to another thread costs more
+PARALLEL_MIN_BYTES = 1 << 20
 
 
-@contextlib.contextmanager
-def serial_if_small(size):
-    """Run the parallel kernels inside on one thread when ``size`` (elements touched) is small.
-
-    Waking the other Numba threads costs a few microseconds on an idle machine, but on a busy one a woken
-    thread may wait for a scheduler tick (4 ms measured here, for a kernel that needs 6 us on one thread):
-    tiny calls (gradient checks, small layers) are faster alone.
-    """
-    if size >= SERIAL_BELOW:
-        yield
-        return
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
+def _in_parallel(kernel, n, array):
+    """``kernel(lo, hi)`` over ``range(n)``, on all CPU threads when ``array`` is big enough to pay for it."""
+    parallel_for(kernel, n, parallel=array.nbytes >= PARALLEL_MIN_BYTES)
 
 
 # ---------------------------------------------------------------- phase planes
@@ -119,8 +107,8 @@ def _phases_to_plane(P, row0, sh, sw, ph, pw, hq, plane):
 
 # ---------------------------------------------------------------- kernels
 
-@njit(parallel=True, cache=True)
-def _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, y, argmax):
+@njit(cache=True, nogil=True)
+def _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, y, argmax, g0, g1):
     n, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
     hq = (h + 2 * ph + sh - 1) // sh              # rows of one plane's phase planes
@@ -130,8 +118,7 @@ def _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, y, argmax):
     xf = x.reshape(planes, h, w)
     yf = y.reshape(planes, oh, ow)
     af = argmax.reshape(planes, oh, ow)
-    ngroups = (planes + group - 1) // group
-    for gi in prange(ngroups):
+    for gi in range(g0, g1):
         first = gi * group
         count = min(group, planes - first)
         P = np.empty((sh, sw, rows, wq), dtype=x.dtype)
@@ -165,15 +152,15 @@ def _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, y, argmax):
                     dst[ox] = arow[ox]
 
 
-@njit(parallel=True, cache=True)
-def _max_pool2d_backward_kernel(gy, argmax, kh, kw, sh, sw, ph, pw, gx):
+@njit(cache=True, nogil=True)
+def _max_pool2d_backward_kernel(gy, argmax, kh, kw, sh, sw, ph, pw, gx, p0, p1):
     n, c, h, w = gx.shape
     oh, ow = gy.shape[2], gy.shape[3]
     planes = n * c
     gyf = gy.reshape(planes, oh, ow)
     af = argmax.reshape(planes, oh, ow)
     gxf = gx.reshape(planes, h, w)
-    for p in prange(planes):
+    for p in range(p0, p1):
         plane = gxf[p]
         plane[...] = 0
         for oy in range(oh):
@@ -185,8 +172,8 @@ def _max_pool2d_backward_kernel(gy, argmax, kh, kw, sh, sw, ph, pw, gx):
                     plane[iy, ix] += gyf[p, oy, ox]
 
 
-@njit(parallel=True, cache=True)
-def _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y):
+@njit(cache=True, nogil=True)
+def _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y, g0, g1):
     n, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
     hq = (h + 2 * ph + sh - 1) // sh
@@ -195,8 +182,7 @@ def _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y):
     planes = n * c
     xf = x.reshape(planes, h, w)
     yf = y.reshape(planes, oh, ow)
-    ngroups = (planes + group - 1) // group
-    for gi in prange(ngroups):
+    for gi in range(g0, g1):
         first = gi * group
         count = min(group, planes - first)
         P = np.zeros((sh, sw, rows, wq), dtype=x.dtype)
@@ -221,8 +207,8 @@ def _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y):
                     yrow[ox] = trow[ox] / drow[ox]
 
 
-@njit(parallel=True, cache=True)
-def _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, group, divisor, gx):
+@njit(cache=True, nogil=True)
+def _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, group, divisor, gx, g0, g1):
     n, c, h, w = gx.shape
     oh, ow = gy.shape[2], gy.shape[3]
     hq = (h + 2 * ph + sh - 1) // sh
@@ -231,8 +217,7 @@ def _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, group, divisor, gx):
     planes = n * c
     gyf = gy.reshape(planes, oh, ow)
     gxf = gx.reshape(planes, h, w)
-    ngroups = (planes + group - 1) // group
-    for gi in prange(ngroups):
+    for gi in range(g0, g1):
         first = gi * group
         count = min(group, planes - first)
         m = count * hq * wq
@@ -265,6 +250,10 @@ def _group_size(n_planes, h, w, ph, pw):
     return int(max(1, min(_GROUP_ELEMENTS // per_plane, n_planes // 16)))
 
 
+def _groups(planes, group):
+    return (planes + group - 1) // group
+
+
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
     """Max pooling with -inf padding. x: (N, C, H, W) -> y: (N, C, OH, OW), argmax: (N, C, OH, OW)."""
     x = np.ascontiguousarray(x)
@@ -272,18 +261,19 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     argmax = np.empty((n, c, oh, ow), dtype=argmax_dtype(kh, kw))
-    with serial_if_small(x.size):
-        _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), y, argmax)
+    group = _group_size(n * c, h, w, ph, pw)
+    _in_parallel(lambda lo, hi: _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, y, argmax, lo, hi),
+                 _groups(n * c, group), x)
     return y, argmax
 
 
 def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
     """gy, argmax: (N, C, OH, OW) -> gx: (N, C, H, W)."""
-    gy = np.ascontiguousarray(gy)
+    gy, argmax = np.ascontiguousarray(gy), np.ascontiguousarray(argmax)
     n, c = gy.shape[:2]
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
-    with serial_if_small(gx.size):
-        _max_pool2d_backward_kernel(gy, np.ascontiguousarray(argmax), kh, kw, sh, sw, ph, pw, gx)
+    _in_parallel(lambda lo, hi: _max_pool2d_backward_kernel(gy, argmax, kh, kw, sh, sw, ph, pw, gx, lo, hi),
+                 n * c, gx)
     return gx
 
 
@@ -294,8 +284,9 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     divisor = avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, x.dtype)
-    with serial_if_small(x.size):
-        _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), divisor, y)
+    group = _group_size(n * c, h, w, ph, pw)
+    _in_parallel(lambda lo, hi: _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y, lo, hi),
+                 _groups(n * c, group), x)
     return y
 
 
@@ -305,6 +296,7 @@ def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=Fals
     n, c = gy.shape[:2]
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
     divisor = avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, gy.dtype)
-    with serial_if_small(gx.size):
-        _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, _group_size(n * c, h, w, ph, pw), divisor, gx)
+    group = _group_size(n * c, h, w, ph, pw)
+    _in_parallel(lambda lo, hi: _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, group, divisor, gx, lo, hi),
+                 _groups(n * c, group), gx)
     return gx

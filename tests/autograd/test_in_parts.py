@@ -1,11 +1,12 @@
-"""``autograd.engine.in_parts``: elementwise work cut along the batch axis and run in threads must give exactly
+"""``autograd.parallel``: ``parallel_for`` and ``in_parts``: elementwise work cut along the batch axis and run in threads must give exactly
 the plain NumPy results. The fast path only starts above ``PARALLEL_MIN_BYTES``; these tests lower that limit to 0
 and force 3 threads, so small odd shapes take it."""
 import numpy as np
 import pytest
 
 import ops
-from autograd import Tensor, engine, gradcheck
+from autograd import Tensor, gradcheck
+from autograd import parallel as engine   # the name the tests below grew up with
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def forced_parts(monkeypatch):
     monkeypatch.setattr(engine, "_pool", None)
     yield
     if engine._pool is not None:
-        engine._pool.shutdown()
+        engine._pool[0].shutdown()
 
 
 def test_in_parts_matches_the_plain_call_with_broadcast_operands(forced_parts):
@@ -69,3 +70,56 @@ def test_engine_sum_of_many_consumers(forced_parts):
     total = x * 1.0 + x * 2.0 + x * 3.0 + x * 4.0
     total.backward(np.ones((6, 4), np.float32))
     np.testing.assert_allclose(x.grad, np.full((6, 4), 10.0, np.float32))
+
+
+def test_parallel_for_covers_the_range_once_in_order(forced_parts):
+    seen = []
+
+    def job(lo, hi):
+        seen.append((lo, hi))
+        return list(range(lo, hi))
+
+    results = engine.parallel_for(job, 7)
+    assert [i for part in results for i in part] == list(range(7))
+    assert sorted(seen) == [(0, 2), (2, 4), (4, 7)]
+    assert engine.parallel_for(job, 7, parallel=False) == [list(range(7))]
+    assert engine.parallel_for(job, 1) == [[0]]
+
+
+def test_parallel_for_inside_a_job_runs_serially(forced_parts):
+    """A job that calls parallel_for again must not wait on the pool it occupies (that could deadlock)."""
+    import threading
+
+    def outer(lo, hi):
+        me, ran_on = threading.get_ident(), []
+
+        def inner(a, b):
+            ran_on.append(threading.get_ident())
+            return b - a
+
+        assert engine.parallel_for(inner, 5) == [5] and ran_on == [me]
+        return lo
+
+    assert engine.parallel_for(outer, 3) == [0, 1, 2]
+
+
+def test_parallel_for_reports_a_failing_part(forced_parts):
+    def job(lo, hi):
+        if lo == 0:
+            raise ValueError("part 0 failed")
+        return lo
+
+    with pytest.raises(ValueError, match="part 0 failed"):
+        engine.parallel_for(job, 6)
+    assert engine.parallel_for(lambda lo, hi: hi, 6) == [2, 4, 6]      # the pool still works
+
+
+def test_parallel_for_from_several_user_threads_at_once(forced_parts):
+    from concurrent.futures import ThreadPoolExecutor
+    data = np.arange(3000.0)
+
+    def total(_):
+        return sum(engine.parallel_for(lambda lo, hi: data[lo:hi].sum(), data.size))
+
+    with ThreadPoolExecutor(4) as users:
+        assert list(users.map(total, range(8))) == [data.sum()] * 8

@@ -286,6 +286,28 @@ def test_conv_bn_relu_key_names_and_forward():
     assert (y.data >= 0).all()
 
 
+def test_conv_bn_relu_fused_and_unfused_agree():
+    """``fuse_relu=True`` (the default: ReLU inside the batch-norm op) and ``False`` (two ops): same outputs,
+    input and parameter gradients and running statistics; the graph has a BatchNormReLU node or BN + ReLU."""
+    from autograd import trace
+    init.manual_seed(5)
+    fused = nn.ConvBNReLU(3, 6, 3, stride=2, padding=1)
+    split = nn.ConvBNReLU(3, 6, 3, stride=2, padding=1, fuse_relu=False)
+    split.load_state_dict(fused.state_dict())
+    x0 = tensor((4, 3, 9, 7), seed=9).data
+    gy = np.random.default_rng(10).standard_normal((4, 6, 5, 4)).astype(np.float32)
+    results = []
+    for unit in (fused, split):
+        x = Tensor(x0.copy(), requires_grad=True)
+        y = unit(x)
+        records = trace(y, gy, file=None)              # runs the backward pass, recording each op
+        results.append(([r.name for r in records][::-1], y.data, x.grad, unit.conv.weight.grad, unit.bn.weight.grad,
+                         unit.bn.bias.grad, unit.bn.running_mean, unit.bn.running_var))
+    assert results[0][0] == ["Conv2d", "BatchNormReLU"] and results[1][0] == ["Conv2d", "BatchNorm", "ReLU"]
+    for a, b in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_gradients_flow_through_a_small_float64_network():
     init.manual_seed(3)
     net = nn.Sequential(nn.ConvBNReLU(2, 3, 3, stride=2, padding=1), nn.AvgPool2d(2, 1),

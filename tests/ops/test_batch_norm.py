@@ -205,6 +205,100 @@ def test_eval_accepts_a_single_sample():
     assert y.shape == (1, 3, 1, 1)
 
 
+# ---------------------------------------------------------------- batch norm + ReLU, fused
+
+def _away_from_the_kink(y_pre, margin=1e-3):
+    """Gradient checks through a ReLU need inputs that a finite-difference step cannot move across 0."""
+    assert np.abs(y_pre).min() > margin, "pick another seed: a value sits on the ReLU's kink"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", KERNEL_SHAPES)
+def test_fused_relu_kernels_match_reference(shape, dtype):
+    c = shape[1]
+    x = randn(shape, 50, 3.0, 5.0, dtype)
+    gy = randn(shape, 51, dtype=dtype)
+    gamma, beta = randn(c, 52, dtype=dtype), randn(c, 53, dtype=dtype)
+    rm, rv = randn(c, 54, 3.0, 5.0, dtype), np.random.default_rng(55).uniform(4.0, 12.0, c).astype(dtype)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+
+    ref = batchnorm_reference.forward_train(x, gamma, beta, EPS, relu=True)
+    fast = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=True)
+    assert (ref[0] == 0).any() and (ref[0] > 0).any()          # the ReLU does something
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, **tol)
+    mean, invstd = ref[1], ref[3]
+    for a, b in zip(batchnorm_numba.backward_train(gy, x, mean, invstd, gamma, y=ref[0]),
+                    batchnorm_reference.backward_train(gy, x, mean, invstd, gamma, y=ref[0])):
+        np.testing.assert_allclose(a, b, **tol)
+
+    ref = batchnorm_reference.forward_eval(x, gamma, beta, rm, rv, EPS, relu=True)
+    for a, b in zip(batchnorm_numba.forward_eval(x, gamma, beta, rm, rv, EPS, relu=True), ref):
+        np.testing.assert_allclose(a, b, **tol)
+    for a, b in zip(batchnorm_numba.backward_eval(gy, x, rm, ref[1], gamma, y=ref[0]),
+                    batchnorm_reference.backward_eval(gy, x, rm, ref[1], gamma, y=ref[0])):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_reference_relu_is_relu_after_batch_norm():
+    x, gy = randn((4, 3, 5), 56, 2.0), randn((4, 3, 5), 57)
+    gamma, beta = randn(3, 58), randn(3, 59)
+    y, mean, _, invstd = batchnorm_reference.forward_train(x, gamma, beta, EPS)
+    y_relu = batchnorm_reference.forward_train(x, gamma, beta, EPS, relu=True)[0]
+    np.testing.assert_array_equal(y_relu, np.maximum(y, 0))
+    masked = np.where(y > 0, gy, 0.0)
+    for a, b in zip(batchnorm_reference.backward_train(gy, x, mean, invstd, gamma, y=y_relu),
+                    batchnorm_reference.backward_train(masked, x, mean, invstd, gamma)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_fused_relu_equals_relu_of_batch_norm(training):
+    """``batch_norm(..., relu=True)`` against ``ops.relu(batch_norm(...))``: values and all three gradients."""
+    import ops
+    shape, c = (5, 4, 3, 7), 4
+    x0, gy = randn(shape, 60, 2.0, 1.0, np.float32), randn(shape, 61, dtype=np.float32)
+    g0, b0 = randn(c, 62, 0.5, 1.0, np.float32), randn(c, 63, dtype=np.float32)
+    rm, rv = randn(c, 64, dtype=np.float32), np.random.default_rng(65).uniform(0.5, 2.0, c).astype(np.float32)
+    outs = []
+    for fused in (True, False):
+        x, g, b = (Tensor(a.copy(), requires_grad=True) for a in (x0, g0, b0))
+        rm_, rv_ = rm.copy(), rv.copy()
+        y = (batch_norm(x, g, b, rm_, rv_, training, relu=True) if fused
+             else ops.relu(batch_norm(x, g, b, rm_, rv_, training)))
+        y.backward(gy)
+        outs.append([y.data, x.grad, g.grad, b.grad, rm_, rv_])
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_gradcheck_fused_relu(training):
+    shape, c = (3, 4, 5, 3), 4
+    x = Tensor(randn(shape, 66, 2.0, 1.0), requires_grad=True)
+    gamma, beta = params(c, seed=67)
+    rm, rv = randn(c, 68), np.random.default_rng(69).uniform(0.5, 2.0, c)
+    _away_from_the_kink(batch_norm(x.data, gamma.data, beta.data, rm.copy(), rv.copy(), training).data)
+    assert gradcheck(lambda x, g, b: batch_norm(x, g, b, rm.copy(), rv.copy(), training, relu=True),
+                     [x, gamma, beta])
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_parallel_ranges_match_the_serial_kernels(three_threads, relu):
+    """Channel ranges (the sums) and row ranges (the outputs) on 3 threads give the serial results exactly."""
+    from autograd import parallel
+    x, gy = randn((5, 7, 9), 70, 2.0, 1.0, np.float32), randn((5, 7, 9), 71, dtype=np.float32)
+    gamma, beta = randn(7, 72, dtype=np.float32), randn(7, 73, dtype=np.float32)
+    threaded = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=relu)
+    threaded_back = batchnorm_numba.backward_train(gy, x, threaded[1], threaded[3], gamma,
+                                                   y=threaded[0] if relu else None)
+    parallel._threads = 1
+    serial = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=relu)
+    serial_back = batchnorm_numba.backward_train(gy, x, serial[1], serial[3], gamma, y=serial[0] if relu else None)
+    for a, b in zip(threaded + threaded_back, serial + serial_back):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------- GPU
 
 @pytest.mark.gpu
@@ -261,6 +355,31 @@ def test_gpu_matches_cpu(training, dtype):
     yg.backward(Tensor(cupy.asarray(gy)))
     for c, g_ in zip(cpu, gpu):
         np.testing.assert_allclose(g_.grad.get(), c.grad, **tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_gpu_fused_relu_matches_reference(training):
+    import cupy
+    from ops.kernels import batchnorm_cupy
+    x, gy = randn((4, 3, 10), 74, 2.0, 1.0), randn((4, 3, 10), 75)
+    gamma, beta = randn(3, 76, 0.5, 1.0), randn(3, 77)
+    rm, rv = randn(3, 78), np.random.default_rng(79).uniform(0.5, 2.0, 3)
+    g = [cupy.asarray(a) for a in (gy, x, gamma, beta, rm, rv)]
+    tol = dict(rtol=1e-10, atol=1e-12)
+    if training:
+        ref = batchnorm_reference.forward_train(x, gamma, beta, EPS, relu=True)
+        out = batchnorm_cupy.forward_train(g[1], g[2], g[3], EPS, relu=True)
+        back_ref = batchnorm_reference.backward_train(gy, x, ref[1], ref[3], gamma, y=ref[0])
+        back = batchnorm_cupy.backward_train(g[0], g[1], cupy.asarray(ref[1]), cupy.asarray(ref[3]), g[2],
+                                             y=cupy.asarray(ref[0]))
+    else:
+        ref = batchnorm_reference.forward_eval(x, gamma, beta, rm, rv, EPS, relu=True)
+        out = batchnorm_cupy.forward_eval(g[1], g[2], g[3], g[4], g[5], EPS, relu=True)
+        back_ref = batchnorm_reference.backward_eval(gy, x, rm, ref[1], gamma, y=ref[0])
+        back = batchnorm_cupy.backward_eval(g[0], g[1], g[4], cupy.asarray(ref[1]), g[2], y=cupy.asarray(ref[0]))
+    for a, b in zip(tuple(out) + tuple(back), tuple(ref) + tuple(back_ref)):
+        np.testing.assert_allclose(a.get(), b, **tol)
 
 
 @pytest.mark.gpu

@@ -89,6 +89,16 @@ def test_reference_backward_is_the_transpose_of_forward():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,k,s,p", CONFIGS, ids=IDS)
 def test_numba_matches_reference(shape, k, s, p, dtype):
+    _numba_matches_reference(shape, k, s, p, dtype)
+
+
+@pytest.mark.parametrize("shape,k,s,p", [CONFIGS[i] for i in (0, 2, 3, 8)], ids=[IDS[i] for i in (0, 2, 3, 8)])
+def test_numba_parallel_ranges_match_reference(three_threads, shape, k, s, p):
+    """The kernels cut into 3 ranges of plane groups run on 3 threads: the same results as the reference."""
+    _numba_matches_reference(shape, k, s, p, np.float32)
+
+
+def _numba_matches_reference(shape, k, s, p, dtype):
     x = sample(shape, dtype, 4)
     args = flat_args(k, s, p)
     h, w = shape[2:]
