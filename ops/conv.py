@@ -158,12 +158,13 @@ def _buffer(name, size, dtype):
 
 def _run(job, n_images, macs):
     """Run ``job(n0, n1)`` over the batch: split among the CPU threads (``autograd.parallel``) with OpenBLAS
-    limited to 1 thread meanwhile, or in the calling thread alone for small convs (or when OpenBLAS is held at
-    one thread). Returns the list of the jobs' results, in batch order."""
+    limited to 1 thread meanwhile; or in the calling thread alone for small convs, when OpenBLAS is held at one
+    thread, and for a single image (whose GEMMs then use OpenBLAS's own threads: batch-1 inference).
+    Returns the list of the jobs' results, in batch order."""
     blas = _openblas()
     before = blas.get() if blas.get is not None else 1
-    if before <= 1 or macs < _MIN_THREADED_MACS:
-        return parallel_for(job, n_images, parallel=False)
+    if before <= 1 or macs < _MIN_THREADED_MACS or n_images < 2:
+        return parallel_for(job, n_images, parallel=False)     # one image: OpenBLAS keeps its own threads
     with _run_lock:
         blas.set(1)
         try:
