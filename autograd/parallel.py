@@ -107,3 +107,16 @@ def in_parts(fn, out, *arrays):
 
     parallel_for(piece, n)
     return out
+
+
+def _copy_into(a, out):
+    np.copyto(out, a)
+
+
+def contiguous(a):
+    """``np.ascontiguousarray(a)`` for a NumPy array, the copy (when one is needed) made on all cores for big
+    arrays. Gradients arriving through a channel concatenation are strided views of the concat's gradient; the
+    kernels want C-order arrays, and a one-core copy of a whole activation would leave the other cores idle."""
+    if a.flags.c_contiguous:
+        return a
+    return in_parts(_copy_into, np.empty(a.shape, a.dtype), a)

@@ -12,6 +12,7 @@ from .dropout import dropout
 from .linalg import linear, matmul
 from .normalization import batch_norm
 from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
+from .residual import residual_add
 from .loss import log_softmax, softmax, softmax_cross_entropy
 from .reduction import max, mean, sum
 from .shape import concat, flatten, getitem, reshape, split, transpose

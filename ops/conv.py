@@ -249,7 +249,9 @@ def _backward_cpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
     cout, k = w2d.shape
     oh, ow = out_hw
     p = oh * ow
-    gy = np.ascontiguousarray(gy).reshape(n, cout, p)
+    # a view, no copy, when gy is a channel slice of a concat's gradient (each gy[i] is then C-order); any other
+    # strides still give the right answer (np.matmul copies what BLAS cannot read)
+    gy = gy.reshape(n, cout, p)
     dx = np.empty_like(x) if need_x else None
     pointwise = _is_pointwise(kernel, stride, padding)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding

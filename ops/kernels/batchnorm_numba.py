@@ -28,10 +28,10 @@ Sums are accumulated in float64. ``fastmath={"reassoc"}`` lets LLVM reorder the 
 vectorise them; it changes the rounding of the sums a little and nothing else (NaNs and infinities keep their
 meaning).
 
-Parallelism: the kernels are serial and release the GIL (``nogil=True``); each takes a range of channels (the
-sums: each channel's two sums belong to one range) or of ``(n, c)`` rows (``_combine``: each output row belongs
-to one range), and ``autograd.parallel.parallel_for`` runs the ranges on the engine's CPU threads (tensors below
-``PARALLEL_MIN_BYTES`` on the calling thread alone).
+Parallelism: the kernels are serial, release the GIL (``nogil=True``) and take a range of channels; each entry
+point hands each CPU thread a range of channels (``autograd.parallel.parallel_for``) for which it computes the
+sums, the per-channel constants and the outputs. Statistics are per channel, so no thread waits for another.
+Tensors below ``PARALLEL_MIN_BYTES`` run on the calling thread alone.
 
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
 and is cached on disk (``cache=True``).
@@ -39,15 +39,10 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from autograd.parallel import parallel_for
+from autograd.parallel import contiguous, parallel_for
 
 #: tensors smaller than this run on the calling thread: handing a range to another thread costs more
 PARALLEL_MIN_BYTES = 1 << 20
-
-
-def _in_parallel(job, n, array):
-    """``job(lo, hi)`` over ``range(n)``, on all CPU threads when ``array`` is big enough to pay for it."""
-    parallel_for(job, n, parallel=array.nbytes >= PARALLEL_MIN_BYTES)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
@@ -80,8 +75,8 @@ def _channel_sums(a, ca, b, cb, gate, c0, c1, s1, s2):
 
 
 @njit(cache=True, nogil=True)
-def _combine(u, v, cv, k1, k2, k3, gate, relu, out, r0, r1):
-    """For rows ``r0 <= r < r1`` of the ``N*C`` rows of u, v, out: (N, C, L), constants (C,) of u's dtype:
+def _combine(u, v, cv, k1, k2, k3, gate, relu, out, c0, c1):
+    """For channels ``c0 <= ch < c1`` of u, v, out: (N, C, L), constants (C,) of u's dtype:
     ``out = k1[c] * u + k2[c] * (v - cv[c]) + k3[c]``; with a ``gate`` (N, C, L), ``u`` counts only where
     ``gate > 0``; with ``relu``, ``out = max(out, 0)`` (NaN stays NaN, as ``np.maximum``).
 
@@ -89,40 +84,32 @@ def _combine(u, v, cv, k1, k2, k3, gate, relu, out, r0, r1):
     """
     n, c, l = u.shape
     zero = out.dtype.type(0)
-    for r in range(r0, r1):
-        i = r // c
-        ch = r % c
+    for ch in range(c0, c1):
         a1 = k1[ch]
         a2 = k2[ch]
         a3 = k3[ch]
         centre = cv[ch]
-        urow = u[i, ch]
-        vrow = v[i, ch]
-        orow = out[i, ch]
-        if gate is None:
-            for j in range(l):
-                val = urow[j] * a1 + (vrow[j] - centre) * a2 + a3
-                orow[j] = zero if relu and val < zero else val
-        else:
-            grow = gate[i, ch]
-            for j in range(l):
-                g = urow[j] if grow[j] > zero else zero
-                orow[j] = g * a1 + (vrow[j] - centre) * a2 + a3
+        for i in range(n):
+            urow = u[i, ch]
+            vrow = v[i, ch]
+            orow = out[i, ch]
+            if gate is None:
+                for j in range(l):
+                    val = urow[j] * a1 + (vrow[j] - centre) * a2 + a3
+                    orow[j] = zero if relu and val < zero else val
+            else:
+                grow = gate[i, ch]
+                for j in range(l):
+                    g = urow[j] if grow[j] > zero else zero
+                    orow[j] = g * a1 + (vrow[j] - centre) * a2 + a3
 
 
-def _sums(a, ca, b, cb, gate=None):
-    """Per-channel float64 sums of ``_channel_sums`` over all channels, on all threads for big tensors."""
-    c = a.shape[1]
-    s1, s2 = np.empty(c), np.empty(c)
-    _in_parallel(lambda lo, hi: _channel_sums(a, ca, b, cb, gate, lo, hi, s1, s2), c, a)
-    return s1, s2
-
-
-def _affine(u, v, cv, k1, k2, k3, out, gate=None, relu=False):
-    """``_combine`` over all rows, on all threads for big tensors; returns ``out``."""
-    rows = u.shape[0] * u.shape[1]
-    _in_parallel(lambda lo, hi: _combine(u, v, cv, k1, k2, k3, gate, relu, out, lo, hi), rows, u)
-    return out
+def _by_channel(job, array):
+    """``job(c0, c1)`` over the channels of ``array`` (N, C, L): each thread owns a range of channels, their
+    statistics and their outputs, so one hand-over to the threads per call is enough (and the second pass
+    over a thread's channels often finds them still in its cache). Small tensors run on the calling thread:
+    waking a thread costs 40-100 us on the 2-core development machine."""
+    parallel_for(job, array.shape[1], parallel=array.nbytes >= PARALLEL_MIN_BYTES)
 
 
 # ---------------------------------------------------------------- entry points (same signatures as the reference)
@@ -130,59 +117,75 @@ def _affine(u, v, cv, k1, k2, k3, out, gate=None, relu=False):
 def forward_train(x, gamma, beta, eps, relu=False):
     """x: (N, C, L); gamma, beta: (C,) -> y: (N, C, L), mean, var (biased), invstd: (C,) float64.
     With ``relu``, ``y`` is ``max(batch_norm(x), 0)``."""
-    x = np.ascontiguousarray(x)
-    m = x.shape[0] * x.shape[2]
+    x = contiguous(x)
+    n, c, l = x.shape
+    m, dt = n * l, x.dtype
     shift = x[0, :, 0].astype(np.float64)
-    s1, s2 = _sums(x, shift, x, shift)
-    mu = s1 / m                                      # mean - shift
-    mean = shift + mu
-    var = np.maximum(s2 / m - mu * mu, 0.0)
-    invstd = 1.0 / np.sqrt(var + eps)
-    dt = x.dtype
-    zero = np.zeros(x.shape[1], dt)
-    y = _affine(x, x, mean.astype(dt), zero, (gamma.astype(np.float64) * invstd).astype(dt), beta.astype(dt),
-                np.empty_like(x), relu=relu)
+    gamma64, beta_t, zero = gamma.astype(np.float64), beta.astype(dt), np.zeros(c, dt)
+    s1, s2, mean, var, invstd = (np.empty(c) for _ in range(5))
+    centre, scale = np.empty(c, dt), np.empty(c, dt)
+    y = np.empty_like(x)
+
+    def channels(c0, c1):
+        _channel_sums(x, shift, x, shift, None, c0, c1, s1, s2)
+        k = slice(c0, c1)
+        mu = s1[k] / m                               # mean - shift
+        mean[k] = shift[k] + mu
+        var[k] = np.maximum(s2[k] / m - mu * mu, 0.0)
+        invstd[k] = 1.0 / np.sqrt(var[k] + eps)
+        centre[k], scale[k] = mean[k], gamma64[k] * invstd[k]
+        _combine(x, x, centre, zero, scale, beta_t, None, relu, y, c0, c1)
+
+    _by_channel(channels, x)
     return y, mean, var, invstd
 
 
 def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
     """x: (N, C, L); gamma, beta, running_mean, running_var: (C,) -> y: (N, C, L), invstd: (C,) float64.
     With ``relu``, ``y`` is ``max(batch_norm(x), 0)``."""
-    x = np.ascontiguousarray(x)
-    invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    x = contiguous(x)
     dt = x.dtype
-    zero = np.zeros(x.shape[1], dt)
-    y = _affine(x, x, running_mean.astype(dt), zero, (gamma.astype(np.float64) * invstd).astype(dt),
-                beta.astype(dt), np.empty_like(x), relu=relu)
+    invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    centre, scale = running_mean.astype(dt), (gamma.astype(np.float64) * invstd).astype(dt)
+    beta_t, zero = beta.astype(dt), np.zeros(x.shape[1], dt)
+    y = np.empty_like(x)
+    _by_channel(lambda c0, c1: _combine(x, x, centre, zero, scale, beta_t, None, relu, y, c0, c1), x)
     return y, invstd
 
 
-def _gate(y):
-    return None if y is None else np.ascontiguousarray(y)
+def _backward(gy, x, centre, invstd, gamma, y, training):
+    """The input gradient ``k1*gy + k2*(x - centre) + k3`` (training) or ``k1*gy`` (eval, running statistics
+    are constants), with ``gy`` gated by ``y > 0`` when ``y`` (the fused ReLU's output) is given."""
+    gy, x, gate = contiguous(gy), contiguous(x), None if y is None else contiguous(y)
+    n, c, l = x.shape
+    m, dt = n * l, x.dtype
+    centre64, gamma64 = np.asarray(centre, dtype=np.float64), gamma.astype(np.float64)
+    gbeta, sum_gy_xc = np.empty(c), np.empty(c)
+    centre_t, zero64 = centre64.astype(dt), np.zeros(c)
+    k1, k2, k3 = np.empty(c, dt), np.zeros(c, dt), np.zeros(c, dt)
+    gx = np.empty_like(x)
+
+    def channels(c0, c1):
+        _channel_sums(gy, zero64, x, centre64, gate, c0, c1, gbeta, sum_gy_xc)
+        k = slice(c0, c1)
+        a1 = gamma64[k] * invstd[k]
+        k1[k] = a1
+        if training:                                  # the terms through the batch mean and variance
+            k2[k] = -a1 * invstd[k] * (sum_gy_xc[k] * invstd[k]) / m
+            k3[k] = -a1 * gbeta[k] / m
+        _combine(gy, x, centre_t, k1, k2, k3, gate, False, gx, c0, c1)
+
+    _by_channel(channels, x)
+    return gx, (sum_gy_xc * invstd).astype(gamma.dtype), gbeta.astype(gamma.dtype)
 
 
 def backward_train(gy, x, mean, invstd, gamma, y=None):
     """gy, x: (N, C, L); mean, invstd: (C,) float64; gamma: (C,) -> gx: (N, C, L), ggamma: (C,), gbeta: (C,).
     With ``y`` (the output of ``forward_train(..., relu=True)``), ``gy`` is the gradient after the ReLU."""
-    gy, x, gate = np.ascontiguousarray(gy), np.ascontiguousarray(x), _gate(y)
-    m = x.shape[0] * x.shape[2]
-    gbeta, sum_gy_xc = _sums(gy, np.zeros(x.shape[1]), x, np.asarray(mean, dtype=np.float64), gate)
-    ggamma = sum_gy_xc * invstd
-    k1 = gamma.astype(np.float64) * invstd
-    k2 = -k1 * invstd * ggamma / m
-    k3 = -k1 * gbeta / m
-    dt = x.dtype
-    gx = _affine(gy, x, mean.astype(dt), k1.astype(dt), k2.astype(dt), k3.astype(dt), np.empty_like(x), gate)
-    return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
+    return _backward(gy, x, mean, invstd, gamma, y, True)
 
 
 def backward_eval(gy, x, running_mean, invstd, gamma, y=None):
     """gy, x: (N, C, L); running_mean: (C,); invstd: (C,) float64; gamma: (C,) -> gx, ggamma, gbeta.
     With ``y`` (the output of ``forward_eval(..., relu=True)``), ``gy`` is the gradient after the ReLU."""
-    gy, x, gate = np.ascontiguousarray(gy), np.ascontiguousarray(x), _gate(y)
-    gbeta, sum_gy_xc = _sums(gy, np.zeros(x.shape[1]), x, np.asarray(running_mean, dtype=np.float64), gate)
-    ggamma = sum_gy_xc * invstd
-    dt = x.dtype
-    zero = np.zeros(x.shape[1], dt)
-    gx = _affine(gy, gy, zero, (gamma.astype(np.float64) * invstd).astype(dt), zero, zero, np.empty_like(x), gate)
-    return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
+    return _backward(gy, x, running_mean, invstd, gamma, y, False)

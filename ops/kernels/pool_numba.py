@@ -42,7 +42,7 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from autograd.parallel import parallel_for
+from autograd.parallel import contiguous, parallel_for
 
 from ..geometry import conv_out_size
 from .pool_reference import argmax_dtype, avg_pool_divisor
@@ -256,7 +256,7 @@ def _groups(planes, group):
 
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
     """Max pooling with -inf padding. x: (N, C, H, W) -> y: (N, C, OH, OW), argmax: (N, C, OH, OW)."""
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
@@ -269,7 +269,7 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
 
 def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
     """gy, argmax: (N, C, OH, OW) -> gx: (N, C, H, W)."""
-    gy, argmax = np.ascontiguousarray(gy), np.ascontiguousarray(argmax)
+    gy, argmax = contiguous(gy), contiguous(argmax)
     n, c = gy.shape[:2]
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
     _in_parallel(lambda lo, hi: _max_pool2d_backward_kernel(gy, argmax, kh, kw, sh, sw, ph, pw, gx, lo, hi),
@@ -279,7 +279,7 @@ def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
 
 def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
     """Average pooling with zero padding. x: (N, C, H, W) -> y: (N, C, OH, OW)."""
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
@@ -292,7 +292,7 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
 
 def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=False):
     """gy: (N, C, OH, OW) -> gx: (N, C, H, W)."""
-    gy = np.ascontiguousarray(gy)
+    gy = contiguous(gy)
     n, c = gy.shape[:2]
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
     divisor = avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, gy.dtype)

@@ -283,6 +283,20 @@ def test_gradcheck_fused_relu(training):
                      [x, gamma, beta])
 
 
+def test_strided_upstream_gradient(three_threads):
+    """The gradient of a branch that feeds a channel concat is a strided view: copied (on all threads) first."""
+    x = randn((4, 3, 5, 2), 80, 2.0, 1.0, np.float32)
+    gamma, beta = randn(3, 81, dtype=np.float32), randn(3, 82, dtype=np.float32)
+    gy_wide = randn((4, 7, 5, 2), 83, dtype=np.float32)
+    grads = []
+    for gy in (gy_wide[:, 2:5], np.ascontiguousarray(gy_wide[:, 2:5])):
+        xt, g, b = Tensor(x, requires_grad=True), Tensor(gamma, requires_grad=True), Tensor(beta, requires_grad=True)
+        batch_norm(xt, g, b, None, None, True, relu=True).backward(gy)
+        grads.append((xt.grad, g.grad, b.grad))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("relu", [False, True])
 def test_parallel_ranges_match_the_serial_kernels(three_threads, relu):
     """Channel ranges (the sums) and row ranges (the outputs) on 3 threads give the serial results exactly."""

@@ -163,6 +163,26 @@ def test_worker_threads_match_calling_thread(monkeypatch, ws, stride, padding):
             np.testing.assert_array_equal(a, e)
 
 
+@pytest.mark.parametrize("ws,stride,padding", [((5, 4, 3, 3), 2, 1), ((5, 4, 1, 1), 1, 0)], ids=["3x3-s2", "1x1"])
+@pytest.mark.parametrize("layout", ["channel-slice", "transposed"])
+def test_backward_with_a_strided_upstream_gradient(monkeypatch, ws, stride, padding, layout):
+    """A conv whose output feeds a concat gets a channel slice of the concat's gradient (a view, not C-order);
+    the backward reads it in place. Any other strides must give the same gradients too."""
+    monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
+    monkeypatch.setattr(conv_module, "POINTWISE_MIN_PIXELS", 1)
+    x, w, b = sample((5, 4, 9, 7), 60), sample(ws, 61), sample(ws[0], 62)
+    shape = conv2d(x, w, None, stride, padding).shape
+    if layout == "channel-slice":
+        gy = sample((shape[0], shape[1] + 3) + shape[2:], 63)[:, 2:2 + shape[1]]
+    else:
+        gy = sample((shape[3], shape[2], shape[1], shape[0]), 63).transpose(3, 2, 1, 0)
+    assert not gy.flags.c_contiguous
+    got = _forward_backward(x, w, b, stride, padding, gy)
+    expected = _forward_backward(x, w, b, stride, padding, np.ascontiguousarray(gy))
+    for name, a, e in zip(("y", "dx", "dw", "db"), got, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 def test_pointwise_paths_agree(monkeypatch):
     """1x1 stride-1 convs multiply each image in place (no im2col) or copy chunks through im2col: same result."""
     x, w = sample((4, 6, 5, 7), 26), sample((3, 6, 1, 1), 27)
