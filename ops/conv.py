@@ -47,6 +47,7 @@ import numpy as np
 
 from autograd import Function
 from autograd.backend import get_array_module, is_gpu_array
+from autograd.allocator import keep_freed_memory
 from autograd.parallel import parallel_for
 
 from .geometry import as_pair, check_window_fits, normalize_padding, normalize_stride, window_out_shape
@@ -140,6 +141,7 @@ def _openblas():
     global _blas
     if _blas is None:
         _blas = _OpenBLAS()
+        keep_freed_memory()          # first CPU conv: let malloc reuse big freed blocks (autograd/allocator.py)
     return _blas
 
 
