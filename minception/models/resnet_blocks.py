@@ -45,11 +45,8 @@ class InceptionResNetBlock(nn.Module):
         raise NotImplementedError
 
     def forward(self, x):
-        residual = self.conv2d(self.branches(x))
-        if self.scale != 1.0:
-            residual = residual * self.scale
-        out = x + residual
-        return ops.relu(out) if self.relu else out
+        # relu(x + scale * up), as one op: ops.residual_add
+        return ops.residual_add(x, self.conv2d(self.branches(x)), self.scale, self.relu)
 
     def extra_repr(self):
         return f"scale={self.scale:g}, relu={self.relu}"
