@@ -160,8 +160,8 @@ def describe_environment(device):
              f"{os.cpu_count()} CPUs"]
     try:
         import numba
-        lines.append(f"numba {numba.__version__}, threads {numba.get_num_threads()}, threading layer "
-                     f"{numba.config.THREADING_LAYER} (configured)")
+        from autograd.parallel import cpu_threads
+        lines.append(f"numba {numba.__version__} (serial kernels), engine CPU threads {cpu_threads()}")
     except ImportError:
         pass
     try:

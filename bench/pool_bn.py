@@ -159,7 +159,7 @@ def main():
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference rows")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with this process's CPU time instead of wall-clock time (CPU only): on a busy "
-                             "machine, run with NUMBA_NUM_THREADS=1 and this flag to get the single-core time "
+                             "machine, run with OMP_NUM_THREADS=1 and this flag to get the single-core time "
                              "the work would take alone")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                         help="before each row wait up to S seconds for an idle machine (shared machines)")
@@ -172,9 +172,10 @@ def main():
         print(f"device: {xp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {xp.__version__}")
     else:
         import numba
+        from autograd.parallel import cpu_threads
         xp, sync = np, (lambda: None)
-        print(f"device: CPU, Numba {numba.__version__}, {numba.get_num_threads()} threads "
-              f"({numba.config.THREADING_LAYER} layer)")
+        print(f"device: CPU, Numba {numba.__version__} (serial kernels), {cpu_threads()} engine threads "
+              f"(autograd.parallel; OMP_NUM_THREADS sets it)")
     with_reference = args.device == "cpu" and not args.quick and not args.no_reference
     clock = time.process_time if args.cpu_time and args.device == "cpu" else time.perf_counter
     print(f"float32, median of {reps} runs [min-max] of {'process CPU' if clock is time.process_time else 'wall'} "

@@ -45,8 +45,8 @@ def main():
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--wait", type=float, default=60, help="max seconds to wait for a quiet machine")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(args.threads)         # before NumPy and Numba are imported
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(args.threads)         # before NumPy and the engine are imported
 
     import numpy as np
     ops = import_engine()

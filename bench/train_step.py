@@ -7,7 +7,7 @@ parameter counts and float64 outputs), with ``torch.optim.RMSprop`` (PyTorch's e
 work per parameter).
 
 Each engine runs in its own subprocess, one after the other, never both at once (PyTorch's OpenMP threads and
-our OpenBLAS/Numba threads would fight over the 2 cores). Before each subprocess the parent waits (up to
+our OpenBLAS and pool threads would fight over the 2 cores). Before each subprocess the parent waits (up to
 ``--wait`` seconds) for the machine to be quiet, and measures the CPU time that *other* processes used while it
 ran ("load", in cores): rows with load above ~0.15 are disturbed. A disturbed run is repeated (``--retries``)
 and the least disturbed one kept.
@@ -20,8 +20,8 @@ Printed per network:
   GF/s, %100, %here  conv GF / step time, and that as a share of ~100 GFLOP/s (the float32 GEMM rate on
                      conv-like shapes of the 2-core Zen 3 in /work/shared/reference/perf_baseline.md, the issue's
                      reference) and of the GEMM rate measured on this machine at the start of the run (printed)
-  numba layer        (header) Numba's threading layer and OMP_WAIT_POLICY: spinning OpenMP threads between
-                     kernels cost 25-35% of a 2-thread step here (see the README's performance section)
+  our threads        (header) OpenBLAS's threads and the engine's CPU threads (``autograd.parallel``), and
+                     whether glibc's malloc keeps freed blocks (``autograd/allocator.py``)
   peak MB (net)      peak resident memory of the subprocess (ru_maxrss), and peak minus the resident memory
                      after imports, model build and batch creation (net: what the steps themselves need)
   fwd/bwd/upd        median split of the step: forward + loss, backward, optimizer update
@@ -158,14 +158,10 @@ def conv_flop_counter():
     return ConvFlops()
 
 
-def _numba_layer():
-    """The threading layer Numba's parallel kernels ran on ("omp", "tbb", "workqueue"). Its OpenMP threads
-    spin-wait between kernels unless OMP_WAIT_POLICY=PASSIVE; on 2 cores that took 25-35% of a training step."""
-    try:
-        import numba
-        return numba.threading_layer()
-    except (ImportError, ValueError):     # ValueError: no parallel kernel has run yet
-        return "(not started)"
+def _engine_threads():
+    """The engine's CPU thread count and malloc policy (read after the steps ran)."""
+    from autograd import allocator, parallel
+    return {"cpu_threads": parallel.cpu_threads(), "malloc_keeps_freed_blocks": allocator.keep_freed_memory()}
 
 
 def worker_ours(args):
@@ -217,8 +213,7 @@ def worker_ours(args):
         if i >= args.warmup:
             split["fwd"].append(t1 - t0), split["bwd"].append(t2 - t1), split["upd"].append(t3 - t2)
         del loss
-    info = {"blas": info, "numba_threading_layer": _numba_layer(),
-            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)")}
+    info = {"blas": info, **_engine_threads()}
     return {"engine": "minception", "step": summary(times[args.warmup:]),
             "cpu": statistics.median(cpu[args.warmup:]),
             "split": {k: statistics.median(v) for k, v in split.items()}, "conv_flops": 3 * counter.flops,
