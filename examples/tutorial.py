@@ -176,12 +176,18 @@ def stage_5_conv_bn_relu():
     header(5, "conv -> batch norm -> ReLU (nn.ConvBNReLU), the box every Inception network is made of")
     from minception import nn
     nn.init.manual_seed(0)                 # reproducible initial weights
-    box = nn.ConvBNReLU(3, 4, (3, 3), stride=2, padding=1).to(dtype=np.float64)
+    # fuse_relu=False: three ops, one per idea, to read in the trace below. The networks use the default,
+    # fuse_relu=True: the ReLU runs inside the batch-norm op (one pass over the data fewer, the same numbers).
+    box = nn.ConvBNReLU(3, 4, (3, 3), stride=2, padding=1, fuse_relu=False).to(dtype=np.float64)
+    fused = nn.ConvBNReLU(3, 4, (3, 3), stride=2, padding=1).to(dtype=np.float64)
+    fused.load_state_dict(box.state_dict())
     rng = np.random.default_rng(1)
     x = Tensor(rng.standard_normal((2, 3, 7, 5)), requires_grad=True, name="x")
     # batch norm in training mode mixes the batch: the check covers that too (random upstream gradient)
     check("of ConvBNReLU (input and all parameters)", lambda t: box(t), [x],
           params=box.named_parameters())
+    check("of ConvBNReLU with the ReLU fused into the batch norm", lambda t: fused(t), [x],
+          params=fused.named_parameters())
     with autograd.MemoryHook() as memory, autograd.PrintHook(backward=False):
         with name_scope("box"):
             y = box(x)
