@@ -34,10 +34,13 @@ _local = threading.local()      # .inside: this thread is running a part of a pa
 
 def cpu_threads():
     """Threads for CPU work: ``OMP_NUM_THREADS`` if set (as BLAS and the benchmarks read it), else the number of
-    cores. Read once."""
+    cores this process may run on (its CPU affinity, e.g. under ``taskset``). Read once."""
     global _threads
     if _threads is None:
-        cores = os.cpu_count() or 1
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):            # not Linux
+            cores = os.cpu_count() or 1
         env = os.environ.get("OMP_NUM_THREADS", "")
         _threads = max(1, min(int(env) if env.isdigit() else cores, cores))
     return _threads
