@@ -10,6 +10,7 @@ Weights start He-normal (std sqrt(2/fan_in)); see ``nn.init`` for why.
 from . import init
 from .activation import ReLU
 from .batchnorm import BatchNorm2d
+from .branches import run_branches
 from .container import Concat, Sequential
 from .conv import Conv2d
 from .conv_bn_relu import ConvBNReLU
@@ -25,7 +26,7 @@ from .summary import summary
 __all__ = [
     "Module", "Parameter", "init",
     "Conv2d", "BatchNorm2d", "Linear", "Dropout", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Flatten",
-    "Sequential", "Concat", "ConvBNReLU",
+    "Sequential", "Concat", "ConvBNReLU", "run_branches",
     "state_dict", "load_state_dict", "save_state", "load_state", "LoadResult", "StateDictError", "summary",
     "ModuleHookInputs", "ModuleHookOutputs",
 ]

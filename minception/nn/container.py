@@ -62,7 +62,8 @@ class Concat(Module):
 
     Branches are named "branch_0", "branch_1", ... in the order given; names can be chosen instead with an
     OrderedDict (``Concat(OrderedDict(branch_0=a, pool=b))``) or keywords (``Concat(left=a, right=b)``).
-    The order of concatenation is the order of registration.
+    The order of concatenation is the order of registration. Branches that start with a 1x1 ``ConvBNReLU`` share
+    one conv for those units (``nn.run_branches``; the same numbers).
 
     Shape:
         x: (N, C, H, W) -> (N, sum of the branches' channels, H', W'); every branch must give the same H', W'
@@ -78,7 +79,8 @@ class Concat(Module):
         self.axis = axis
 
     def forward(self, x):
-        return ops.concat([branch(x) for branch in self._modules.values()], axis=self.axis)
+        from .branches import run_branches      # (branches.py imports this module)
+        return ops.concat(run_branches(x, *self._modules.values()), axis=self.axis)
 
     def __len__(self):
         return len(self._modules)
