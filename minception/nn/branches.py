@@ -16,8 +16,9 @@ batch norms, one by one -> merged): 64 -> 8+8+8 channels at 32x32 40.6 -> 28.0 m
 
 A branch's head is merged only when nothing can tell the difference: it is a ``ConvBNReLU`` (the branch itself or
 the first module of a ``Sequential`` branch) with a 1x1 kernel, stride 1, no padding and ``fuse_relu``, and none
-of the branch, the unit, its conv or its bn has hooks (a hook expects its module to be called). Set
-``MERGE_HEADS = False`` (module attribute) to run every branch as written, one by one.
+of the branch, the unit, its conv or its bn has hooks (a hook expects its module to be called); and only when the
+input is big next to the weights (``WEIGHT_COPY_RATIO``). Set ``MERGE_HEADS = False`` (module attribute) to run
+every branch as written, one by one.
 """
 from autograd.config import name_scope
 
@@ -28,6 +29,11 @@ from .conv_bn_relu import ConvBNReLU
 
 #: merge the leading 1x1 units of sibling branches into one conv (False: run the branches one by one)
 MERGE_HEADS = True
+#: ... only when the input has at least this many pixels (N*H*W) per merged output channel: the merge copies the
+#: weights (out_channels x C values) on every call, which must stay small next to the input (C x N*H*W) that
+#: the separate convs would each read. (Batch-1 inference of full Inception-v4 has 17x17 and 8x8 blocks whose
+#: heads have 768-1,024 output channels: copying their weights made it 10% slower.)
+WEIGHT_COPY_RATIO = 4
 
 
 def _hooked(*modules):
@@ -68,9 +74,10 @@ def run_branches(x, *branches):
     """
     heads = [_head(b) for b in branches] if MERGE_HEADS else [None] * len(branches)
     merged = [i for i, h in enumerate(heads) if h is not None]
-    if len(merged) < 2:
-        return [branch(x) for branch in branches]
     units = [heads[i][0] for i in merged]
+    pixels = x.shape[0] * x.shape[2] * x.shape[3] if x.ndim == 4 else 0
+    if len(merged) < 2 or pixels < WEIGHT_COPY_RATIO * sum(unit.conv.out_channels for unit in units):
+        return [branch(x) for branch in branches]
     paths = [_path(branches[i], heads[i][0]) for i in merged]
     with name_scope("+".join(".".join(p) for p in paths)):
         weight = ops.concat([unit.conv.weight for unit in units], axis=0)

@@ -84,3 +84,12 @@ def test_concat_module_uses_it():
     names = [(r.name, r.scope) for r in trace(y, np.ones(y.shape, np.float32), file=None)]
     assert ("Conv2d", "a+b") in names
     np.testing.assert_allclose(y.data[:, :2], cat.a(x).data, rtol=1e-5, atol=1e-6)
+
+
+def test_small_inputs_run_one_by_one():
+    """Below WEIGHT_COPY_RATIO pixels per merged channel the weight copy would cost more than it saves."""
+    block, branches = make_branches()
+    x = Tensor(np.random.default_rng(4).standard_normal((1, 6, 2, 3)), requires_grad=True)   # 6 pixels < 4 * 9
+    outs = nn.run_branches(x, *branches)
+    scopes = {r.scope for r in trace(sum(o.sum() for o in outs), file=None)}
+    assert not any("+" in s for s in scopes)
