@@ -10,6 +10,8 @@ and our conv workers there were three thread pools on two cores, and OpenMP thre
 parallel kernel, taking a core from whoever runs next. On the 2-core development machine that cost 25-35% of a
 scaled Inception training step (``bench/train_step.py``). Here, at any moment, only one kind of thread is busy:
 the calling thread and ``cpu_threads() - 1`` pool workers, which sleep (no spinning) when there is nothing to do.
+The price of sleeping: waking a worker takes 40-100 us here, so small tensors are better done on one thread
+(each caller decides with a size threshold).
 
 ``parallel_for(job, n)`` is the one primitive: ``job(lo, hi)`` on contiguous parts of ``range(n)``, the calling
 thread doing the last part itself. Calls made from inside a job run serially (a worker waiting for the same
@@ -22,13 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-#: elementwise NumPy work below this many output bytes runs in the calling thread: the thread handover costs
-#: more than it saves (measured on the 2-core machine: 2 MB arrays were slower in two parts, 6 MB and up
-#: 1.5-2x faster)
+#: elementwise NumPy work below this many output bytes runs in the calling thread. Waking a sleeping pool thread
+#: costs 40-100 us on the 2-core development machine, and elementwise work is memory-bound: ``np.add`` into a
+#: new array took 262 us in one thread and 255 us in two at 2 MB, 523 / 463 us at 4 MB, 1,073 / 804 us at 8 MB.
 PARALLEL_MIN_BYTES = 4 << 20
 
 _threads = None
 _pool = None                    # (ThreadPoolExecutor, workers, pid of the process that made it)
+_pool_lock = threading.Lock()
 _local = threading.local()      # .inside: this thread is running a part of a parallel_for
 
 
@@ -49,9 +52,10 @@ def cpu_threads():
 def _workers(n):
     """A pool with at least ``n`` worker threads (made again after a fork: the child inherits no threads)."""
     global _pool
-    if _pool is None or _pool[1] < n or _pool[2] != os.getpid():
-        _pool = (ThreadPoolExecutor(n, thread_name_prefix="minception-cpu"), n, os.getpid())
-    return _pool[0]
+    with _pool_lock:
+        if _pool is None or _pool[1] < n or _pool[2] != os.getpid():
+            _pool = (ThreadPoolExecutor(n, thread_name_prefix="minception-cpu"), n, os.getpid())
+        return _pool[0]
 
 
 def split(n, parts):

@@ -10,13 +10,11 @@ Backward, with ``g = gy * (y > 0)`` (or ``gy`` without the ReLU): ``gx = g`` and
 Why one op instead of ``ops.relu(x + r * scale)``: three ops make three passes over the data each way and two
 temporaries the size of the block's input; here the forward is one output array, filled image by image so each
 image's three steps (scale, add, clamp) run while it sits in the core's cache, and the backward one pass that
-writes both gradients.
-On the CPU the images are split across the engine's threads (``autograd.parallel.in_parts``).
+writes both gradients. On the CPU the images are split across the engine's threads (``autograd.parallel``).
 """
 import numpy as np
 
-from autograd import Function
-from autograd import parallel
+from autograd import Function, parallel
 from autograd.parallel import in_parts
 
 
