@@ -76,7 +76,9 @@ def run_branches(x, *branches):
     merged = [i for i, h in enumerate(heads) if h is not None]
     units = [heads[i][0] for i in merged]
     pixels = x.shape[0] * x.shape[2] * x.shape[3] if x.ndim == 4 else 0
-    if len(merged) < 2 or pixels < WEIGHT_COPY_RATIO * sum(unit.conv.out_channels for unit in units):
+    fits = all(u.conv.in_channels == x.shape[1] and u.conv.weight.dtype == x.dtype for u in units) if x.ndim == 4 \
+        else False                   # otherwise each branch reports its own error
+    if len(merged) < 2 or not fits or pixels < WEIGHT_COPY_RATIO * sum(u.conv.out_channels for u in units):
         return [branch(x) for branch in branches]
     paths = [_path(branches[i], heads[i][0]) for i in merged]
     with name_scope("+".join(".".join(p) for p in paths)):

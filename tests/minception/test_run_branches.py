@@ -93,3 +93,10 @@ def test_small_inputs_run_one_by_one():
     outs = nn.run_branches(x, *branches)
     scopes = {r.scope for r in trace(sum(o.sum() for o in outs), file=None)}
     assert not any("+" in s for s in scopes)
+
+
+def test_a_wrong_input_gets_the_branch_s_own_error():
+    block, branches = make_branches()
+    x = Tensor(np.zeros((2, 5, 6, 6)))                   # 5 channels where the units expect 6
+    with pytest.raises(ValueError, match="conv2d: x has 5 channels"):
+        nn.run_branches(x, *branches)
