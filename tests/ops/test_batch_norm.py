@@ -26,31 +26,40 @@ def params(c, seed=10, dtype=np.float64):
 KERNEL_SHAPES = [(4, 3, 5), (7, 5, 1), (2, 6, 33), (3, 1, 8)]
 
 
+@pytest.mark.parametrize("relu", [False, True], ids=["bn", "bn+relu"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", KERNEL_SHAPES)
-def test_numba_matches_reference(shape, dtype):
-    c = shape[1]
-    x = randn(shape, 0, 3.0, 5.0, dtype)
-    gy = randn(shape, 1, dtype=dtype)
-    gamma, beta = randn(c, 2, dtype=dtype), randn(c, 3, dtype=dtype)
-    rm, rv = randn(c, 4, dtype=dtype), np.random.default_rng(5).uniform(0.5, 2.0, c).astype(dtype)
+def test_numba_matches_reference(shape, dtype, relu):
+    """Training and eval, forward and backward; with ``relu`` the fused kernels (the backward gets ``y=``)."""
+    c, s = shape[1], 50 if relu else 0                     # seeds
+    x = randn(shape, s, 3.0, 5.0, dtype)
+    gy = randn(shape, s + 1, dtype=dtype)
+    gamma, beta = randn(c, s + 2, dtype=dtype), randn(c, s + 3, dtype=dtype)
+    if relu:      # running statistics near x's own, so that the eval output has both signs too
+        rm, rv = randn(c, s + 4, 3.0, 5.0, dtype), np.random.default_rng(s + 5).uniform(4.0, 12.0, c).astype(dtype)
+    else:
+        rm, rv = randn(c, s + 4, dtype=dtype), np.random.default_rng(s + 5).uniform(0.5, 2.0, c).astype(dtype)
     tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
 
-    ref, fast = batchnorm_reference.forward_train(x, gamma, beta, EPS), batchnorm_numba.forward_train(x, gamma, beta, EPS)
+    ref = batchnorm_reference.forward_train(x, gamma, beta, EPS, relu=relu)
+    fast = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=relu)
     assert fast[0].dtype == dtype and all(a.dtype == np.float64 for a in fast[1:])
+    if relu:
+        assert (ref[0] == 0).any() and (ref[0] > 0).any()      # the ReLU does something
     for a, b in zip(fast, ref):
         np.testing.assert_allclose(a, b, **tol)
-    mean, invstd = ref[1], ref[3]
-    for a, b in zip(batchnorm_numba.backward_train(gy, x, mean, invstd, gamma),
-                    batchnorm_reference.backward_train(gy, x, mean, invstd, gamma)):
+    mean, invstd, y = ref[1], ref[3], ref[0] if relu else None
+    for a, b in zip(batchnorm_numba.backward_train(gy, x, mean, invstd, gamma, y=y),
+                    batchnorm_reference.backward_train(gy, x, mean, invstd, gamma, y=y)):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_allclose(a, b, **tol)
 
-    ref = batchnorm_reference.forward_eval(x, gamma, beta, rm, rv, EPS)
-    for a, b in zip(batchnorm_numba.forward_eval(x, gamma, beta, rm, rv, EPS), ref):
+    ref = batchnorm_reference.forward_eval(x, gamma, beta, rm, rv, EPS, relu=relu)
+    for a, b in zip(batchnorm_numba.forward_eval(x, gamma, beta, rm, rv, EPS, relu=relu), ref):
         np.testing.assert_allclose(a, b, **tol)
-    for a, b in zip(batchnorm_numba.backward_eval(gy, x, rm, ref[1], gamma),
-                    batchnorm_reference.backward_eval(gy, x, rm, ref[1], gamma)):
+    y = ref[0] if relu else None
+    for a, b in zip(batchnorm_numba.backward_eval(gy, x, rm, ref[1], gamma, y=y),
+                    batchnorm_reference.backward_eval(gy, x, rm, ref[1], gamma, y=y)):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_allclose(a, b, **tol)
 
@@ -210,34 +219,6 @@ def test_eval_accepts_a_single_sample():
 def _away_from_the_kink(y_pre, margin=1e-3):
     """Gradient checks through a ReLU need inputs that a finite-difference step cannot move across 0."""
     assert np.abs(y_pre).min() > margin, "pick another seed: a value sits on the ReLU's kink"
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", KERNEL_SHAPES)
-def test_fused_relu_kernels_match_reference(shape, dtype):
-    c = shape[1]
-    x = randn(shape, 50, 3.0, 5.0, dtype)
-    gy = randn(shape, 51, dtype=dtype)
-    gamma, beta = randn(c, 52, dtype=dtype), randn(c, 53, dtype=dtype)
-    rm, rv = randn(c, 54, 3.0, 5.0, dtype), np.random.default_rng(55).uniform(4.0, 12.0, c).astype(dtype)
-    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-
-    ref = batchnorm_reference.forward_train(x, gamma, beta, EPS, relu=True)
-    fast = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=True)
-    assert (ref[0] == 0).any() and (ref[0] > 0).any()          # the ReLU does something
-    for a, b in zip(fast, ref):
-        np.testing.assert_allclose(a, b, **tol)
-    mean, invstd = ref[1], ref[3]
-    for a, b in zip(batchnorm_numba.backward_train(gy, x, mean, invstd, gamma, y=ref[0]),
-                    batchnorm_reference.backward_train(gy, x, mean, invstd, gamma, y=ref[0])):
-        np.testing.assert_allclose(a, b, **tol)
-
-    ref = batchnorm_reference.forward_eval(x, gamma, beta, rm, rv, EPS, relu=True)
-    for a, b in zip(batchnorm_numba.forward_eval(x, gamma, beta, rm, rv, EPS, relu=True), ref):
-        np.testing.assert_allclose(a, b, **tol)
-    for a, b in zip(batchnorm_numba.backward_eval(gy, x, rm, ref[1], gamma, y=ref[0]),
-                    batchnorm_reference.backward_eval(gy, x, rm, ref[1], gamma, y=ref[0])):
-        np.testing.assert_allclose(a, b, **tol)
 
 
 def test_reference_relu_is_relu_after_batch_norm():
