@@ -19,12 +19,10 @@ def three_threads(monkeypatch):
     """Force the engine's CPU threads (``autograd.parallel``) to 3, and every kernel onto its parallel path
     whatever the size, so small test shapes exercise the range splitting (3 parts on any machine)."""
     from autograd import parallel
-    from ops.kernels import batchnorm_numba, pool_numba
     monkeypatch.setattr(parallel, "_threads", 3)
     monkeypatch.setattr(parallel, "_pool", None)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(batchnorm_numba, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(pool_numba, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "KERNEL_MIN_BYTES", 0)
     yield
     if parallel._pool is not None:
         parallel._pool[0].shutdown()

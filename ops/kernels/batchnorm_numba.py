@@ -31,7 +31,7 @@ meaning).
 Parallelism: the kernels are serial, release the GIL (``nogil=True``) and take a range of channels; each entry
 point hands each CPU thread a range of channels (``autograd.parallel.parallel_for``) for which it computes the
 sums, the per-channel constants and the outputs. Statistics are per channel, so no thread waits for another.
-Tensors below ``PARALLEL_MIN_BYTES`` run on the calling thread alone.
+Tensors below ``autograd.parallel.KERNEL_MIN_BYTES`` run on the calling thread alone.
 
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
 and is cached on disk (``cache=True``).
@@ -39,10 +39,8 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from autograd.parallel import contiguous, parallel_for
-
-#: tensors smaller than this run on the calling thread: handing a range to another thread costs more
-PARALLEL_MIN_BYTES = 1 << 20
+from autograd import parallel
+from autograd.parallel import contiguous
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
@@ -109,7 +107,7 @@ def _by_channel(job, array):
     statistics and their outputs, so one hand-over to the threads per call is enough (and the second pass
     over a thread's channels often finds them still in its cache). Small tensors run on the calling thread:
     waking a thread costs 40-100 us on the 2-core development machine."""
-    parallel_for(job, array.shape[1], parallel=array.nbytes >= PARALLEL_MIN_BYTES)
+    parallel.parallel_for(job, array.shape[1], parallel=array.nbytes >= parallel.KERNEL_MIN_BYTES)
 
 
 # ---------------------------------------------------------------- entry points (same signatures as the reference)

@@ -28,8 +28,8 @@ its argmax names (scalar, but only ``OH * OW`` adds per plane).
 Parallelism: each kernel is serial, releases the GIL (``nogil=True``) and takes a range of groups of ``(n, c)``
 planes (of planes, for the max-pool backward); ``autograd.parallel.parallel_for`` runs the ranges on the engine's
 CPU threads. A group's output planes are written by that group's iteration alone, so there are no races and no
-atomics. Scratch memory is allocated once per group. Tensors below ``PARALLEL_MIN_BYTES`` run on the calling
-thread alone.
+atomics. Scratch memory is allocated once per group. Tensors below ``autograd.parallel.KERNEL_MIN_BYTES`` run on
+the calling thread alone.
 
 Max pooling keeps the reference's rules exactly: the window offsets are visited in row-major order and a value
 replaces the running maximum when ``v > best or v is NaN``, so ties go to the first maximum and NaNs propagate.
@@ -42,19 +42,18 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from autograd.parallel import contiguous, parallel_for
+from autograd import parallel
+from autograd.parallel import contiguous
 
 from ..geometry import conv_out_size
 from .pool_reference import argmax_dtype, avg_pool_divisor
 
 _GROUP_ELEMENTS = 4096     # aim for about this many phase-plane elements per group (16 KiB of float32: L1-sized)
-#: tensors smaller than this run on the calling thread: handing a range to another thread costs more
-PARALLEL_MIN_BYTES = 1 << 20
 
 
 def _in_parallel(kernel, n, array):
     """``kernel(lo, hi)`` over ``range(n)``, on all CPU threads when ``array`` is big enough to pay for it."""
-    parallel_for(kernel, n, parallel=array.nbytes >= PARALLEL_MIN_BYTES)
+    parallel.parallel_for(kernel, n, parallel=array.nbytes >= parallel.KERNEL_MIN_BYTES)
 
 
 # ---------------------------------------------------------------- phase planes
