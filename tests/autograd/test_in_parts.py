@@ -5,18 +5,17 @@ import numpy as np
 import pytest
 
 import ops
-from autograd import Tensor, gradcheck
-from autograd import parallel as engine   # the name the tests below grew up with
+from autograd import Tensor, gradcheck, parallel
 
 
 @pytest.fixture
 def forced_parts(monkeypatch):
-    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(engine, "_threads", 3)
-    monkeypatch.setattr(engine, "_pool", None)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "_threads", 3)
+    monkeypatch.setattr(parallel, "_pool", None)
     yield
-    if engine._pool is not None:
-        engine._pool[0].shutdown()
+    if parallel._pool is not None:
+        parallel._pool[0].shutdown()
 
 
 def test_in_parts_matches_the_plain_call_with_broadcast_operands(forced_parts):
@@ -25,14 +24,14 @@ def test_in_parts_matches_the_plain_call_with_broadcast_operands(forced_parts):
     for b in (rng.standard_normal((7, 3, 5)), rng.standard_normal((3, 5)), rng.standard_normal((1, 3, 1)),
               np.float32(2.5) * np.ones(())):
         b = np.asarray(b, np.float32)
-        out = engine.in_parts(np.multiply, np.empty_like(a), a, b)
+        out = parallel.in_parts(np.multiply, np.empty_like(a), a, b)
         np.testing.assert_array_equal(out, a * b)
 
 
 def test_in_parts_with_fewer_rows_than_threads_and_strided_inputs(forced_parts):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((2, 9, 4))[:, ::2]          # a non-contiguous view
-    out = engine.in_parts(np.add, np.empty(a.shape), a, a)
+    out = parallel.in_parts(np.add, np.empty(a.shape), a, a)
     np.testing.assert_array_equal(out, a + a)
 
 
@@ -79,11 +78,11 @@ def test_parallel_for_covers_the_range_once_in_order(forced_parts):
         seen.append((lo, hi))
         return list(range(lo, hi))
 
-    results = engine.parallel_for(job, 7)
+    results = parallel.parallel_for(job, 7)
     assert [i for part in results for i in part] == list(range(7))
     assert sorted(seen) == [(0, 2), (2, 4), (4, 7)]
-    assert engine.parallel_for(job, 7, parallel=False) == [list(range(7))]
-    assert engine.parallel_for(job, 1) == [[0]]
+    assert parallel.parallel_for(job, 7, parallel=False) == [list(range(7))]
+    assert parallel.parallel_for(job, 1) == [[0]]
 
 
 def test_parallel_for_inside_a_job_runs_serially(forced_parts):
@@ -97,10 +96,10 @@ def test_parallel_for_inside_a_job_runs_serially(forced_parts):
             ran_on.append(threading.get_ident())
             return b - a
 
-        assert engine.parallel_for(inner, 5) == [5] and ran_on == [me]
+        assert parallel.parallel_for(inner, 5) == [5] and ran_on == [me]
         return lo
 
-    assert engine.parallel_for(outer, 3) == [0, 1, 2]
+    assert parallel.parallel_for(outer, 3) == [0, 1, 2]
 
 
 def test_parallel_for_reports_a_failing_part(forced_parts):
@@ -110,8 +109,8 @@ def test_parallel_for_reports_a_failing_part(forced_parts):
         return lo
 
     with pytest.raises(ValueError, match="part 0 failed"):
-        engine.parallel_for(job, 6)
-    assert engine.parallel_for(lambda lo, hi: hi, 6) == [2, 4, 6]      # the pool still works
+        parallel.parallel_for(job, 6)
+    assert parallel.parallel_for(lambda lo, hi: hi, 6) == [2, 4, 6]      # the pool still works
 
 
 def test_parallel_for_from_several_user_threads_at_once(forced_parts):
@@ -119,7 +118,7 @@ def test_parallel_for_from_several_user_threads_at_once(forced_parts):
     data = np.arange(3000.0)
 
     def total(_):
-        return sum(engine.parallel_for(lambda lo, hi: data[lo:hi].sum(), data.size))
+        return sum(parallel.parallel_for(lambda lo, hi: data[lo:hi].sum(), data.size))
 
     with ThreadPoolExecutor(4) as users:
         assert list(users.map(total, range(8))) == [data.sum()] * 8
