@@ -36,10 +36,6 @@ MERGE_HEADS = True
 WEIGHT_COPY_RATIO = 4
 
 
-def _hooked(*modules):
-    return any(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks for m in modules)
-
-
 def _head(branch):
     """``(unit, rest)`` when ``branch`` starts with a mergeable 1x1 unit (``rest``: the modules after it), else
     None."""
@@ -52,7 +48,7 @@ def _head(branch):
     conv = unit.conv
     if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0) or not unit.fuse_relu:
         return None
-    if _hooked(branch, unit, conv, unit.bn):
+    if any(m.has_hooks() for m in (branch, unit, conv, unit.bn)):
         return None
     return unit, rest
 

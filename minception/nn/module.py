@@ -72,8 +72,12 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
+    def has_hooks(self):
+        """True when a forward-pre, forward or backward hook is registered on this module (not its children)."""
+        return bool(self._forward_pre_hooks or self._forward_hooks or self._backward_hooks)
+
     def __call__(self, *args, **kwargs):
-        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+        if self.has_hooks():
             return _hooks.call_with_hooks(self, args, kwargs)
         name = self._scope_name
         if name is None:
