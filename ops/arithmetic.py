@@ -41,9 +41,9 @@ _OPERATOR = {np.add: operator.add, np.multiply: operator.mul}
 def _binary(ufunc, a, b):
     """``a + b`` or ``a * b`` (``ufunc`` is np.add or np.multiply) for NumPy or CuPy arrays.
 
-    Readable meaning: the operator. Fast path for NumPy arrays of one dtype whose result has ``a``'s shape (the
-    residual sums and scalings of the Inception-ResNet blocks): the same ufunc, written into a new array on all
-    cores (``autograd.parallel.in_parts``)."""
+    Readable meaning: the operator. Fast path for NumPy arrays of one dtype whose result has ``a``'s shape (big
+    elementwise sums and products; the Inception-ResNet blocks use ``ops.residual_add`` instead): the same ufunc,
+    written into a new array on all cores (``autograd.parallel.in_parts``)."""
     if (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.ndim >= b.ndim
             and np.broadcast_shapes(a.shape, b.shape) == a.shape):
         return in_parts(ufunc, np.empty(a.shape, a.dtype), a, b)
