@@ -12,11 +12,8 @@ stop after any op and look at its gradients; ``backward`` simply runs that itera
 """
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import config, hooks
 from .backend import get_array_module
-from .parallel import in_parts    # big gradient sums run on all cores
 
 
 @dataclass
@@ -173,38 +170,17 @@ def backward(tensors, grads=None, retain_graph=False):
         pass
 
 
-class _Slots(list):
-    """The gradients collected for a Function's outputs (None until one arrives), and which of them are sums
-    the engine allocated itself (``owned``: safe to add into in place)."""
-
-    def __init__(self, items):
-        super().__init__(items)
-        self.owned = [False] * len(items)
-
-
 def _add_pending(pending, fn, index, grad):
     """Add ``grad`` to the gradient collected so far for output ``index`` of ``fn``.
 
-    Readable form: ``slots[index] = grad if slots[index] is None else slots[index] + grad``. Fast path: an
-    output used by k consumers (a block input feeds 3-4 branches) would allocate k-1 full-size sums; instead
-    the first sum is a new array, which the engine then owns, and later gradients are added into it in place.
-    The arrays a backward returns are never written to: they may be shared (``Add`` returns ``gy`` twice).
-    Big sums run on all cores (``in_parts``).
+    An output used by k consumers (a block input feeds 3-4 branches) receives k gradients; their sum is its
+    gradient. A new array is made for each sum: the arrays a backward returns may be shared (``Add`` returns
+    ``gy`` twice), so they are never added into in place.
     """
     slots = pending.get(fn)
     if slots is None:
-        slots = pending[fn] = _Slots([None] * len(fn.output_shapes))
-    total = slots[index]
-    if total is None:
-        slots[index] = grad
-    elif total.shape != grad.shape or total.dtype != grad.dtype or not isinstance(total, np.ndarray):
-        slots[index] = total + grad                # the readable path (CuPy arrays, mixed dtypes)
-        slots.owned[index] = True
-    elif slots.owned[index]:
-        in_parts(np.add, total, total, grad)       # total += grad
-    else:
-        slots[index] = in_parts(np.add, np.empty(total.shape, total.dtype), total, grad)
-        slots.owned[index] = True
+        slots = pending[fn] = [None] * len(fn.output_shapes)
+    slots[index] = grad if slots[index] is None else slots[index] + grad
 
 
 def _fill_missing(fn, slots):
