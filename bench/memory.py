@@ -15,9 +15,12 @@ and reports:
 Both sides use the same order: forward, zero the gradients (set to None), backward, update. ``--steps 2`` (the
 default) shows the steady state, where the previous step's gradients are alive during the next forward.
 
-    /work/torchenv/bin/python bench/memory.py                 # Inception-v4, 299x299, batch 8, 2 steps each side
-    /work/torchenv/bin/python bench/memory.py --batch 2 --steps 1   # quicker
-    /work/torchenv/bin/python bench/memory.py --network inception_resnet_v2
+    python3 bench/memory.py                 # Inception-v4, 299x299, batch 8, 2 steps each side
+    python3 bench/memory.py --batch 2 --steps 1   # quicker
+    python3 bench/memory.py --network inception_resnet_v2
+
+The PyTorch side runs under ``--torch-python`` (default: ``$MINCEPTION_TORCH_PYTHON``, else
+``~/torchenv/bin/python`` when it exists; see docs/performance.md, "How to reproduce").
 
 Run alone: the machine must not be swapping or busy (the numbers are peaks, not times, but a busy machine makes
 the run slow). Resident memory includes the interpreter and libraries (PyTorch's import alone is ~200 MB),
@@ -33,13 +36,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from train_step import (NETWORKS, ROOT, THREADS, busy_seconds, child_env, children_seconds, import_engine,  # noqa: E402
-                        limit_our_threads, peak_rss_mb, rss_mb, wait_for_quiet)
+from train_step import (NETWORKS, ROOT, THREADS, busy_seconds, child_env, children_seconds,  # noqa: E402
+                        default_torch_python, limit_our_threads, peak_rss_mb, rss_mb, wait_for_quiet)
 
 
 def worker_ours(args):
     import numpy as np
-    import_engine()
     limit_our_threads(THREADS)
     import ops
     from autograd import Tensor
@@ -115,8 +117,9 @@ def main():
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--wait", type=float, default=60, help="max seconds to wait for a quiet machine")
     parser.add_argument("--keep-openblas-env", action="store_true")
-    default_torch = "/work/torchenv/bin/python" if os.path.exists("/work/torchenv/bin/python") else sys.executable
-    parser.add_argument("--torch-python", default=default_torch)
+    parser.add_argument("--torch-python", default=default_torch_python(),
+                        help="interpreter with PyTorch (default: $MINCEPTION_TORCH_PYTHON, else ~/torchenv/bin/python "
+                             "when it exists, else this one)")
     parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -10,8 +10,8 @@ CPU and the CuPy kernels on the GPU; the engine's own work (e.g. storing the lea
 "kernels" call the Numba kernels directly (forward kernel, then backward kernel), rows "reference" the NumPy
 reference kernels, for comparison (CPU only).
 
-GB/s counts the bytes of the tensors at the op's interface, as in ../shared/reference/perf_baseline.md (so the
-numbers compare with the PyTorch ones there): forward = input x + output y; forward+backward = x + y + upstream
+GB/s counts the bytes of the tensors at the op's interface, as the PyTorch baseline in docs/performance.md does (so
+the numbers compare with it): forward = input x + output y; forward+backward = x + y + upstream
 gradient gy + input gradient gx. Saved argmax indices and batch statistics are not counted. Times are the median
 over the repetitions (min-max in brackets) after two warm-up calls (the first compiles the Numba kernels).
 On a shared machine numbers are noisy: run alone (``--wait-idle 60`` waits for a quiet moment before each row),

@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from train_step import SCALED, THREADS, build_minception, import_engine, limit_our_threads, wait_for_quiet  # noqa: E402
+from train_step import SCALED, THREADS, build_minception, limit_our_threads, wait_for_quiet  # noqa: E402
 
 
 def main():
@@ -49,7 +49,7 @@ def main():
         os.environ[var] = str(args.threads)         # before NumPy and the engine are imported
 
     import numpy as np
-    ops = import_engine()
+    import ops
     print("threads:", limit_our_threads(args.threads))
     from autograd import Tensor, TimerHook
     from minception import optim

@@ -8,7 +8,8 @@ blocks (2, 2, 2), small_input, 10 classes), and equal outputs in float64 (train-
 mode) after copying the weights across.
 
 PyTorch is NOT a dependency of minception: this file lives in ``bench/`` and runs under a separate virtual
-environment (``/work/torchenv/bin/python``, which sees the editable ``minception`` through system site-packages).
+environment (docs/performance.md, "How to reproduce"); ``python bench/torch_models.py`` also builds our networks,
+so for it that environment must see minception and NumPy too (``python -m venv --system-site-packages``).
 It imports nothing from minception at import time, so a benchmark subprocess that builds only the PyTorch side
 loads no NumPy engine code (its memory and threads stay PyTorch's own).
 
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 # ============================================================================================  the two rules
 
 class Rules:
-    """``minception.models.rules.Rules`` (DESIGN.md rules 4 and 6), restated so this file needs no minception."""
+    """``minception.models.rules.Rules`` (docs/design.md, rules 4 and 6), restated so this file needs no minception."""
 
     def __init__(self, width=1.0, small_input=False):
         self.width, self.small_input = width, small_input

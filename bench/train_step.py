@@ -2,7 +2,7 @@
 
 A step is forward, softmax cross-entropy, backward and an RMSProp update (momentum 0.9, decay 0.9, eps 1.0), on a
 random float32 batch of 64 images 32x32 with 10 classes, for the four networks at width 0.25, blocks (2, 2, 2),
-small_input (issue 6). The PyTorch side is ``bench/torch_models.py`` (same layers and widths; checked there by
+small_input. The PyTorch side is ``bench/torch_models.py`` (same layers and widths; checked there by
 parameter counts and float64 outputs), with ``torch.optim.RMSprop`` (PyTorch's eps-outside-the-root form; the same
 work per parameter).
 
@@ -18,8 +18,8 @@ Printed per network:
   ratio              ours / torch (target: <= 1)
   conv GF            conv FLOPs of one step: 3 x forward (2*N*Cout*OH*OW*Cin*kh*kw; input grad + weight grad)
   GF/s, %100, %here  conv GF / step time, and that as a share of ~100 GFLOP/s (the float32 GEMM rate on
-                     conv-like shapes of the 2-core Zen 3 in /work/shared/reference/perf_baseline.md, the issue's
-                     reference) and of the GEMM rate measured on this machine at the start of the run (printed)
+                     conv-like shapes of the 2-core Zen 3 baseline machine of docs/performance.md) and of the GEMM
+                     rate measured on this machine at the start of the run (printed)
   our threads        (header) OpenBLAS's threads and the engine's CPU threads (``autograd.parallel``), and
                      whether glibc's malloc keeps freed blocks (``autograd/allocator.py``)
   peak MB (net)      peak resident memory of the subprocess (ru_maxrss), and peak minus the resident memory
@@ -29,14 +29,17 @@ Printed per network:
 Commands (run alone on the machine; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the subprocesses'
 environment unless --keep-openblas-env, since forced values can pick a slower or hanging OpenBLAS kernel)::
 
-    /work/torchenv/bin/python bench/train_step.py                 # the four networks, 7 steps each side
-    /work/torchenv/bin/python bench/train_step.py --quick         # batch 16, 2 timed steps: a smoke run
-    /work/torchenv/bin/python bench/train_step.py --networks inception_v4 --rounds 3
-    /work/torchenv/bin/python bench/train_step.py --what inference   # full Inception-v4, 299x299, batch 1, eval
+    python -m venv ~/torchenv && ~/torchenv/bin/pip install torch==2.13.0     # once: PyTorch in its own venv
+    export MINCEPTION_TORCH_PYTHON=~/torchenv/bin/python                      # or --torch-python on each call
+    python3 bench/train_step.py                 # the four networks, 7 steps each side
+    python3 bench/train_step.py --quick         # batch 16, 2 timed steps: a smoke run
+    python3 bench/train_step.py --networks inception_v4 --rounds 3
+    python3 bench/train_step.py --what inference   # full Inception-v4, 299x299, batch 1, eval
 
-The parent process imports neither engine; ``--torch-python`` picks the interpreter of the PyTorch side (default:
-``/work/torchenv/bin/python`` when it exists, else this one). PyTorch is never a dependency of the package.
-Timings never assert anything.
+Run it with minception's interpreter: our side runs in a subprocess of this interpreter, the PyTorch side in a
+subprocess of ``--torch-python`` (default: ``$MINCEPTION_TORCH_PYTHON``, else ``~/torchenv/bin/python`` when it
+exists, else this interpreter). The parent process imports neither engine. PyTorch is never a dependency of the
+package. Timings never assert anything.
 """
 import argparse
 import json
@@ -50,9 +53,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)     # the workers import this tree's engine, installed or not (importing it is lazy)
 NETWORKS = ["inception_v4", "inception_resnet_v1", "inception_resnet_v2", "inception_resnet_v2_released"]
 SCALED = dict(num_classes=10, width=0.25, blocks=(2, 2, 2), small_input=True)
-GEMM_RATE = 100.0   # GFLOP/s: float32 GEMM on conv-like shapes, this machine, 2 threads (perf_baseline.md)
+GEMM_RATE = 100.0   # GFLOP/s: float32 GEMM on conv-like shapes, 2 threads, the baseline machine (docs/performance.md)
 THREADS = 2
 
 
@@ -112,19 +117,17 @@ def summary(values):
 
 # =============================================================================================  our side
 
-def import_engine():
-    """Import ops (and give it ``conv2d`` if this tree's ``ops/__init__`` does not export it yet)."""
-    sys.path.insert(0, ROOT)
-    import ops
-    if not hasattr(ops, "conv2d"):
-        from ops.conv import conv2d
-        ops.conv2d = conv2d
-    return ops
+def default_torch_python():
+    """The interpreter of the PyTorch side: ``$MINCEPTION_TORCH_PYTHON``, else ``~/torchenv/bin/python`` when it
+    exists (the venv of docs/performance.md, "How to reproduce"), else this interpreter."""
+    if os.environ.get("MINCEPTION_TORCH_PYTHON"):
+        return os.path.expanduser(os.environ["MINCEPTION_TORCH_PYTHON"])
+    venv = os.path.expanduser(os.path.join("~", "torchenv", "bin", "python"))
+    return venv if os.path.exists(venv) else sys.executable
 
 
 def build_minception(name, **kwargs):
     """Our network ``name`` (one of ``NETWORKS``) built with ``kwargs``."""
-    import_engine()
     from minception import models
     if name == "inception_resnet_v2_released":
         return models.inception_resnet_v2(variant="released", **kwargs)
@@ -166,7 +169,7 @@ def _engine_threads():
 
 def worker_ours(args):
     import numpy as np
-    ops = import_engine()
+    import ops
     info = limit_our_threads(args.threads)
     from autograd import Tensor, no_grad
     from minception import optim
@@ -363,8 +366,8 @@ def main_train(args):
     gemm = run_worker(args, "gemm", "-")
     here = statistics.median(gemm["rates"])
     print(f"# float32 GEMM on conv-like shapes here ({args.threads} thread(s)): "
-          f"{', '.join(f'{r:.0f}' for r in gemm['rates'])} GFLOP/s (median {here:.0f}); the issue's reference is "
-          f"{GEMM_RATE:.0f} (the 2-core Zen 3 of perf_baseline.md); '%100' uses {GEMM_RATE:.0f}, '%here' {here:.0f}")
+          f"{', '.join(f'{r:.0f}' for r in gemm['rates'])} GFLOP/s (median {here:.0f}); the reference is "
+          f"{GEMM_RATE:.0f} (the 2-core Zen 3 baseline machine); '%100' uses {GEMM_RATE:.0f}, '%here' {here:.0f}")
     rows = []
     for network in args.networks.split(","):
         runs = {"minception": [], "torch": []}
@@ -443,8 +446,9 @@ def main():
     parser.add_argument("--max-load", type=float, default=0.15, help="retry runs disturbed above this (cores)")
     parser.add_argument("--retries", type=int, default=2)
     parser.add_argument("--keep-openblas-env", action="store_true")
-    default_torch = "/work/torchenv/bin/python" if os.path.exists("/work/torchenv/bin/python") else sys.executable
-    parser.add_argument("--torch-python", default=default_torch)
+    parser.add_argument("--torch-python", default=default_torch_python(),
+                        help="interpreter with PyTorch (default: $MINCEPTION_TORCH_PYTHON, else ~/torchenv/bin/python "
+                             "when it exists, else this one)")
     parser.add_argument("--worker", choices=("ours", "torch", "gemm"), help=argparse.SUPPRESS)
     parser.add_argument("--network", help=argparse.SUPPRESS)
     args = parser.parse_args()
