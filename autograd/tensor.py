@@ -28,7 +28,7 @@ def _as_array(value, dtype=None):
         return value if dtype is None else value.astype(dtype, copy=False)
     array = np.asarray(value, dtype=dtype)
     if dtype is None and array.dtype == np.float64 and not isinstance(value, np.generic):
-        array = array.astype(np.float32)     # Python floats and lists default to float32, as in DESIGN.md
+        array = array.astype(np.float32)     # Python floats and lists default to float32 (docs/design.md)
     return array
 
 

@@ -5,7 +5,7 @@
     python examples/train_cifar_scaled.py --model compare       # Inception-v4 vs the Inception-ResNets
     python examples/train_cifar_scaled.py --resume              # continue the run in --out exactly
 
-The networks are the paper's, with the CIFAR adaptations of DESIGN.md: ``small_input=True`` (stride-1 stem,
+The networks are the paper's, with the CIFAR adaptations of docs/design.md: ``small_input=True`` (stride-1 stem,
 "same" padding, 32 -> 16 -> 8), every filter count multiplied by ``--width`` and ``--blocks`` A/B/C repeats.
 The recipe is the paper's (section 4): RMSProp with decay 0.9, eps 1.0 (TensorFlow's form, eps inside the square
 root) and momentum 0.9; the learning rate decayed by 0.94 every 2 epochs; gradient clipping (the paper gives no
@@ -55,7 +55,7 @@ MODELS = {
 }
 COMPARE_DEFAULT = "inception_v4,inception_resnet_v1,inception_resnet_v2"
 
-# Defaults (chosen by measurement on a 2-core machine; see the README's "Training" section).
+# Defaults (chosen by measurement on a 2-core machine; see docs/performance.md, "Training runs").
 DEFAULTS = {
     "model": "inception_resnet_v2",
     "compare_models": COMPARE_DEFAULT,

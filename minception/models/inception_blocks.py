@@ -4,7 +4,7 @@ All convs are same-padded, stride 1; each block keeps the spatial size. Branches
 TF-slim's order (1x1, then the deeper branches, the pool branch last); the figures draw the pool branch
 first, but a figure's "Filter concat" fixes no channel order. Branch names (``branch0``...) are timm's, so the
 released Inception-v4 weights load one to one. ``variant`` picks the kernel order where the paper's figures
-(as transcribed, spec §1.5/§1.7) and TF-slim differ; the parameter count is the same either way.
+(docs/design.md, rule 8) and TF-slim differ; the parameter count is the same either way.
 """
 import ops
 from minception import nn

@@ -1,5 +1,5 @@
 """Inception-ResNet-v2, as drawn in the paper (Fig 15 with Figs 3, 16, 7, 17, 18, 19) and as released in
-TF-slim (spec §3.2), the graph whose weights were published.
+TF-slim (docs/design.md, rule 7), the graph whose weights were published.
 
 * "paper": the Inception-v4 stem (384 channels), 5 x Inception-ResNet-A, Reduction-A (256, 256, 384, 384) -> 1152,
   10 x Inception-ResNet-B, Reduction-B -> 2144, 5 x Inception-ResNet-C, head. The up-convs follow their input
@@ -82,7 +82,7 @@ class InceptionResNetV2(nn.Sequential):
 
 
 class InceptionResNetV2Released(nn.Sequential):
-    """Inception-ResNet-v2 as released (TF-slim ``inception_resnet_v2``; spec §3.2), with timm's module names so
+    """Inception-ResNet-v2 as released (TF-slim ``inception_resnet_v2``; docs/design.md, rule 7), with timm's names so
     that the published weights load one to one.
 
     ==========================  ==========================================  ===============  ===========

@@ -32,7 +32,7 @@ class InceptionV4(nn.Sequential):
     (channel counts at width 1). Module names: variant "paper" uses the stage names of the table
     (``stem``, ``inception_a_1`` .. ``inception_c_3``, ``head``); variant "released" uses timm's names
     (``features.0`` .. ``features.21``, ``global_pool``, ``head_drop``, ``last_linear``) so that the published
-    TF-slim weights, as timm distributes them, load one to one, and TF-slim's kernel orders (spec §1.2, 1.5, 1.7).
+    TF-slim weights, as timm distributes them, load one to one, and TF-slim's kernel orders (docs/design.md, rule 8).
 
     ``stage_ends`` maps each stage ("stem", "inception_a", "reduction_a", "inception_b", "reduction_b",
     "inception_c") to the path of the module whose output ends it (for hooks and summaries).

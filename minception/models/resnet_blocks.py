@@ -8,7 +8,7 @@ paper §3.2), scales it (paper §3.3, Fig 20) and adds it to ``x``:
     out = relu(x + scale * up(concat(branches(x))))
 
 The up conv is named ``conv2d`` as in TF-slim (``Conv2d_1x1``) and timm, so released weights load one to one.
-Its width is always the block's input width: this is what resolves the paper's 1154/2048 mismatch (DESIGN.md
+Its width is always the block's input width: this is what resolves the paper's 1154/2048 mismatch (docs/design.md,
 rule 1). TF-slim's last Inception-ResNet-v2 block uses scale 1 and no ReLU (``relu=False``).
 """
 import ops

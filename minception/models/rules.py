@@ -1,4 +1,4 @@
-"""The two rules that turn the paper's numbers into layers of a scaled network (DESIGN.md rules 4 and 6).
+"""The two rules that turn the paper's numbers into layers of a scaled network (docs/design.md, rules 4 and 6).
 
 * **width**: every conv's output count ``c`` becomes ``max(1, floor(c * width + 0.5))`` — stems, blocks,
   reductions, Table 1's k, l, m, n alike. The residual up-convs are not scaled by this rule: they follow

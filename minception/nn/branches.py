@@ -10,9 +10,7 @@ the weights, so each unit's weight still gets its own gradient): one bigger prod
 output is split by channels and each part goes through its own unit's batch norm (with the ReLU) and the rest of
 its branch. The numbers are those of the branches run one by one, up to float rounding in the products.
 
-Measured on the 2-core development machine (batch 64, float32, forward + backward of the 1x1 units with their
-batch norms, one by one -> merged): 64 -> 8+8+8 channels at 32x32 40.6 -> 28.0 ms; 224 -> 32+32 at 16x16
-35.3 -> 27.9 ms; 448 -> 48+48 at 8x8 19.9 -> 12.6 ms; 96 -> 24+16+16 at 32x32 81.7 -> 51.9 ms.
+What the merge saves, measured: docs/performance.md ("Fused ops and merged branch heads").
 
 A branch's head is merged only when nothing can tell the difference: it is a ``ConvBNReLU`` (the branch itself or
 the first module of a ``Sequential`` branch) with a 1x1 kernel, stride 1, no padding and ``fuse_relu``, and none
