@@ -39,15 +39,30 @@ def enable_grad():
     return set_grad_enabled(True)
 
 
-@contextlib.contextmanager
-def name_scope(name):
-    """Push ``name`` onto the module path that every Function created inside records (``fn.scope``)."""
-    previous = state.scope
-    state.scope = previous + (name,)
-    try:
-        yield
-    finally:
-        state.scope = previous
+class name_scope:
+    """Context manager: append ``name`` to the module path that every Function created inside records
+    (``fn.scope``).
+
+        with name_scope("mixed_5b"), name_scope("branch_1"):
+            y = ops.relu(x)          # y.creator.scope == ("mixed_5b", "branch_1")
+
+    ``name=None`` adds nothing (``nn`` passes the root module's missing name). A class rather than a generator:
+    ``nn.Module`` enters one per call, and this is the cheapest context manager Python has.
+    """
+
+    __slots__ = ("name", "previous")
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.previous = state.scope
+        if self.name is not None:
+            state.scope = self.previous + (self.name,)
+        return self
+
+    def __exit__(self, *exc):
+        state.scope = self.previous
 
 
 def current_scope():

@@ -26,7 +26,7 @@ machinery in ``hooks.py``; ``summary`` in ``summary.py``. This file is the tree 
 """
 import numpy as np
 
-from autograd import Tensor, config
+from autograd import Tensor, name_scope
 from autograd.backend import check_device, to_device
 from autograd.hooks import RemovableHandle
 
@@ -79,18 +79,8 @@ class Module:
     def __call__(self, *args, **kwargs):
         if self.has_hooks():
             return _hooks.call_with_hooks(self, args, kwargs)
-        name = self._scope_name
-        if name is None:
+        with name_scope(self._scope_name):      # the root module's name is None: it adds nothing
             return self.forward(*args, **kwargs)
-        # autograd.name_scope(name), written out: a generator-based context manager per call would cost more
-        # than many small ops do.
-        state = config.state
-        previous = state.scope
-        state.scope = previous + (name,)
-        try:
-            return self.forward(*args, **kwargs)
-        finally:
-            state.scope = previous
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name, value):
