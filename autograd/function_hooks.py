@@ -24,9 +24,6 @@ import time
 import tracemalloc
 import weakref
 
-import numpy as np
-
-from . import config
 from .backend import get_array_module, is_gpu_array
 from .hooks import FunctionHook
 from .trace import format_shape, grad_stats
@@ -35,9 +32,8 @@ __all__ = ["PrintHook", "TimerHook", "MemoryHook", "format_bytes"]
 
 
 def _scope_of(fn):
-    """Module path of ``fn``: recorded on the Function once linked, the current scope while its forward runs."""
-    scope = getattr(fn, "scope", None)
-    return ".".join(config.state.scope if scope is None else scope)
+    """Module path of ``fn``, dotted ('' at top level)."""
+    return ".".join(fn.scope)
 
 
 def _shapes(arrays):

@@ -8,7 +8,8 @@ import weakref
 
 import numpy as np
 
-from . import backend, config
+from . import backend
+from .engine import backward
 from .hooks import RemovableHandle
 
 _ops = None
@@ -28,7 +29,7 @@ def _as_array(value, dtype=None):
         return value if dtype is None else value.astype(dtype, copy=False)
     array = np.asarray(value, dtype=dtype)
     if dtype is None and array.dtype == np.float64 and not isinstance(value, np.generic):
-        array = array.astype(np.float32)     # Python floats and lists default to float32, as in DESIGN.md
+        array = array.astype(np.float32)     # Python floats and lists default to float32, the library's dtype
     return array
 
 
@@ -88,7 +89,6 @@ class Tensor:
     size = property(lambda self: self._data.size)
     device = property(lambda self: backend.device_of(self._data))
     is_leaf = property(lambda self: self.creator is None)
-    generation = property(lambda self: 0 if self.creator is None else self.creator.generation)
     retains_grad = property(lambda self: self._retains_grad)
 
     def __len__(self):
@@ -134,7 +134,6 @@ class Tensor:
                 for tensors with a single element, where it defaults to 1.
             retain_graph: keep what the ops saved so that backward can run through the graph again.
         """
-        from .engine import backward
         backward([self], [grad], retain_graph=retain_graph)
 
     def retain_grad(self):
