@@ -16,10 +16,15 @@ How it plugs in: ``detect_anomaly()`` activates a function hook (see ``hooks.py`
 ``forward_pre``, checks outputs in ``forward_post`` and gradients in ``backward_post``, and turns an error in an
 op's backward into an ``AnomalyError`` in ``backward_error``. Like every function hook it is global (all threads).
 
-It costs a stack capture per op and a finiteness check per array, so it is for debugging only.
+Which frames are "your code": a package declares its files as library code with ``register_library``. Library
+frames that are plumbing (the engine, the op wrappers, the module-call machinery) are never shown
+(``hide=True``); other library frames (layer and model code) are shown below your line, because they tell which
+line of a block made the op. Everything not declared is your code. It costs a stack capture per op and a
+finiteness check per array, so it is for debugging only.
 """
 import contextlib
 import os
+import sys
 import traceback
 
 from .backend import get_array_module
@@ -40,28 +45,43 @@ class AnomalyError(RuntimeError):
         self.op = getattr(function, "name", None)
 
 
-# Frames inside these folders are the library's own plumbing; "your code" is everything else. The model and
-# layer code of minception is shown too (it tells which line of a block made the op), but never the engine,
-# the ops or the module-call machinery.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_ROOT = os.path.dirname(_HERE)
-_PLUMBING = tuple(os.path.join(_ROOT, d) + os.sep for d in ("autograd", "ops")) + \
-    tuple(os.path.join(_ROOT, "minception", "nn", f) for f in ("module.py", "hooks.py"))
-_LIBRARY = tuple(os.path.join(_ROOT, d) + os.sep for d in ("autograd", "ops", "minception"))
+# ---------------------------------------------------------------------------------------------- library code
+_library = []     # path prefixes of declared library code (folders end with os.sep)
+_hidden = []      # the subset never shown: plumbing between your code and the op
+
+
+def register_library(module_name, hide=False):
+    """Declare the files of a module or package as library code (not "your code") in anomaly reports.
+
+    Args:
+        module_name: an imported module's name; a package declares its whole folder. Call it as
+            ``register_library(__name__)`` from the package's ``__init__.py`` (or from one file).
+        hide: never show these frames (plumbing such as op wrappers); by default they are shown below the
+            user's line, as model code is.
+    """
+    path = os.path.abspath(sys.modules[module_name].__file__)
+    if os.path.basename(path) == "__init__.py":
+        path = os.path.dirname(path) + os.sep
+    for registry in ((_library, _hidden) if hide else (_library,)):
+        if path not in registry:
+            registry.append(path)
+
+
+register_library(__package__, hide=True)     # the autograd core is plumbing
 
 
 def _is_library(frame):
-    return os.path.abspath(frame.filename).startswith(_LIBRARY)
+    return os.path.abspath(frame.filename).startswith(tuple(_library))
 
 
 def _is_hidden(frame):
-    return os.path.abspath(frame.filename).startswith(_PLUMBING)
+    return os.path.abspath(frame.filename).startswith(tuple(_hidden))
 
 
 def user_frames(stack, max_library_frames=4, user_depth=2):
-    """The frames of ``stack`` worth showing: the ``user_depth`` innermost frames of the user's code (outside
-    autograd, ops and minception; two, so that a helper function of the user's shows its caller too) followed by
-    the library frames below them (model code), without the engine's own frames."""
+    """The frames of ``stack`` worth showing: the ``user_depth`` innermost frames of the user's code (two, so that
+    a helper function of the user's shows its caller too) followed by the library frames below them that are not
+    hidden (model code)."""
     frames = list(stack)
     user = [i for i, f in enumerate(frames) if not _is_library(f)]
     start = user[-1] if user else 0

@@ -239,9 +239,10 @@ def _grouping(collapse):
 
 
 def _is_parameter_like(tensor, names):
-    """Parameters (``nn.Parameter``, or leaves in the name map) are hidden inside collapsed modules and counted
-    in the module's label; other leaves (an input batch that requires grad) stay visible."""
-    return id(tensor) in names or any(c.__name__ == "Parameter" for c in type(tensor).__mro__)
+    """Parameters are hidden inside collapsed modules and counted in the module's label; other leaves (an input
+    batch that requires grad) stay visible. A parameter is a leaf in the name map, or a tensor that says it is
+    one with ``is_parameter = True`` (``nn.Parameter`` does)."""
+    return id(tensor) in names or getattr(tensor, "is_parameter", False)
 
 
 def render(outputs, path, names=None, *, format=None, **options):

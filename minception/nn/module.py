@@ -27,11 +27,14 @@ machinery in ``hooks.py``; ``summary`` in ``summary.py``. This file is the tree 
 import numpy as np
 
 from autograd import Tensor, name_scope
+from autograd.anomaly import register_library
 from autograd.backend import check_device, to_device
 from autograd.hooks import RemovableHandle
 
 from . import hooks as _hooks
 from . import state as _state
+
+register_library(__name__, hide=True)     # Module.__call__ is plumbing in anomaly reports: never shown
 
 
 class Parameter(Tensor):
@@ -40,6 +43,8 @@ class Parameter(Tensor):
     ``nn.Parameter(array)`` keeps the array's dtype (float32 by default for Python lists and numbers).
     Pass ``requires_grad=False`` for a frozen parameter (saved and counted, not trained).
     """
+
+    is_parameter = True      # graph drawings count parameters inside a collapsed module instead of drawing them
 
     def __init__(self, data, requires_grad=True, name=None):
         super().__init__(data, requires_grad=requires_grad, name=name)

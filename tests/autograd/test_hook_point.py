@@ -1,10 +1,11 @@
 """The hook point (autograd/hooks.py): what the core calls, in which order, and that the core stands alone.
 
 The core (tensor, function, engine, grad mode, the hook point itself) imports no inspection module; inspection
-modules import the core.
+modules import the core. The core names no upper layer (no package, folder or class of ops or minception).
 """
 import ast
 import os
+import traceback
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import autograd
 import ops
 from autograd import Function, FunctionHook, Tensor, name_scope, no_grad
 from autograd import config
+from autograd.anomaly import _hidden, _library, register_library, user_frames
 from autograd.engine import iter_backward
 
 AUTOGRAD = os.path.dirname(os.path.abspath(autograd.__file__))
@@ -62,6 +64,20 @@ def test_the_autograd_modules_import_each_other_without_a_cycle():
 
     for m in modules:
         visit(m)
+
+
+def test_the_core_names_no_upper_layer():
+    # String constants that would tie the core to a package, folder or class above it.
+    upper = {"ops", "minception", "nn", "Parameter", "conv", "Conv2d", "models"}
+    for name in CORE + INSPECTION + ("gradcheck",):
+        with open(os.path.join(AUTOGRAD, name + ".py")) as f:
+            tree = ast.parse(f.read())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+                      and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                assert node.value.lower() not in {u.lower() for u in upper}, (name, node.value)
 
 
 # ---------------------------------------------------------------------------------------------- the calls
@@ -153,3 +169,34 @@ def test_scope_is_recorded_without_grad_too():
     with seen, no_grad(), name_scope("eval"):
         ops.relu(Tensor(np.ones(2)))
     assert seen.calls[0][2] == ("eval",)
+
+
+# ---------------------------------------------------------------------------------------------- library code
+def test_a_package_declares_its_frames_library_code(tmp_path, monkeypatch):
+    pkg = tmp_path / "mylib"
+    (pkg / "layers").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "layers" / "__init__.py").write_text("")
+    (pkg / "wrappers.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("autograd.anomaly._library", list(_library))
+    monkeypatch.setattr("autograd.anomaly._hidden", list(_hidden))
+    import mylib.layers
+    import mylib.wrappers
+    frames = traceback.StackSummary.from_list([
+        ("/home/me/helpers.py", 5, "build", "net(x)"),
+        ("/home/me/train.py", 42, "<module>", "loss = model(x)"),
+        (str(pkg / "layers" / "block.py"), 7, "forward", "return wrap(x)"),
+        (str(pkg / "wrappers.py"), 3, "wrap", "return Op()(x)"),
+        (os.path.join(AUTOGRAD, "function.py"), 60, "__call__", "ys = self.forward(*xs)"),
+    ])
+
+    def shown():
+        return [(os.path.basename(f.filename), f.lineno) for f in user_frames(frames)]
+
+    assert shown()[-2:] == [("block.py", 7), ("wrappers.py", 3)]        # undeclared: all of it is "your code"
+    register_library("mylib")                                           # the package: shown as library code
+    register_library("mylib.wrappers", hide=True)                       # one file of it: plumbing, hidden
+    assert shown() == [("helpers.py", 5), ("train.py", 42), ("block.py", 7)]
+    register_library("mylib")                                           # declaring twice changes nothing
+    assert shown() == [("helpers.py", 5), ("train.py", 42), ("block.py", 7)]
