@@ -59,7 +59,10 @@ def register_library(module_name, hide=False):
         hide: never show these frames (plumbing such as op wrappers); by default they are shown below the
             user's line, as model code is.
     """
-    path = os.path.abspath(sys.modules[module_name].__file__)
+    module = sys.modules.get(module_name)
+    if getattr(module, "__file__", None) is None:
+        raise ValueError(f"register_library: {module_name!r} is not an imported module with a source file")
+    path = os.path.abspath(module.__file__)
     if os.path.basename(path) == "__init__.py":
         path = os.path.dirname(path) + os.sep
     for registry in ((_library, _hidden) if hide else (_library,)):

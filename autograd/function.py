@@ -20,6 +20,15 @@ from .tensor import Tensor, as_tensor
 
 
 class Function:
+    """Base class of every op (see the module docstring). A call that is recorded leaves on the instance:
+
+    * ``next_edges``: per input, where its gradient goes: None, a leaf Tensor, or (producer Function, index);
+    * ``needs_input_grad``: per input, whether it wants a gradient (``backward`` may skip the others);
+    * ``input_shapes``, ``input_dtypes``, ``output_shapes``, ``output_dtypes``: to check what ``backward``
+      returns, and to give unused outputs a zero gradient;
+    * ``scope``: the module path it was created in (``config.name_scope``).
+    """
+
     #: elementwise ops whose inputs may be broadcast set this; the engine then sums their input gradients
     #: back to the input shapes (``backend.sum_to``). For every other op a wrongly shaped gradient is an error.
     broadcasts = False

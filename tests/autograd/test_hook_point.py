@@ -200,3 +200,5 @@ def test_a_package_declares_its_frames_library_code(tmp_path, monkeypatch):
     assert shown() == [("helpers.py", 5), ("train.py", 42), ("block.py", 7)]
     register_library("mylib")                                           # declaring twice changes nothing
     assert shown() == [("helpers.py", 5), ("train.py", 42), ("block.py", 7)]
+    with pytest.raises(ValueError, match="not an imported module"):
+        register_library("mylib.never_imported")
