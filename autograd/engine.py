@@ -7,54 +7,78 @@
    what other consumers sent) or into the ``.grad`` of a leaf tensor.
 3. After a Function has run, what it saved for backward is freed, unless ``retain_graph=True``.
 
-``backward_steps`` exposes step 2 as an iterator, one ``BackwardStep`` per Function, so that a student can
-stop after any op and look at its gradients; ``backward`` simply runs that iterator to the end.
+``iter_backward`` is step 2 as a generator that pauses after every Function, so that inspection tools
+(``autograd.backward_steps``, ``autograd.trace``) can look at each op's gradients; ``backward`` runs it to the
+end. Function hooks (``hooks.py``) are called around each op's backward: that is how anomaly mode and the timing
+and memory hooks see the pass. Tensor hooks and ``retain_grad`` are part of the computation itself, so the
+engine runs them here.
 """
-from dataclasses import dataclass
-
-from . import config, hooks
+from . import hooks
 from .backend import get_array_module
 
 
-@dataclass
-class BackwardStep:
-    """What one Function did during backward."""
-    function: object          # the Function
-    grad_outputs: tuple       # gradients arriving at its outputs (arrays)
-    grad_inputs: tuple        # gradients it produced, one per input (array or None)
-    index: int = 0            # position in the backward pass (0 = the op that made the output)
+def backward(tensors, grads=None, retain_graph=False):
+    """Backpropagate from ``tensors`` (list), seeding each with ``grads`` (list; None means 1 for scalars)."""
+    for _ in iter_backward(tensors, grads, retain_graph):
+        pass
 
-    @property
-    def name(self):
-        return self.function.name
 
-    @property
-    def scope(self):
-        return ".".join(self.function.scope)
+def iter_backward(tensors, grads=None, retain_graph=False):
+    """Run backward one Function at a time; after each, yield ``(fn, grad_outputs, grad_inputs)``.
 
-    @property
-    def input_shapes(self):
-        return self.function.input_shapes
+    ``tensors`` is a list of tensors (with ``grads`` a list of seeds) or a single tensor (with one seed or None).
+    ``grad_outputs`` are the gradients that arrived at ``fn``'s outputs, ``grad_inputs`` the ones it produced,
+    one per input (an array, or None where the input needs none). Running to the end leaves exactly the
+    gradients ``backward()`` leaves.
+    """
+    if not isinstance(tensors, (list, tuple)):        # a single output: iter_backward(loss)
+        tensors, grads = [tensors], (None if grads is None else [grads])
+    if grads is None:
+        grads = [None] * len(tensors)
+    pending = {}              # Function -> list with the summed gradient of each output (None until one arrives)
+    roots = []
+    for t, g in zip(tensors, grads):
+        if not t.requires_grad:
+            raise RuntimeError(f"backward() on a tensor of shape {t.shape} that does not require grad: no input "
+                               f"of the computation had requires_grad=True (or it ran under no_grad())")
+        g = _seed_gradient(t, g)
+        if t.creator is None:
+            _accumulate_leaf(t, g)
+            continue
+        _add_pending(pending, t.creator, t.output_index, g)
+        roots.append(t.creator)
 
-    @property
-    def output_shapes(self):
-        return self.function.output_shapes
+    for fn in topological_order(roots):
+        slots = pending.pop(fn, None)
+        if slots is None:     # reachable, but no gradient flows into it (its outputs were not used on the way)
+            continue
+        if fn.released:
+            raise RuntimeError(f"backward through {fn!r} a second time, but its saved arrays were already freed: "
+                               f"pass retain_graph=True to the first backward()")
+        grad_outputs = _run_output_hooks(fn, _fill_missing(fn, slots))
 
-    @property
-    def grad_output_stats(self):
-        """``trace.GradStats`` (norm, mean, max |g|, fraction of zeros) of each incoming gradient."""
-        from .trace import grad_stats
-        return [grad_stats(g) for g in self.grad_outputs]
+        active = hooks.active_function_hooks()
+        for h in active:
+            h.backward_pre(fn, grad_outputs)
+        try:
+            grad_inputs = fn.run_backward(grad_outputs)
+        except Exception as error:
+            for h in active:
+                h.backward_error(fn, error)
+            raise
+        for h in active:
+            h.backward_post(fn, grad_outputs, grad_inputs)
 
-    @property
-    def grad_input_stats(self):
-        """``trace.GradStats`` (or None) of each gradient this op produced, one per input."""
-        from .trace import grad_stats
-        return [grad_stats(g) for g in self.grad_inputs]
-
-    def __str__(self):
-        from .trace import format_step
-        return format_step(self)
+        for edge, gx in zip(fn.next_edges, grad_inputs):
+            if gx is None:
+                continue
+            if isinstance(edge, tuple):
+                _add_pending(pending, edge[0], edge[1], gx)
+            else:
+                _accumulate_leaf(edge, gx)
+        yield fn, grad_outputs, grad_inputs
+        if not retain_graph:
+            fn.release()
 
 
 def topological_order(roots):
@@ -78,6 +102,7 @@ def topological_order(roots):
 
 
 def _seed_gradient(tensor, grad):
+    """The gradient backward starts from: ``grad`` as an array of the tensor's shape and dtype (1 for a scalar)."""
     xp = get_array_module(tensor.data)
     if grad is None:
         if tensor.size != 1:
@@ -90,84 +115,6 @@ def _seed_gradient(tensor, grad):
     if grad.shape != tensor.shape:
         raise ValueError(f"backward(): gradient of shape {grad.shape} given for a tensor of shape {tensor.shape}")
     return grad
-
-
-def _accumulate_leaf(tensor, grad):
-    for hook in tensor._hooks:
-        replaced = hook(grad)
-        if replaced is not None:
-            grad = replaced
-    # The first gradient is copied: the same array may have been handed to several inputs (x + x).
-    tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
-
-
-def backward_steps(tensors, grads=None, retain_graph=False):
-    """Run backward one Function at a time, yielding a ``BackwardStep`` after each.
-
-    ``tensors`` is a list of tensors (with ``grads`` a list of seeds) or a single tensor (with one seed or None).
-
-    Running the iterator to the end leaves exactly the gradients ``backward()`` leaves.
-    """
-    if not isinstance(tensors, (list, tuple)):        # backward_steps(loss) for a single output
-        tensors, grads = [tensors], (None if grads is None else [grads])
-    if grads is None:
-        grads = [None] * len(tensors)
-    pending = {}              # Function -> list with the summed gradient of each output (None until one arrives)
-    roots = []
-    for t, g in zip(tensors, grads):
-        if not t.requires_grad:
-            raise RuntimeError(f"backward() on a tensor of shape {t.shape} that does not require grad: no input "
-                               f"of the computation had requires_grad=True (or it ran under no_grad())")
-        g = _seed_gradient(t, g)
-        if t.creator is None:
-            _accumulate_leaf(t, g)
-            continue
-        _add_pending(pending, t.creator, t.output_index, g)
-        roots.append(t.creator)
-
-    index = 0
-    for fn in topological_order(roots):
-        slots = pending.pop(fn, None)
-        if slots is None:
-            continue
-        if fn.released:
-            raise RuntimeError(f"backward through {fn!r} a second time, but its saved arrays were already freed: "
-                               f"pass retain_graph=True to the first backward()")
-        grad_outputs = _fill_missing(fn, slots)
-        grad_outputs = _run_output_hooks(fn, grad_outputs)
-        active = hooks.active_function_hooks()
-        for h in active:
-            h.backward_pre(fn, grad_outputs)
-        try:
-            grad_inputs = fn.run_backward(grad_outputs)
-        except Exception as error:
-            if config.state.anomaly:
-                from .anomaly import reraise_with_origin
-                reraise_with_origin(fn, error)
-            raise
-        for h in active:
-            h.backward_post(fn, grad_outputs, grad_inputs)
-        if config.state.anomaly:
-            from .anomaly import check_backward
-            check_backward(fn, grad_inputs)
-
-        for edge, gx in zip(fn.next_edges, grad_inputs):
-            if gx is None:
-                continue
-            if isinstance(edge, tuple):
-                _add_pending(pending, edge[0], edge[1], gx)
-            else:
-                _accumulate_leaf(edge, gx)
-        yield BackwardStep(fn, grad_outputs, grad_inputs, index)
-        index += 1
-        if not retain_graph:
-            fn.release()
-
-
-def backward(tensors, grads=None, retain_graph=False):
-    """Backpropagate from ``tensors`` (list), seeding each with ``grads`` (list; None means 1 for scalars)."""
-    for _ in backward_steps(tensors, grads, retain_graph):
-        pass
 
 
 def _add_pending(pending, fn, index, grad):
@@ -193,6 +140,7 @@ def _fill_missing(fn, slots):
 
 
 def _run_output_hooks(fn, grad_outputs):
+    """Tensor hooks and ``retain_grad`` of ``fn``'s outputs (non-leaf tensors keep theirs on their creator)."""
     hooks_by_output = fn.__dict__.get("output_hooks")
     retained = fn.__dict__.get("retained_outputs")
     if not hooks_by_output and not retained:
@@ -205,7 +153,16 @@ def _run_output_hooks(fn, grad_outputs):
                 grad_outputs[i] = replaced
     for i, tensor_ref in (retained or {}).items():
         tensor, g = tensor_ref(), grad_outputs[i]
-        if tensor is None:
-            continue
-        tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+        if tensor is not None:
+            tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
     return tuple(grad_outputs)
+
+
+def _accumulate_leaf(tensor, grad):
+    """Run the leaf's tensor hooks, then add ``grad`` into its ``.grad``."""
+    for hook in tensor._hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = replaced
+    # The first gradient is copied: the same array may have been handed to several inputs (x + x).
+    tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad

@@ -14,13 +14,21 @@ node into the graph. The graph is made of Functions only: each Function knows, f
 input's gradient must go (``next_edges``): to the Function that produced it, or to a leaf tensor. Tensors are plain
 values; the graph does not keep their arrays alive, only what each Function saved on ``self`` does.
 """
-import traceback
-
 from . import config, hooks
-from .backend import device_of, get_array_module, sum_to
+from .backend import device_of, sum_to
+from .tensor import Tensor, as_tensor
 
 
 class Function:
+    """Base class of every op (see the module docstring). A call that is recorded leaves on the instance:
+
+    * ``next_edges``: per input, where its gradient goes: None, a leaf Tensor, or (producer Function, index);
+    * ``needs_input_grad``: per input, whether it wants a gradient (``backward`` may skip the others);
+    * ``input_shapes``, ``input_dtypes``, ``output_shapes``, ``output_dtypes``: to check what ``backward``
+      returns, and to give unused outputs a zero gradient;
+    * ``scope``: the module path it was created in (``config.name_scope``).
+    """
+
     #: elementwise ops whose inputs may be broadcast set this; the engine then sums their input gradients
     #: back to the input shapes (``backend.sum_to``). For every other op a wrongly shaped gradient is an error.
     broadcasts = False
@@ -35,9 +43,8 @@ class Function:
     def backward(self, *gys):
         raise NotImplementedError(f"{self.name}.backward is not implemented")
 
-    # ---------------------------------------------------------------- calling
+    # ---------------------------------------------------------------- calling: forward, then link
     def __call__(self, *inputs):
-        from .tensor import Tensor, as_tensor
         if getattr(self, "_called", False):
             raise RuntimeError(f"{self.name}: a Function instance can be called only once; create a new one")
         self._called = True
@@ -46,40 +53,38 @@ class Function:
         xs = tuple(t.data for t in tensors)
         record = config.state.grad_enabled and any(t.requires_grad for t in tensors)
         self.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
+        self.scope = config.state.scope
+
         active = hooks.active_function_hooks()
         for h in active:
             h.forward_pre(self, xs)
-
         before = set(self.__dict__)
         ys = self.forward(*xs)
+        saved = set(self.__dict__) - before       # what forward kept on self for backward
         single = not isinstance(ys, tuple)
         ys = (ys,) if single else ys
-        saved = set(self.__dict__) - before
-
         for h in active:
             h.forward_post(self, xs, ys)
-        if config.state.anomaly:
-            from .anomaly import check_forward
-            check_forward(self, ys)
 
         outputs = tuple(Tensor(y, requires_grad=record) for y in ys)
         if record:
-            self._saved_names = saved
-            self.generation = 1 + max(t.generation for t in tensors)
-            self.next_edges = tuple(_edge_to(t) for t in tensors)
-            self.input_shapes = tuple(t.shape for t in tensors)
-            self.input_dtypes = tuple(t.dtype for t in tensors)
-            self.output_shapes = tuple(y.shape for y in ys)
-            self.output_dtypes = tuple(y.dtype for y in ys)
-            self.scope = config.state.scope
-            self.stack = traceback.extract_stack()[:-1] if config.state.anomaly else None
-            self.released = False
-            for i, out in enumerate(outputs):
-                out.creator, out.output_index = self, i
+            self._link(tensors, ys, outputs, saved)
         else:
-            for n in saved:            # nothing will call backward: free what forward kept
+            for n in saved:                       # nothing will call backward: free what forward kept
                 delattr(self, n)
         return outputs[0] if single else outputs
+
+    def _link(self, tensors, ys, outputs, saved):
+        """Make this call a node of the graph: edges to where the input gradients go, shapes to check them."""
+        self._saved_names = saved
+        self.next_edges = tuple(_edge_to(t) for t in tensors)
+        self.input_shapes = tuple(t.shape for t in tensors)
+        self.input_dtypes = tuple(t.dtype for t in tensors)
+        self.output_shapes = tuple(y.shape for y in ys)
+        self.output_dtypes = tuple(y.dtype for y in ys)
+        self.released = False
+        for i, out in enumerate(outputs):
+            out.creator, out.output_index = self, i
 
     # ---------------------------------------------------------------- used by the engine
     def run_backward(self, grad_outputs):
@@ -132,8 +137,3 @@ def _check_same_device(op, tensors):
     if len(devices) > 1:
         where = ", ".join(f"input {i}: {device_of(t.data)} {t.shape}" for i, t in enumerate(tensors))
         raise RuntimeError(f"{op}: inputs are on different devices ({where}); move them with .to(device) first")
-
-
-def array_module_of(*xs):
-    """Shorthand for ops: the array module (numpy or cupy) of raw arrays."""
-    return get_array_module(*xs)

@@ -24,9 +24,6 @@ import time
 import tracemalloc
 import weakref
 
-import numpy as np
-
-from . import config
 from .backend import get_array_module, is_gpu_array
 from .hooks import FunctionHook
 from .trace import format_shape, grad_stats
@@ -35,9 +32,8 @@ __all__ = ["PrintHook", "TimerHook", "MemoryHook", "format_bytes"]
 
 
 def _scope_of(fn):
-    """Module path of ``fn``: recorded on the Function once linked, the current scope while its forward runs."""
-    scope = getattr(fn, "scope", None)
-    return ".".join(config.state.scope if scope is None else scope)
+    """Module path of ``fn``, dotted ('' at top level)."""
+    return ".".join(fn.scope)
 
 
 def _shapes(arrays):
@@ -186,13 +182,14 @@ def _arrays_in(value):
     return [value] if hasattr(value, "nbytes") and hasattr(value, "dtype") and hasattr(value, "shape") else []
 
 
-def _column_bytes(name, input_shapes, output_shapes, itemsize):
+def _column_bytes(fn, input_shapes, output_shapes, itemsize):
     """Size of the im2col column matrix of a 2-D convolution, from its shapes, or None for other ops.
 
-    A convolution with input (N, C, H, W), weight (O, C, kh, kw) and output (N, O, OH, OW) lowers to a matrix
-    product with a column matrix of C*kh*kw rows and N*OH*OW columns (see ``ops/kernels/im2col_reference.py``).
+    An op declares that it is such a convolution with the class attribute ``lowers_to_im2col = True`` (as
+    ``ops.conv2d``'s Function does): its input (N, C, H, W), weight (O, C, kh, kw) and output (N, O, OH, OW) then
+    give a column matrix of C*kh*kw rows and N*OH*OW columns (see ``ops/kernels/im2col_reference.py``).
     """
-    if "conv" not in name.lower() or len(input_shapes) < 2 or not output_shapes:
+    if not getattr(fn, "lowers_to_im2col", False) or len(input_shapes) < 2 or not output_shapes:
         return None
     x, w, y = input_shapes[0], input_shapes[1], output_shapes[0]
     if len(x) != 4 or len(w) != 4 or len(y) != 4:
@@ -297,8 +294,8 @@ class MemoryHook(FunctionHook):
       ``self`` for their backward (inputs, outputs or extra arrays), each counted while at least one op still
       holds it: the memory that training pays for the graph. It grows during forward and falls as backward
       frees each op (the engine frees an op right after its backward, unless ``retain_graph=True``).
-    * **column buffers** (``column_buffers``): for each convolution, the size of its im2col column matrix for
-      the whole batch, computed from the shapes: C*kh*kw rows by N*OH*OW columns. This is what the textbook
+    * **column buffers** (``column_buffers``): for each convolution (an op whose class sets
+      ``lowers_to_im2col = True``), the size of its im2col column matrix for the whole batch, computed from the shapes: C*kh*kw rows by N*OH*OW columns. This is what the textbook
       method (and ``ops.conv2d`` on the GPU) allocates for one conv call, and the reason convolutions are memory
       hungry. On the CPU ``ops.conv2d`` lowers a few images at a time into reused buffers of about
       ``ops.conv.CHUNK_BYTES`` per worker thread (at least one image's columns, ``bytes / N``, which the
@@ -377,7 +374,7 @@ class MemoryHook(FunctionHook):
         if any(getattr(fn, "needs_input_grad", ())):      # recorded: the op keeps these until its backward
             self._saved.add(fn, saved)
         if outputs and len(inputs) >= 2:
-            cols = _column_bytes(fn.name, [getattr(x, "shape", ()) for x in inputs],
+            cols = _column_bytes(fn, [getattr(x, "shape", ()) for x in inputs],
                                  [y.shape for y in outputs], outputs[0].dtype.itemsize)
             if cols is not None:
                 self.column_buffers.append((cols, fn.name, _scope_of(fn), tuple(inputs[0].shape),

@@ -30,7 +30,9 @@ import subprocess
 
 import numpy as np
 
+from .backend import get_array_module
 from .engine import topological_order
+from .trace import _name_map
 
 __all__ = ["to_dot", "render", "draw", "GraphDrawing", "dot_available", "GraphvizNotFound", "graph_functions"]
 
@@ -64,7 +66,6 @@ def _shape(shape):
 
 
 def _norm(array):
-    from .backend import get_array_module
     xp = get_array_module(array)
     return float(xp.sqrt((array.astype(np.float64) ** 2).sum()))
 
@@ -133,7 +134,6 @@ def to_dot(outputs, names=None, *, stats=False, trace=None, collapse=None, const
     Returns:
         str: the DOT text.
     """
-    from .trace import _name_map
     names = _name_map(names)
     tensors = _as_list(outputs)
     functions = graph_functions(tensors)
@@ -239,9 +239,10 @@ def _grouping(collapse):
 
 
 def _is_parameter_like(tensor, names):
-    """Parameters (``nn.Parameter``, or leaves in the name map) are hidden inside collapsed modules and counted
-    in the module's label; other leaves (an input batch that requires grad) stay visible."""
-    return id(tensor) in names or any(c.__name__ == "Parameter" for c in type(tensor).__mro__)
+    """Parameters are hidden inside collapsed modules and counted in the module's label; other leaves (an input
+    batch that requires grad) stay visible. A parameter is a leaf in the name map, or a tensor that says it is
+    one with ``is_parameter = True`` (``nn.Parameter`` does)."""
+    return id(tensor) in names or getattr(tensor, "is_parameter", False)
 
 
 def render(outputs, path, names=None, *, format=None, **options):

@@ -8,7 +8,8 @@ import weakref
 
 import numpy as np
 
-from . import backend, config
+from . import backend
+from .engine import backward
 from .hooks import RemovableHandle
 
 _ops = None
@@ -88,7 +89,6 @@ class Tensor:
     size = property(lambda self: self._data.size)
     device = property(lambda self: backend.device_of(self._data))
     is_leaf = property(lambda self: self.creator is None)
-    generation = property(lambda self: 0 if self.creator is None else self.creator.generation)
     retains_grad = property(lambda self: self._retains_grad)
 
     def __len__(self):
@@ -134,7 +134,6 @@ class Tensor:
                 for tensors with a single element, where it defaults to 1.
             retain_graph: keep what the ops saved so that backward can run through the graph again.
         """
-        from .engine import backward
         backward([self], [grad], retain_graph=retain_graph)
 
     def retain_grad(self):

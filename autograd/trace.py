@@ -1,6 +1,7 @@
 """Watch backpropagation one op at a time: gradient statistics and a printable trace.
 
-The engine's ``backward_steps`` runs backward one Function at a time and yields a ``BackwardStep`` after each::
+``backward_steps`` runs backward one Function at a time (it drives the engine's ``iter_backward``) and yields a
+``BackwardStep`` after each::
 
     for step in autograd.backward_steps(loss):
         print(step)                  # one line: op, module path, shapes, gradient statistics
@@ -9,7 +10,7 @@ The engine's ``backward_steps`` runs backward one Function at a time and yields 
         step.grad_inputs             # the gradient it sent to each of its inputs (raw array or None)
         step.grad_output_stats       # GradStats of each incoming gradient (norm, mean, max |g|, zeros)
 
-This module holds what turns those arrays into something a person can read:
+This module also holds what turns those arrays into something a person can read:
 
 * ``grad_stats(array)``: the summary statistics of one gradient (``GradStats``);
 * ``format_step(step)``: the one-line description of a step that ``print(step)`` shows;
@@ -34,9 +35,60 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import get_array_module
+from .engine import iter_backward
 
-__all__ = ["GradStats", "grad_stats", "format_step", "format_record", "format_shape", "destination_names", "TraceRecord",
-           "record_step", "Trace", "trace"]
+__all__ = ["BackwardStep", "backward_steps", "GradStats", "grad_stats", "format_step", "format_record",
+           "format_shape", "destination_names", "TraceRecord", "record_step", "Trace", "trace"]
+
+
+# ---------------------------------------------------------------------------------------------- steps
+@dataclass
+class BackwardStep:
+    """What one Function did during backward."""
+    function: object          # the Function
+    grad_outputs: tuple       # gradients arriving at its outputs (arrays)
+    grad_inputs: tuple        # gradients it produced, one per input (array or None)
+    index: int = 0            # position in the backward pass (0 = the op that made the output)
+
+    @property
+    def name(self):
+        return self.function.name
+
+    @property
+    def scope(self):
+        return ".".join(self.function.scope)
+
+    @property
+    def input_shapes(self):
+        return self.function.input_shapes
+
+    @property
+    def output_shapes(self):
+        return self.function.output_shapes
+
+    @property
+    def grad_output_stats(self):
+        """``GradStats`` (norm, mean, max |g|, fraction of zeros) of each incoming gradient."""
+        return [grad_stats(g) for g in self.grad_outputs]
+
+    @property
+    def grad_input_stats(self):
+        """``GradStats`` (or None) of each gradient this op produced, one per input."""
+        return [grad_stats(g) for g in self.grad_inputs]
+
+    def __str__(self):
+        return format_step(self)
+
+
+def backward_steps(tensors, grads=None, retain_graph=False):
+    """Run backward one Function at a time, yielding a ``BackwardStep`` after each.
+
+    ``tensors`` is a list of tensors (with ``grads`` a list of seeds) or a single tensor (with one seed or None).
+    Running the iterator to the end leaves exactly the gradients ``backward()`` leaves; stopping early leaves
+    the gradients of the steps that ran.
+    """
+    for index, (fn, grad_outputs, grad_inputs) in enumerate(iter_backward(tensors, grads, retain_graph)):
+        yield BackwardStep(fn, grad_outputs, grad_inputs, index)
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -282,7 +334,6 @@ def trace(outputs, grad=None, retain_graph=False, *, file=_STDOUT, names=None, s
     Returns:
         ``Trace``: a list of ``TraceRecord``, one per op, in the order backward ran them.
     """
-    from .engine import backward_steps
     if file is _STDOUT:
         file = sys.stdout
     names = _name_map(names)

@@ -353,6 +353,8 @@ def _backward_gpu(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
 class Conv2d(Function):
     """``y = conv2d(x, W) (+ b)``; saves ``x`` and ``W`` (never the column buffer) for backward."""
 
+    lowers_to_im2col = True    # a matrix product with an im2col column matrix (MemoryHook reports its size)
+
     def __init__(self, kernel_size, stride, padding, out_hw):
         self.kernel_size, self.stride, self.padding, self.out_hw = kernel_size, stride, padding, out_hw
 

@@ -20,23 +20,22 @@ called from ``ModuleHookOutputs.backward`` with ``grad_input`` all None, before 
 are computed. Inputs that the output does not depend on receive zeros, not None. Keyword arguments are passed
 to ``forward`` unchanged and are not hooked.
 """
-from autograd import Function, Tensor, config
+from autograd import Function, Tensor, is_grad_enabled, name_scope
+from autograd.anomaly import register_library
+
+register_library(__name__, hide=True)     # the hooked module call is plumbing in anomaly reports: never shown
 
 
 def call_with_hooks(module, args, kwargs):
     """``Module.__call__`` when the module has hooks: name scope, pre-hooks, forward, forward hooks, backward hooks."""
-    state = config.state
-    previous = state.scope
-    if module._scope_name is not None:
-        state.scope = previous + (module._scope_name,)
-    try:
+    with name_scope(module._scope_name):
         for hook in list(module._forward_pre_hooks):
             result = hook(module, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
         capture = None
         hook_args = args
-        if module._backward_hooks and state.grad_enabled:
+        if module._backward_hooks and is_grad_enabled():
             capture = _BackwardCapture(module, list(module._backward_hooks))
             args = capture.wrap_inputs(args)
         output = module.forward(*args, **kwargs)
@@ -47,8 +46,6 @@ def call_with_hooks(module, args, kwargs):
         if capture is not None:
             output = capture.wrap_outputs(output)
         return output
-    finally:
-        state.scope = previous
 
 
 class _BackwardCapture:

@@ -26,12 +26,15 @@ machinery in ``hooks.py``; ``summary`` in ``summary.py``. This file is the tree 
 """
 import numpy as np
 
-from autograd import Tensor, config
+from autograd import Tensor, name_scope
+from autograd.anomaly import register_library
 from autograd.backend import check_device, to_device
 from autograd.hooks import RemovableHandle
 
 from . import hooks as _hooks
 from . import state as _state
+
+register_library(__name__, hide=True)     # Module.__call__ is plumbing in anomaly reports: never shown
 
 
 class Parameter(Tensor):
@@ -40,6 +43,8 @@ class Parameter(Tensor):
     ``nn.Parameter(array)`` keeps the array's dtype (float32 by default for Python lists and numbers).
     Pass ``requires_grad=False`` for a frozen parameter (saved and counted, not trained).
     """
+
+    is_parameter = True      # graph drawings count parameters inside a collapsed module instead of drawing them
 
     def __init__(self, data, requires_grad=True, name=None):
         super().__init__(data, requires_grad=requires_grad, name=name)
@@ -79,18 +84,8 @@ class Module:
     def __call__(self, *args, **kwargs):
         if self.has_hooks():
             return _hooks.call_with_hooks(self, args, kwargs)
-        name = self._scope_name
-        if name is None:
+        with name_scope(self._scope_name):      # the root module's name is None: it adds nothing
             return self.forward(*args, **kwargs)
-        # autograd.name_scope(name), written out: a generator-based context manager per call would cost more
-        # than many small ops do.
-        state = config.state
-        previous = state.scope
-        state.scope = previous + (name,)
-        try:
-            return self.forward(*args, **kwargs)
-        finally:
-            state.scope = previous
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name, value):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ops
-from autograd import AnomalyError, Function, Tensor, config, detect_anomaly, name_scope
+from autograd import AnomalyError, Function, Tensor, detect_anomaly, name_scope
 from autograd.anomaly import is_anomaly_enabled, user_frames
 
 HERE = __file__
@@ -141,14 +141,14 @@ def test_without_anomaly_mode_nan_propagates_silently():
     y = ops.log(x)
     y.sum().backward()
     assert np.isnan(y.data[0]) and x.grad.shape == (2,)
-    assert y.creator.stack is None                # no stack captured outside anomaly mode
+    assert getattr(y.creator, "stack", None) is None      # no stack captured outside anomaly mode
 
 
 def test_mode_is_restored_after_errors_and_can_be_nested():
     with pytest.raises(AnomalyError):
         with detect_anomaly():
             ops.log(Tensor(np.array([-1.0])))
-    assert not config.state.anomaly
+    assert not is_anomaly_enabled()
     with detect_anomaly():
         with detect_anomaly(False):
             assert not is_anomaly_enabled()
@@ -168,8 +168,11 @@ def test_finite_values_and_integer_outputs_pass():
 
 def test_creation_stack_shows_the_user_line_then_library_model_code():
     # A fake stack: pytest -> the user's script -> nn plumbing -> a model's forward -> autograd plumbing.
+    # ops, minception and nn's module-call files declare themselves library code (register_library) on import.
     import os
     import traceback
+
+    import minception.nn  # noqa: F401
     root = os.path.dirname(os.path.dirname(os.path.abspath(ops.__file__)))
     frames = traceback.StackSummary.from_list([
         ("/usr/lib/python3/site-packages/_pytest/python.py", 10, "call", "fn()"),

@@ -39,6 +39,8 @@ class Sleep(Function):
 class ToyConv2d(Function):
     """Shapes of a 3x3 stride-1 'valid' convolution, no arithmetic (to check the column-buffer size)."""
 
+    lowers_to_im2col = True
+
     def forward(self, x, w):
         n, _, h, wd = x.shape
         return np.zeros((n, w.shape[0], h - w.shape[2] + 1, wd - w.shape[3] + 1), dtype=x.dtype)
@@ -183,6 +185,21 @@ def test_memory_hook_column_buffers_from_shapes():
     # columns: C*kh*kw = 27 rows, N*OH*OW = 2*7*6 = 84 columns, float32
     assert mem.column_buffers == [(27 * 84 * 4, "ToyConv2d", "stem", (2, 3, 9, 8), (5, 3, 3, 3))]
     assert "im2col" in mem.summary() and "stem" in mem.summary()
+
+
+class ConvLikeName(ToyConv2d):
+    """Same shapes as ToyConv2d, but it does not declare an im2col lowering: its name alone means nothing."""
+
+    lowers_to_im2col = False
+
+
+def test_memory_hook_counts_only_ops_that_declare_an_im2col_lowering():
+    x = Tensor(np.zeros((2, 3, 9, 8), dtype=np.float32), requires_grad=True)
+    w = Tensor(np.zeros((5, 3, 3, 3), dtype=np.float32), requires_grad=True)
+    with MemoryHook() as mem:
+        ConvLikeName()(x, w)
+        ops.mul(x, x)                                    # two 4-D inputs, not a convolution
+    assert mem.column_buffers == []
 
 
 def test_memory_hook_measures_temporaries_with_tracemalloc():

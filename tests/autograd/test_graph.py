@@ -215,3 +215,31 @@ def test_draw_gives_svg_with_graphviz(tmp_path):
     drawing = draw(loss)
     assert "<svg" in drawing._repr_svg_()
     assert open(drawing.save(tmp_path / "d.png"), "rb").read(4) == b"\x89PNG"
+
+
+def test_collapse_counts_tensors_that_say_they_are_parameters():
+    # No names map: a leaf is a parameter when it says so (``is_parameter``, as nn.Parameter does); a class that
+    # is merely called "Parameter" is not one.
+    class Weight(Tensor):
+        is_parameter = True
+
+    class Parameter(Tensor):
+        pass
+
+    (x, w, v), loss = block_graph()
+    w.__class__, v.__class__ = Weight, Parameter
+    nodes, _ = parse(to_dot(loss, collapse=1))
+    labels = {nodes[k][0].split("\\n")[0]: nodes[k][0] for k in nodes}
+    assert labels["block_1"] == "block_1\\n4 ops, 1 parameter tensors (20 values)"
+    assert labels["block_2"] == "block_2\\n2 ops"
+    assert sorted(nodes[k][0].split("\\n")[0] for k in nodes if k.startswith("l")) == ["v", "x"]
+
+
+def test_nn_parameters_are_parameters_in_the_drawing():
+    from minception import nn
+    layer = nn.Linear(5, 3)
+    with name_scope("fc"):
+        y = layer(Tensor(np.ones((2, 5), dtype=np.float32), requires_grad=True, name="x"))
+    nodes, _ = parse(to_dot(y.sum(), collapse=1))
+    labels = [nodes[k][0] for k in nodes]
+    assert "fc\\n1 ops, 2 parameter tensors (18 values)" in labels
