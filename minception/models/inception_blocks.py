@@ -51,7 +51,7 @@ class InceptionA(nn.Module):
         self.out_channels = 4 * ch(96)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2, self.branch3), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], axis=1)
 
 
 class InceptionB(nn.Module):
@@ -92,7 +92,7 @@ class InceptionB(nn.Module):
         self.out_channels = ch(384) + ch(256) + ch(256) + ch(128)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2, self.branch3), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], axis=1)
 
 
 class InceptionC(nn.Module):
@@ -134,12 +134,12 @@ class InceptionC(nn.Module):
         self.out_channels = 6 * ch(256)
 
     def forward(self, x):
-        # x0 = self.branch0(x); x1 = self.branch1_0(x); x2 = self.branch2_0(x), their 1x1 convs as one
-        x0, x1, x2 = nn.run_branches(x, self.branch0, self.branch1_0, self.branch2_0)
+        x0 = self.branch0(x)
 
+        x1 = self.branch1_0(x)
         x1 = ops.concat([self.branch1_1a(x1), self.branch1_1b(x1)], axis=1)
 
-        x2 = self.branch2_2(self.branch2_1(x2))
+        x2 = self.branch2_2(self.branch2_1(self.branch2_0(x)))
         x2 = ops.concat([self.branch2_3a(x2), self.branch2_3b(x2)], axis=1)
 
         x3 = self.branch3(x)

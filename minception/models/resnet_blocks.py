@@ -85,7 +85,7 @@ class InceptionResNetA(InceptionResNetBlock):
         self.out_channels = in_channels
 
     def branches(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x)], axis=1)
 
 
 class InceptionResNetB(InceptionResNetBlock):
@@ -116,7 +116,7 @@ class InceptionResNetB(InceptionResNetBlock):
         self.out_channels = in_channels
 
     def branches(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x)], axis=1)
 
 
 class InceptionResNetC(InceptionResNetBlock):
@@ -147,4 +147,4 @@ class InceptionResNetC(InceptionResNetBlock):
         self.out_channels = in_channels
 
     def branches(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x)], axis=1)

@@ -74,7 +74,7 @@ class Mixed4a(nn.Module):
         self.out_channels = 2 * ch(96)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x)], axis=1)
 
 
 class Mixed5a(nn.Module):
@@ -203,7 +203,7 @@ class Mixed5b(nn.Module):
         self.out_channels = ch(96) + ch(64) + ch(96) + ch(64)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2, self.branch3), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], axis=1)
 
 
 def inception_resnet_v2_released_stem_layers(rules, in_channels=3):

@@ -62,9 +62,12 @@ def images(seed=1):
     return np.random.RandomState(seed).standard_normal((2, 3, 16, 16))
 
 
-def logits(name, training):
-    """The network ``name``'s logits on ``images()``, shape (2, NUM_CLASSES), float64."""
+def logits(name, training, fused=False):
+    """The network ``name``'s logits on ``images()``, shape (2, NUM_CLASSES), float64 (``fused``: after
+    ``model.fuse()``, which must not change them beyond float rounding)."""
     model = fill(NETWORKS[name]().to(dtype=np.float64)).train(training)
+    if fused:
+        model.fuse()
     with no_grad():
         return model(Tensor(images())).data
 

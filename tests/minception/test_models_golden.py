@@ -3,8 +3,8 @@
 ``tests/data/golden_logits.npz`` holds the logits of tiny float64 versions of Inception-v4 (paper and released),
 Inception-ResNet-v1 and Inception-ResNet-v2 (paper and released) on two fixed images, in evaluation and in
 training mode, written by ``tests/data/make_golden.py`` (which builds and fills the networks; see its docstring).
-A refactoring, a new kernel or another kernel tier must reproduce them to float64 rounding (rtol 1e-8). If a
-network is *meant* to change, rerun the script and say why in the commit.
+A refactoring, a new kernel, another kernel tier or ``model.fuse()`` must reproduce them to float64 rounding
+(rtol 1e-8). If a network is *meant* to change, rerun the script and say why in the commit.
 """
 import importlib.util
 from pathlib import Path
@@ -36,8 +36,10 @@ def test_the_archive_holds_every_network_and_mode(golden):
     assert all(v.shape == (2, make_golden.NUM_CLASSES) and v.dtype == np.float64 for v in golden.values())
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["as-built", "fused"])
 @pytest.mark.parametrize("mode", ["eval", "train"])
 @pytest.mark.parametrize("name", list(make_golden.NETWORKS))
-def test_logits_match_the_stored_ones(golden, name, mode):
-    logits = make_golden.logits(name, training=(mode == "train"))
-    np.testing.assert_allclose(logits, golden[f"{name}/{mode}"], rtol=1e-8, atol=1e-10, err_msg=f"{name} ({mode})")
+def test_logits_match_the_stored_ones(golden, name, mode, fused):
+    logits = make_golden.logits(name, training=(mode == "train"), fused=fused)
+    np.testing.assert_allclose(logits, golden[f"{name}/{mode}"], rtol=1e-8, atol=1e-10,
+                               err_msg=f"{name} ({mode}{', fused' if fused else ''})")
