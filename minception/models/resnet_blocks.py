@@ -8,8 +8,9 @@ paper §3.2), scales it (paper §3.3, Fig 20) and adds it to ``x``:
     out = relu(x + scale * up(concat(branches(x))))
 
 The up conv is named ``conv2d`` as in TF-slim (``Conv2d_1x1``) and timm, so released weights load one to one.
-Its width is always the block's input width: this is what resolves the paper's 1154/2048 mismatch (DESIGN.md
-rule 1). TF-slim's last Inception-ResNet-v2 block uses scale 1 and no ReLU (``relu=False``).
+Its width is always the block's input width: this resolves the paper's 1154/2048 mismatch (the figures widen
+Inception-ResNet-v2's blocks to 1154 and 2048 channels, while the reductions give 1152 and 2144). TF-slim's last
+Inception-ResNet-v2 block uses scale 1 and no ReLU (``relu=False``).
 """
 import ops
 from minception import nn
