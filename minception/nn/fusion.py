@@ -33,7 +33,10 @@ conv has hooks (they expect the conv to be called; a unit that has hooks when ``
 when fewer than two heads of the group fit the input, when the input is small next to the weights
 (``WEIGHT_COPY_RATIO``), or when it is called on another input than the one its siblings' parts came from
 (the group then starts over on the new input: the answer is always the head's own conv of its own input).
+Each thread keeps its own parts, so threads that run the same fused model at once do not mix them.
 """
+import threading
+
 import ops
 from autograd import is_grad_enabled, name_scope
 
@@ -86,13 +89,13 @@ def _mergeable(unit):
 
 
 class MergedHeads:
-    """The shared part of one group of heads: the heads, their paths in the block, and the parts of the last
-    merged conv that no head has taken yet (with the input they came from)."""
+    """The shared part of one group of heads: the heads, their paths in the block, and, per thread, the parts of
+    the last merged conv that no head has taken yet (with the input they came from)."""
 
     def __init__(self, paths):
         self.paths = list(paths)        # e.g. ["branch0", "branch1.0", "branch2.0"]
         self.heads = []                 # the FusedHead modules, in the same order (fuse() fills it)
-        self._input, self._grad_enabled, self._parts = None, None, {}
+        self._pending = {}              # thread id -> (input, grad mode, {head index: part})
 
     def conv_part(self, index, x):
         """``heads[index].conv(x)``, taken from one conv of ``x`` with every head's weight.
@@ -100,14 +103,17 @@ class MergedHeads:
         Shape:
             x: (N, C, H, W) -> (N, heads[index].conv.out_channels, H, W)
         """
-        if index not in self._parts or self._input is not x or self._grad_enabled != is_grad_enabled():
+        thread = threading.get_ident()
+        pending = self._pending.get(thread)
+        if pending is None or pending[0] is not x or pending[1] != is_grad_enabled() or index not in pending[2]:
             members = self._members(x)
             if index not in members:
                 return self.heads[index].conv(x)
-            self._merge(x, members, index)
-        part = self._parts.pop(index)
-        if not self._parts:
-            self._input = None          # every part taken: keep no reference to the input
+            pending = self._pending[thread] = (x, is_grad_enabled(), self._merge(x, members, index))
+        parts = pending[2]
+        part = parts.pop(index)
+        if not parts:
+            del self._pending[thread]   # every part taken: keep no reference to the input
         return part
 
     def _members(self, x):
@@ -122,13 +128,13 @@ class MergedHeads:
         return members
 
     def _merge(self, x, members, caller):
+        """One conv of ``x`` with the weights of ``members``; returns {head index: its part of the output}."""
         convs = [self.heads[i].conv for i in members]
         others = [f"{self.paths[i]}.conv" for i in members if i != caller]
         with name_scope("+".join(["conv"] + others)):         # inside the caller's scope: ".conv+b.conv+..."
             weight = ops.concat([conv.weight for conv in convs], axis=0)
             parts = ops.split(ops.conv2d(x, weight), [conv.out_channels for conv in convs], axis=1)
-        self._input, self._grad_enabled = x, is_grad_enabled()
-        self._parts = dict(zip(members, parts))
+        return dict(zip(members, parts))
 
 
 class FusedHead(ConvBNReLU):

@@ -1,6 +1,8 @@
 """``model.fuse()``: the branches' 1x1 head units run as one conv must give what they give one by one (outputs,
 every gradient, the running statistics), keep each parameter and state-dict key, name the merged conv after the
 convs it stands for, and step aside for hooks, small inputs and other inputs."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -166,6 +168,34 @@ def test_heads_called_on_different_inputs_each_get_their_own_conv():
     np.testing.assert_allclose(y.data, plain(Tensor(x0)).data, rtol=1e-12, atol=1e-12)
     convs = [r.scope for r in trace(y.sum(), file=None) if r.name == "Conv2d"]
     assert sorted(convs) == ["left.conv+right.conv", "left.conv+right.conv", "right.conv+left.conv"]
+
+
+def test_threads_keep_their_own_parts():
+    """A thread takes head 0's part of x1, another thread takes every head's part of x2, then the first takes the
+    other parts: of x1."""
+    block = make_block(fused=True)
+    group = block.branch0.group
+    rng = np.random.default_rng(7)
+    x1, x2 = Tensor(rng.standard_normal((3, 6, 5, 7))), Tensor(rng.standard_normal((3, 6, 5, 7)))
+    took_first, go_on, worker = threading.Event(), threading.Event(), {}
+
+    def first():
+        worker[0] = group.conv_part(0, x1)
+        took_first.set()
+        go_on.wait()
+        for i in (1, 2):
+            worker[i] = group.conv_part(i, x1)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    took_first.wait()
+    main = [group.conv_part(i, x2) for i in range(3)]
+    go_on.set()
+    thread.join()
+    for i, head in enumerate(group.heads):
+        np.testing.assert_allclose(worker[i].data, head.conv(x1).data, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(main[i].data, head.conv(x2).data, rtol=1e-12, atol=1e-12)
+    assert group._pending == {}
 
 
 def test_a_chain_is_not_a_group():
