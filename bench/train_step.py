@@ -127,12 +127,13 @@ def default_torch_python():
 
 
 def build_minception(name, **kwargs):
-    """Our network ``name`` (one of ``NETWORKS``) built with ``kwargs``."""
+    """Our network ``name`` (one of ``NETWORKS``) built with ``kwargs`` and fused (``model.fuse()``), as the training
+    example runs it."""
     from minception import models
     if name == "inception_resnet_v2_released":
-        return models.inception_resnet_v2(variant="released", **kwargs)
+        return models.inception_resnet_v2(variant="released", **kwargs).fuse()
     return {"inception_v4": models.inception_v4, "inception_resnet_v1": models.inception_resnet_v1,
-            "inception_resnet_v2": models.inception_resnet_v2}[name](**kwargs)
+            "inception_resnet_v2": models.inception_resnet_v2}[name](**kwargs).fuse()
 
 
 def limit_our_threads(n):

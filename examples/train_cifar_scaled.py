@@ -229,6 +229,7 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
         extra["residual_scale"] = (cfg["residual_scale"],) * 3
     model = MODELS[name](num_classes=train.num_classes, width=cfg["width"], blocks=parse_blocks(cfg["blocks"]),
                          small_input=True, dropout=cfg["dropout"], **extra)
+    model.fuse()                      # sibling branches' 1x1 convs as one conv: the same numbers, faster (nn.fusion)
     model.to(cfg["device"])           # before the optimizer and EMA, so that their arrays live there too
     params = model.named_parameters()
     if cfg["optimizer"] == "rmsprop":

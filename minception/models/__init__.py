@@ -8,7 +8,11 @@ Connections on Learning" (arXiv 1602.07261), built from ``minception.nn``.
 
 Files, one concept each: ``rules`` (the width and small-input rules), ``layers`` (conv and pool boxes),
 ``stems``, ``inception_blocks`` (Inception-A/B/C), ``reductions`` (Reduction-A/B), ``resnet_blocks``
-(Inception-ResNet-A/B/C and the residual mechanics), ``heads``, and one file per network.
+(Inception-ResNet-A/B/C and the residual mechanics), ``heads``, ``inception_resnet`` (the stages and layout
+both Inception-ResNets share), and one file per network.
+
+A network as built runs one conv per box of the figures; ``net.fuse()`` merges sibling branches' 1x1 convs for
+speed (the same numbers; see ``minception.nn.fusion``).
 """
 from .heads import ClassifierHead
 from .inception_blocks import InceptionA, InceptionB, InceptionC

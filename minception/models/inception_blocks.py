@@ -3,19 +3,14 @@
 All convs are same-padded, stride 1; each block keeps the spatial size. Branches are concatenated in
 TF-slim's order (1x1, then the deeper branches, the pool branch last); the figures draw the pool branch
 first, but a figure's "Filter concat" fixes no channel order. Branch names (``branch0``...) are timm's, so the
-released Inception-v4 weights load one to one. ``variant`` picks the kernel order where the paper's figures
-(docs/design.md, rule 8) and TF-slim differ; the parameter count is the same either way.
+released Inception-v4 weights load one to one. ``variant`` picks the kernel order where the paper's figures and
+TF-slim differ (the 1x7/7x1 and 1x3/3x1 pairs of the deep branches); the parameter count is the same either way.
 """
 import ops
 from minception import nn
 
 from .layers import avg_pool_same, conv
-
-
-def _kernel_order(variant, paper, released):
-    if variant not in ("paper", "released"):
-        raise ValueError(f"models: variant must be 'paper' or 'released', got {variant!r}")
-    return paper if variant == "paper" else released
+from .rules import check_variant
 
 
 class InceptionA(nn.Module):
@@ -51,7 +46,7 @@ class InceptionA(nn.Module):
         self.out_channels = 4 * ch(96)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2, self.branch3), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], axis=1)
 
 
 class InceptionB(nn.Module):
@@ -71,7 +66,7 @@ class InceptionB(nn.Module):
     def __init__(self, in_channels, rules, variant="paper"):
         super().__init__()
         ch = rules.channels
-        a, b = _kernel_order(variant, paper=((1, 7), (7, 1)), released=((7, 1), (1, 7)))
+        a, b = ((1, 7), (7, 1)) if check_variant("InceptionB", variant) == "paper" else ((7, 1), (1, 7))
         self.branch0 = conv(in_channels, ch(384), 1)
         self.branch1 = nn.Sequential(
             conv(in_channels, ch(192), 1),
@@ -92,7 +87,7 @@ class InceptionB(nn.Module):
         self.out_channels = ch(384) + ch(256) + ch(256) + ch(128)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2, self.branch3), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], axis=1)
 
 
 class InceptionC(nn.Module):
@@ -114,7 +109,7 @@ class InceptionC(nn.Module):
     def __init__(self, in_channels, rules, variant="paper"):
         super().__init__()
         ch = rules.channels
-        a, b = _kernel_order(variant, paper=((1, 3), (3, 1)), released=((3, 1), (1, 3)))
+        a, b = ((1, 3), (3, 1)) if check_variant("InceptionC", variant) == "paper" else ((3, 1), (1, 3))
         self.branch0 = conv(in_channels, ch(256), 1)
 
         self.branch1_0 = conv(in_channels, ch(384), 1)
@@ -134,12 +129,12 @@ class InceptionC(nn.Module):
         self.out_channels = 6 * ch(256)
 
     def forward(self, x):
-        # x0 = self.branch0(x); x1 = self.branch1_0(x); x2 = self.branch2_0(x), their 1x1 convs as one
-        x0, x1, x2 = nn.run_branches(x, self.branch0, self.branch1_0, self.branch2_0)
+        x0 = self.branch0(x)
 
+        x1 = self.branch1_0(x)
         x1 = ops.concat([self.branch1_1a(x1), self.branch1_1b(x1)], axis=1)
 
-        x2 = self.branch2_2(self.branch2_1(x2))
+        x2 = self.branch2_2(self.branch2_1(self.branch2_0(x)))
         x2 = ops.concat([self.branch2_3a(x2), self.branch2_3b(x2)], axis=1)
 
         x3 = self.branch3(x)

@@ -2,19 +2,11 @@
 Reduction-A, 10 x Inception-ResNet-B, Reduction-B, 5 x Inception-ResNet-C, average pooling, dropout, fully
 connected. 22,756,328 parameters at width 1 with 1000 classes.
 """
-from collections import OrderedDict
-
-from minception import nn
-
-from .heads import ClassifierHead
-from .layers import flatten_stages, repeat
-from .reductions import REDUCTION_A_FILTERS, InceptionResNetReductionB, ReductionA
-from .resnet_blocks import InceptionResNetA, InceptionResNetB, InceptionResNetC
-from .rules import Rules, check_network_args, check_residual_scale
+from .inception_resnet import InceptionResNet
 from .stems import InceptionResNetV1Stem
 
 
-class InceptionResNetV1(nn.Sequential):
+class InceptionResNetV1(InceptionResNet):
     """Inception-ResNet-v1 (paper Fig 15).
 
     ====================  ===========================  ===============  ====================
@@ -39,37 +31,8 @@ class InceptionResNetV1(nn.Sequential):
 
     def __init__(self, num_classes=1000, width=1.0, blocks=(5, 10, 5), small_input=False,
                  residual_scale=(0.17, 0.10, 0.20), dropout=0.2):
-        a, b, c = check_network_args("inception_resnet_v1", num_classes, blocks, dropout)
-        scale_a, scale_b, scale_c = check_residual_scale("inception_resnet_v1", residual_scale)
-        rules = Rules(width, small_input)
-        stem = InceptionResNetV1Stem(rules)
-        stages = [("stem", [("stem", stem)])]
-        channels = stem.out_channels
-
-        layers, channels = repeat("inception_resnet_a", a,
-                                  lambda cin: InceptionResNetA(cin, rules, version=1, scale=scale_a), channels)
-        stages.append(("inception_resnet_a", layers))
-        reduction_a = ReductionA(channels, rules, **REDUCTION_A_FILTERS["inception_resnet_v1"])
-        stages.append(("reduction_a", [("reduction_a", reduction_a)]))
-        channels = reduction_a.out_channels
-
-        layers, channels = repeat("inception_resnet_b", b,
-                                  lambda cin: InceptionResNetB(cin, rules, version=1, scale=scale_b), channels)
-        stages.append(("inception_resnet_b", layers))
-        reduction_b = InceptionResNetReductionB(channels, rules, version=1)
-        stages.append(("reduction_b", [("reduction_b", reduction_b)]))
-        channels = reduction_b.out_channels
-
-        layers, channels = repeat("inception_resnet_c", c,
-                                  lambda cin: InceptionResNetC(cin, rules, version=1, scale=scale_c), channels)
-        stages.append(("inception_resnet_c", layers))
-
-        named, stage_ends = flatten_stages(stages)
-        named.append(("head", ClassifierHead(channels, num_classes, dropout)))
-        super().__init__(OrderedDict(named))
-        self.rules = rules
-        self.num_features = channels
-        self.stage_ends = stage_ends
+        super().__init__("inception_resnet_v1", 1, InceptionResNetV1Stem, num_classes, width, blocks, small_input,
+                         residual_scale, dropout)
 
 
 def inception_resnet_v1(num_classes=1000, width=1.0, blocks=(5, 10, 5), small_input=False,

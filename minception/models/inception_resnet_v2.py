@@ -1,5 +1,5 @@
 """Inception-ResNet-v2, as drawn in the paper (Fig 15 with Figs 3, 16, 7, 17, 18, 19) and as released in
-TF-slim (docs/design.md, rule 7), the graph whose weights were published.
+TF-slim, the graph whose weights were published.
 
 * "paper": the Inception-v4 stem (384 channels), 5 x Inception-ResNet-A, Reduction-A (256, 256, 384, 384) -> 1152,
   10 x Inception-ResNet-B, Reduction-B -> 2144, 5 x Inception-ResNet-C, head. The up-convs follow their input
@@ -9,20 +9,19 @@ TF-slim (docs/design.md, rule 7), the graph whose weights were published.
   head. 55,843,464 parameters (timm's count) at width 1 with 1000 classes.
 """
 from collections import OrderedDict
+from functools import partial
 
 from minception import nn
 
-from .heads import ClassifierHead
-from .layers import conv, flatten_stages, repeat
-from .reductions import REDUCTION_A_FILTERS, InceptionResNetReductionB, ReductionA
-from .resnet_blocks import InceptionResNetA, InceptionResNetB, InceptionResNetC
-from .rules import Rules, check_network_args, check_residual_scale
+from .inception_resnet import InceptionResNet, inception_resnet_stages
+from .layers import conv
+from .rules import Rules, check_network_args, check_residual_scale, check_variant
 from .stems import InceptionV4Stem, inception_resnet_v2_released_stem_layers
 
 DEFAULT_BLOCKS = {"paper": (5, 10, 5), "released": (10, 20, 10)}
 
 
-class InceptionResNetV2(nn.Sequential):
+class InceptionResNetV2(InceptionResNet):
     """Inception-ResNet-v2 as drawn in the paper (Fig 15 schema).
 
     ====================  ===========================  ===============  ====================
@@ -47,42 +46,13 @@ class InceptionResNetV2(nn.Sequential):
 
     def __init__(self, num_classes=1000, width=1.0, blocks=(5, 10, 5), small_input=False,
                  residual_scale=(0.17, 0.10, 0.20), dropout=0.2):
-        a, b, c = check_network_args("inception_resnet_v2", num_classes, blocks, dropout)
-        scale_a, scale_b, scale_c = check_residual_scale("inception_resnet_v2", residual_scale)
-        rules = Rules(width, small_input)
-        stem = InceptionV4Stem(rules, variant="paper")
-        stages = [("stem", [("stem", stem)])]
-        channels = stem.out_channels
-
-        layers, channels = repeat("inception_resnet_a", a,
-                                  lambda cin: InceptionResNetA(cin, rules, version=2, scale=scale_a), channels)
-        stages.append(("inception_resnet_a", layers))
-        reduction_a = ReductionA(channels, rules, **REDUCTION_A_FILTERS["inception_resnet_v2"])
-        stages.append(("reduction_a", [("reduction_a", reduction_a)]))
-        channels = reduction_a.out_channels
-
-        layers, channels = repeat("inception_resnet_b", b,
-                                  lambda cin: InceptionResNetB(cin, rules, version=2, scale=scale_b), channels)
-        stages.append(("inception_resnet_b", layers))
-        reduction_b = InceptionResNetReductionB(channels, rules, version=2)
-        stages.append(("reduction_b", [("reduction_b", reduction_b)]))
-        channels = reduction_b.out_channels
-
-        layers, channels = repeat("inception_resnet_c", c,
-                                  lambda cin: InceptionResNetC(cin, rules, version=2, scale=scale_c), channels)
-        stages.append(("inception_resnet_c", layers))
-
-        named, stage_ends = flatten_stages(stages)
-        named.append(("head", ClassifierHead(channels, num_classes, dropout)))
-        super().__init__(OrderedDict(named))
+        super().__init__("inception_resnet_v2", 2, partial(InceptionV4Stem, variant="paper"), num_classes, width,
+                         blocks, small_input, residual_scale, dropout)
         self.variant = "paper"
-        self.rules = rules
-        self.num_features = channels
-        self.stage_ends = stage_ends
 
 
 class InceptionResNetV2Released(nn.Sequential):
-    """Inception-ResNet-v2 as released (TF-slim ``inception_resnet_v2``; docs/design.md, rule 7), with timm's names so
+    """Inception-ResNet-v2 as released (TF-slim ``inception_resnet_v2``), with timm's module names so
     that the published weights load one to one.
 
     ==========================  ==========================================  ===============  ===========
@@ -114,31 +84,21 @@ class InceptionResNetV2Released(nn.Sequential):
         if c < 1:
             raise ValueError(f"inception_resnet_v2(variant='released'): blocks[2] counts the last, unactivated "
                              f"Block8 too, so it must be at least 1, got blocks={tuple(blocks)}")
-        scale_a, scale_b, scale_c = check_residual_scale("inception_resnet_v2", residual_scale)
+        scales = check_residual_scale("inception_resnet_v2", residual_scale)
         rules = Rules(width, small_input)
         ch = rules.channels
         stem_layers, channels = inception_resnet_v2_released_stem_layers(rules)
-
-        block35, channels = repeat("block35", a,
-                                   lambda cin: InceptionResNetA(cin, rules, version=2, scale=scale_a), channels)
-        mixed_6a = ReductionA(channels, rules, **REDUCTION_A_FILTERS["inception_resnet_v2"])
-        channels = mixed_6a.out_channels
-        block17, channels = repeat("block17", b,
-                                   lambda cin: InceptionResNetB(cin, rules, version=2, scale=scale_b), channels)
-        mixed_7a = InceptionResNetReductionB(channels, rules, version=2)
-        channels = mixed_7a.out_channels
-        block8s, channels = repeat("block8", c - 1,
-                                   lambda cin: InceptionResNetC(cin, rules, version=2, scale=scale_c), channels)
-        block8 = InceptionResNetC(channels, rules, version=2, scale=1.0, relu=False)
+        stages, channels = inception_resnet_stages(channels, rules, 2, (a, b, c), scales, linear_last=True)
+        blocks35, mixed_6a, blocks17, mixed_7a, blocks8 = ([m for _, m in layers] for _, layers in stages)
         conv2d_7b = conv(channels, ch(1536), 1)
 
         super().__init__(OrderedDict(stem_layers + [
-            ("repeat", nn.Sequential(*[m for _, m in block35])),
-            ("mixed_6a", mixed_6a),
-            ("repeat_1", nn.Sequential(*[m for _, m in block17])),
-            ("mixed_7a", mixed_7a),
-            ("repeat_2", nn.Sequential(*[m for _, m in block8s])),
-            ("block8", block8),
+            ("repeat", nn.Sequential(*blocks35)),
+            ("mixed_6a", mixed_6a[0]),
+            ("repeat_1", nn.Sequential(*blocks17)),
+            ("mixed_7a", mixed_7a[0]),
+            ("repeat_2", nn.Sequential(*blocks8[:-1])),
+            ("block8", blocks8[-1]),
             ("conv2d_7b", conv2d_7b),
             ("global_pool", nn.GlobalAvgPool2d()),
             ("head_drop", nn.Dropout(dropout)),
@@ -177,8 +137,7 @@ def inception_resnet_v2(num_classes=1000, width=1.0, blocks=None, small_input=Fa
     Shape:
         (N, 3, 299, 299) -> (N, num_classes); with small_input (N, 3, 32, 32) -> (N, num_classes)
     """
-    if variant not in DEFAULT_BLOCKS:
-        raise ValueError(f"inception_resnet_v2: variant must be 'paper' or 'released', got {variant!r}")
+    check_variant("inception_resnet_v2", variant)
     if blocks is None:
         blocks = DEFAULT_BLOCKS[variant]
     cls = InceptionResNetV2 if variant == "paper" else InceptionResNetV2Released

@@ -9,7 +9,7 @@ from .heads import ClassifierHead
 from .inception_blocks import InceptionA, InceptionB, InceptionC
 from .layers import flatten_stages, repeat
 from .reductions import REDUCTION_A_FILTERS, ReductionA, ReductionB
-from .rules import Rules, check_network_args
+from .rules import Rules, check_network_args, check_variant
 from .stems import InceptionV4Stem, inception_v4_stem_layers
 
 
@@ -32,7 +32,8 @@ class InceptionV4(nn.Sequential):
     (channel counts at width 1). Module names: variant "paper" uses the stage names of the table
     (``stem``, ``inception_a_1`` .. ``inception_c_3``, ``head``); variant "released" uses timm's names
     (``features.0`` .. ``features.21``, ``global_pool``, ``head_drop``, ``last_linear``) so that the published
-    TF-slim weights, as timm distributes them, load one to one, and TF-slim's kernel orders (docs/design.md, rule 8).
+    TF-slim weights, as timm distributes them, load one to one, and TF-slim's kernel orders (in Mixed_4a,
+    Inception-B and Inception-C).
 
     ``stage_ends`` maps each stage ("stem", "inception_a", "reduction_a", "inception_b", "reduction_b",
     "inception_c") to the path of the module whose output ends it (for hooks and summaries).
@@ -44,8 +45,7 @@ class InceptionV4(nn.Sequential):
     def __init__(self, num_classes=1000, width=1.0, blocks=(4, 7, 3), small_input=False, dropout=0.2,
                  variant="paper"):
         a, b, c = check_network_args("inception_v4", num_classes, blocks, dropout)
-        if variant not in ("paper", "released"):
-            raise ValueError(f"inception_v4: variant must be 'paper' or 'released', got {variant!r}")
+        check_variant("inception_v4", variant)
         rules = Rules(width, small_input)
         if variant == "paper":
             stem = InceptionV4Stem(rules, variant)

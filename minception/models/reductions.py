@@ -44,7 +44,7 @@ class ReductionA(nn.Module):
         self.out_channels = ch(n) + ch(m) + in_channels
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x)], axis=1)
 
 
 class ReductionB(nn.Module):
@@ -76,7 +76,7 @@ class ReductionB(nn.Module):
         self.out_channels = ch(192) + ch(320) + in_channels
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x)], axis=1)
 
 
 class InceptionResNetReductionB(nn.Module):
@@ -119,4 +119,4 @@ class InceptionResNetReductionB(nn.Module):
         self.out_channels = ch(c0) + ch(c1) + ch(c2b) + in_channels
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2, self.branch3), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], axis=1)

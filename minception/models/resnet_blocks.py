@@ -8,8 +8,9 @@ paper §3.2), scales it (paper §3.3, Fig 20) and adds it to ``x``:
     out = relu(x + scale * up(concat(branches(x))))
 
 The up conv is named ``conv2d`` as in TF-slim (``Conv2d_1x1``) and timm, so released weights load one to one.
-Its width is always the block's input width: this is what resolves the paper's 1154/2048 mismatch (docs/design.md,
-rule 1). TF-slim's last Inception-ResNet-v2 block uses scale 1 and no ReLU (``relu=False``).
+Its width is always the block's input width: this resolves the paper's 1154/2048 mismatch (the figures widen
+Inception-ResNet-v2's blocks to 1154 and 2048 channels, while the reductions give 1152 and 2144). TF-slim's last
+Inception-ResNet-v2 block uses scale 1 and no ReLU (``relu=False``).
 """
 import ops
 from minception import nn
@@ -85,7 +86,7 @@ class InceptionResNetA(InceptionResNetBlock):
         self.out_channels = in_channels
 
     def branches(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x)], axis=1)
 
 
 class InceptionResNetB(InceptionResNetBlock):
@@ -116,7 +117,7 @@ class InceptionResNetB(InceptionResNetBlock):
         self.out_channels = in_channels
 
     def branches(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x)], axis=1)
 
 
 class InceptionResNetC(InceptionResNetBlock):
@@ -147,4 +148,4 @@ class InceptionResNetC(InceptionResNetBlock):
         self.out_channels = in_channels
 
     def branches(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x)], axis=1)

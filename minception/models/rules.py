@@ -1,4 +1,4 @@
-"""The two rules that turn the paper's numbers into layers of a scaled network (docs/design.md, rules 4 and 6).
+"""The two rules that turn the paper's numbers into layers of a scaled network.
 
 * **width**: every conv's output count ``c`` becomes ``max(1, floor(c * width + 0.5))`` — stems, blocks,
   reductions, Table 1's k, l, m, n alike. The residual up-convs are not scaled by this rule: they follow
@@ -48,6 +48,13 @@ class Rules:
     def stem_stride(self, stride):
         """Stride of a stem layer the paper gives ``stride``: 1 for small inputs."""
         return 1 if self.small_input else stride
+
+
+def check_variant(name, variant):
+    """``variant``: "paper" (the figures) or "released" (TF-slim's graph, whose weights were published)."""
+    if variant not in ("paper", "released"):
+        raise ValueError(f"{name}: variant must be 'paper' or 'released', got {variant!r}")
+    return variant
 
 
 def check_network_args(name, num_classes, blocks, dropout):

@@ -2,7 +2,7 @@
 
 * ``InceptionV4Stem`` — paper Fig 3, shared by Inception-v4 and (in the paper) Inception-ResNet-v2: 35x35x384.
 * ``InceptionResNetV1Stem`` — paper Fig 14: 35x35x256.
-* ``inception_resnet_v2_released_stem`` — TF-slim's Inception-v3-like stem of the released Inception-ResNet-v2,
+* ``inception_resnet_v2_released_stem_layers`` — TF-slim's Inception-v3-like stem of the released Inception-ResNet-v2,
   ending with ``Mixed5b`` (an Inception-v3 "A" block): 35x35x320.
 
 Layer names follow TF-slim's scopes (``Conv2d_1a_3x3`` -> ``conv2d_1a``, ``Mixed_3a`` -> ``mixed_3a``), which is
@@ -15,11 +15,7 @@ import ops
 from minception import nn
 
 from .layers import avg_pool_same, conv, max_pool
-
-
-def _check_variant(variant):
-    if variant not in ("paper", "released"):
-        raise ValueError(f"models: variant must be 'paper' or 'released', got {variant!r}")
+from .rules import check_variant
 
 
 class Mixed3a(nn.Module):
@@ -58,7 +54,7 @@ class Mixed4a(nn.Module):
 
     def __init__(self, in_channels, rules, variant="paper"):
         super().__init__()
-        _check_variant(variant)
+        check_variant("Mixed4a", variant)
         ch = rules.channels
         first, second = ((7, 1), (1, 7)) if variant == "paper" else ((1, 7), (7, 1))
         self.branch0 = nn.Sequential(
@@ -74,7 +70,7 @@ class Mixed4a(nn.Module):
         self.out_channels = 2 * ch(96)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x)], axis=1)
 
 
 class Mixed5a(nn.Module):
@@ -203,7 +199,7 @@ class Mixed5b(nn.Module):
         self.out_channels = ch(96) + ch(64) + ch(96) + ch(64)
 
     def forward(self, x):
-        return ops.concat(nn.run_branches(x, self.branch0, self.branch1, self.branch2, self.branch3), axis=1)
+        return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], axis=1)
 
 
 def inception_resnet_v2_released_stem_layers(rules, in_channels=3):

@@ -10,12 +10,12 @@ Weights start He-normal (std sqrt(2/fan_in)); see ``nn.init`` for why.
 from . import init
 from .activation import ReLU
 from .batchnorm import BatchNorm2d
-from .branches import run_branches
 from .container import Concat, Sequential
 from .conv import Conv2d
 from .conv_bn_relu import ConvBNReLU
 from .dropout import Dropout
 from .flatten import Flatten
+from .fusion import FusedHead, fuse
 from .hooks import ModuleHookInputs, ModuleHookOutputs
 from .linear import Linear
 from .module import Module, Parameter
@@ -26,7 +26,7 @@ from .summary import summary
 __all__ = [
     "Module", "Parameter", "init",
     "Conv2d", "BatchNorm2d", "Linear", "Dropout", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Flatten",
-    "Sequential", "Concat", "ConvBNReLU", "run_branches",
+    "Sequential", "Concat", "ConvBNReLU", "fuse", "FusedHead",
     "state_dict", "load_state_dict", "save_state", "load_state", "LoadResult", "StateDictError", "summary",
     "ModuleHookInputs", "ModuleHookOutputs",
 ]

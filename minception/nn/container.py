@@ -62,8 +62,8 @@ class Concat(Module):
 
     Branches are named "branch_0", "branch_1", ... in the order given; names can be chosen instead with an
     OrderedDict (``Concat(OrderedDict(branch_0=a, pool=b))``) or keywords (``Concat(left=a, right=b)``).
-    The order of concatenation is the order of registration. Branches that start with a 1x1 ``ConvBNReLU`` share
-    one conv for those units (``nn.run_branches``; the same numbers).
+    The order of concatenation is the order of registration. ``fuse()`` merges the branches' leading 1x1
+    ``ConvBNReLU`` units into one conv (``nn.fusion``; the same numbers).
 
     Shape:
         x: (N, C, H, W) -> (N, sum of the branches' channels, H', W'); every branch must give the same H', W'
@@ -79,8 +79,7 @@ class Concat(Module):
         self.axis = axis
 
     def forward(self, x):
-        from .branches import run_branches      # (branches.py imports this module)
-        return ops.concat(run_branches(x, *self._modules.values()), axis=self.axis)
+        return ops.concat([branch(x) for branch in self._modules.values()], axis=self.axis)
 
     def __len__(self):
         return len(self._modules)

@@ -1,7 +1,7 @@
 """Parameter counts, names and layer settings of the three networks: no forward pass needed.
 
-Expected numbers: docs/design.md ("Parameter counts"), which match timm's published 42.68 M (Inception-v4)
-and 55.84 M (released Inception-ResNet-v2).
+Expected numbers: counted from the paper's figures and TF-slim's released graphs; they reproduce timm's
+42.68 M / 55.84 M and Keras' exact Inception-ResNet-v2 total.
 """
 import functools
 from pathlib import Path
@@ -73,7 +73,7 @@ def test_default_blocks_and_stage_widths():
             released.mixed_7a.out_channels) == (320, 1088, 2080)
 
 
-# ---------------------------------------------------------------------- blocks (docs/design.md, "Parameter counts")
+# ---------------------------------------------------------------------------------------------------------- blocks
 @pytest.mark.parametrize("build, expected", [
     (lambda: models.InceptionV4Stem(Rules()), 605_728),
     (lambda: models.InceptionA(384, Rules()), 317_632),

@@ -21,7 +21,7 @@ BUILDERS = {
 
 
 def expected_channels(name, width):
-    """Channels at the end of each stage, from the paper's numbers and the width rule (docs/design.md)."""
+    """Channels at the end of each stage, from the paper's numbers and the width rule."""
     ch = Rules(width).channels
     if name.startswith("v4"):
         stem = ch(192) + 2 * ch(96)
