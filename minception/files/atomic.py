@@ -80,7 +80,8 @@ def remove_stale_temp_files(folder, names):
         return removed
     for entry in entries:
         for name in names:
-            if entry.startswith(name + ".") and entry.endswith(TEMP_SUFFIX) and len(entry) > len(name) + 1 + len(TEMP_SUFFIX):
+            middle = entry[len(name) + 1:-len(TEMP_SUFFIX)]      # the random part of <name>.<random>.tmp
+            if entry.startswith(name + ".") and entry.endswith(TEMP_SUFFIX) and middle:
                 path = os.path.join(folder, entry)
                 if os.path.isfile(path):
                     os.remove(path)

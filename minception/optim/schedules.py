@@ -132,7 +132,8 @@ class StepDecay(Schedule):
         milestones = [integer("StepDecay", "a milestone", m) for m in milestones]
         if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
             raise ValueError(f"StepDecay: milestones must be non-negative and increasing, got {milestones}")
-        self.lr, self.milestones, self.gamma = _rate("StepDecay", "lr", lr), milestones, _rate("StepDecay", "gamma", gamma)
+        self.lr, self.milestones = _rate("StepDecay", "lr", lr), milestones
+        self.gamma = _rate("StepDecay", "gamma", gamma)
 
     def __call__(self, step):
         self._check_step(step)
