@@ -516,7 +516,7 @@ def load_minception_state(torch_net, our_net, dtype=torch.float32):
     Raises KeyError when the key sets differ and ValueError on a shape mismatch: both mean the twin is wrong.
     """
     import numpy as np
-    ours = our_net.state_dict()
+    ours = {k: v for k, v in our_net.state_dict().items() if not k.endswith("rng_state")}   # dropout streams
     theirs = torch_net.state_dict()
     if set(ours) != set(theirs):
         only_ours = sorted(set(ours) - set(theirs))[:10]

@@ -20,18 +20,27 @@ network (batch 32): after 250 steps 0.045 reached 24% test accuracy, 0.01 30%; a
 acts like momentum SGD with step ``lr * g``, so 0.02 with momentum 0.9 is like SGD at 0.2.
 
 Data: CIFAR-10 from ``--data-dir`` (or ``$MINCEPTION_DATA``, or ``~/.cache/minception``), downloaded there when
-missing; when it can be neither found nor downloaded, a synthetic 10-class shapes set drawn with Pillow.
+missing. A folder you named (``--data-dir`` or ``$MINCEPTION_DATA``) that holds no readable CIFAR-10 is an error;
+only when the default location has none (and it cannot be downloaded), or with ``--synthetic``, the run uses a
+synthetic 10-class shapes set drawn with Pillow.
 
 Outputs go to ``--out`` (default ``runs/<model>``): ``metrics.jsonl`` (one JSON line per epoch), ``train_log.jsonl``
 (every few steps), ``last.npz`` (the whole training state, for ``--resume``), ``best.npz`` (the weights of the best
 epoch, ``model.load("best.npz")``), ``run.json`` (the settings) and ``curves.png``; in compare mode one such folder
 per model plus ``compare.png`` and ``compare.txt``.
 
-Exit status: 0 done, 1 the loss became NaN/inf (the message names the step), 2 bad arguments, 130 Ctrl-C (a
-checkpoint was saved; ``--resume`` continues).
+An existing run folder is never replaced by accident: a new run into a folder that holds a run is refused
+unless ``--resume`` (continue it) or ``--overwrite`` (start again there) is given. With ``--overwrite`` nothing is
+deleted up front: each file of the old run stays until the new run writes its own (``best.npz`` of the old run
+goes when the new run writes its first checkpoint), so an overwrite that fails early leaves the old checkpoints.
+
+Exit status: 0 done, 1 the loss became NaN/inf (the message names the step and the last good checkpoint), 2 bad
+arguments (a flag out of range, a run folder in the way, a data folder without data, a checkpoint that cannot be
+resumed), 130 Ctrl-C (a checkpoint was saved; ``--resume`` continues).
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -44,8 +53,9 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from minception import data, models, nn, optim  # noqa: E402
-from minception.train import (NonFiniteLossError, Trainer, atomic_write, compare, load_checkpoint,  # noqa: E402
-                              read_jsonl)
+from minception.train import (RUN_FILES, CheckpointError, NonFiniteLossError, Trainer, atomic_write,  # noqa: E402
+                              compare, existing_run_files, read_jsonl)
+from minception.files import remove_stale_temp_files  # noqa: E402
 
 MODELS = {
     "inception_v4": lambda **kw: models.inception_v4(**kw),
@@ -86,6 +96,7 @@ DEFAULTS = {
     "device": "cpu",
     "seed": 0,
     "resume": False,
+    "overwrite": False,
     "max_steps": None,
     "checkpoint_every": 100,
     "log_every": 10,
@@ -94,6 +105,17 @@ DEFAULTS = {
 # settings that may change when resuming (everything else must match the saved run)
 RESUME_MAY_CHANGE = {"epochs", "device", "data_dir", "download", "out", "resume", "max_steps", "progress",
                      "checkpoint_every"}
+# the smallest value of each integer flag
+INT_MINIMUMS = {"epochs": 1, "batch_size": 1, "subset": 0, "test_subset": 0, "seed": 0, "max_steps": 0,
+                "checkpoint_every": 0, "log_every": 0}
+# each real-valued flag: (lowest, whether the lowest itself is allowed, bound above (excluded) or None)
+REAL_RANGES = {"width": (0, False, None), "lr": (0, False, None), "rmsprop_eps": (0, True, None),
+               "momentum": (0, True, 1), "lr_decay": (0, False, None), "lr_decay_epochs": (0, False, None),
+               "weight_decay": (0, True, None), "label_smoothing": (0, True, 1), "clip": (0, True, None),
+               "ema_decay": (0, True, 1), "dropout": (0, True, 1), "residual_scale": (0, False, None)}
+# files of the example itself in a run folder (the trainer's are RUN_FILES)
+RUN_JSON = "run.json"
+REPORT_FILES = ("curves.png", "compare.png", "compare.txt")
 
 
 def build_parser():
@@ -146,14 +168,18 @@ def build_parser():
                    help=f"train on the first N training images (default {d['subset']}; 0: all)")
     g.add_argument("--test-subset", type=int, metavar="N",
                    help=f"evaluate on the first N test images (default {d['test_subset']}; 0: all)")
-    g.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz "
-                                      "(default $MINCEPTION_DATA or ~/.cache/minception)")
+    g.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz (default "
+                                      "$MINCEPTION_DATA or ~/.cache/minception); a folder you name must hold it "
+                                      "(or receive the download)")
     g.add_argument("--synthetic", action="store_true", help="use the synthetic shapes set even if CIFAR-10 is there")
     g.add_argument("--no-download", dest="download", action="store_false", help="never try to download CIFAR-10")
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
     g.add_argument("--device", choices=["cpu", "cuda"], help=f"(default {d['device']})")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --out folder that holds one (its files are replaced as the new run "
+                        "writes its own; nothing is deleted first)")
     g.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d['checkpoint_every']})")
     g.add_argument("--log-every", type=int, help=f"steps between train_log.jsonl lines (default {d['log_every']})")
     g.add_argument("--progress", dest="progress", action="store_true", help="always show progress bars")
@@ -171,38 +197,73 @@ def parse_blocks(text):
     return blocks
 
 
+def _flag(key):
+    return "--" + key.replace("_", "-")
+
+
 def check_config(cfg):
-    """Raise ValueError for settings that cannot work."""
+    """Raise ValueError, naming the flag, for settings that cannot work (before anything is read or written)."""
     parse_blocks(cfg["blocks"])
     if cfg["model"] == "compare":
         names = cfg["compare_models"].split(",")
         unknown = [n for n in names if n not in MODELS]
         if unknown or len(names) < 1:
             raise ValueError(f"--compare-models: unknown {unknown}; choose from {', '.join(MODELS)}")
-    for key in ("epochs", "batch_size"):
-        if cfg[key] is None or cfg[key] < (0 if key == "epochs" else 1):
-            raise ValueError(f"--{key.replace('_', '-')} must be positive, got {cfg[key]}")
-    if not cfg["width"] > 0:
-        raise ValueError(f"--width must be > 0, got {cfg['width']}")
-    if not cfg["lr"] > 0:
-        raise ValueError(f"--lr must be > 0, got {cfg['lr']}")
-    if cfg["subset"] is not None and cfg["subset"] < 0:
-        raise ValueError(f"--subset must be >= 0, got {cfg['subset']}")
+    for key, low in INT_MINIMUMS.items():
+        if cfg[key] is not None and cfg[key] < low:
+            raise ValueError(f"{_flag(key)} must be >= {low}, got {cfg[key]}")
+    for key, (low, low_allowed, high) in REAL_RANGES.items():
+        value = cfg[key]
+        if value is None:                    # only --residual-scale may be unset (the paper's scales)
+            continue
+        above = value >= low if low_allowed else value > low
+        if not (math.isfinite(value) and above and (high is None or value < high)):
+            bounds = f"{'[' if low_allowed else '('}{low}, {'inf' if high is None else high})"
+            raise ValueError(f"{_flag(key)} must be a finite number in {bounds}, got {value}")
     if cfg["subset"] and cfg["subset"] < cfg["batch_size"]:
         raise ValueError(f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}")
+    if cfg["resume"] and cfg["overwrite"]:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+
+
+def check_out_folder(cfg):
+    """Raise ValueError when ``--out`` cannot take this run: it is a file, or it holds a run and neither
+    ``--resume`` nor ``--overwrite`` was given."""
+    out = cfg["out"]
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if cfg["resume"] or cfg["overwrite"]:
+        return
+    found = existing_run_files(out, RUN_FILES + (RUN_JSON,))
+    found += [os.path.join(name, f) for name in MODELS for f in existing_run_files(os.path.join(out, name))]
+    if found:
+        raise ValueError(f"{out} already holds a run ({', '.join(found[:4])}{', ...' if len(found) > 4 else ''}); "
+                         "continue it with --resume, start again there with --overwrite, or choose another --out")
 
 
 # ------------------------------------------------------------------------------------------------ data ---
+class DataDirError(ValueError):
+    """A data folder the user named holds no readable CIFAR-10."""
+
+
 def load_data(cfg, say):
-    """(train ImageSet, test ImageSet, description, mean, std) following --data-dir / --synthetic / --subset."""
+    """(train ImageSet, test ImageSet, description, mean, std) following --data-dir / --synthetic / --subset.
+
+    A folder the user named (--data-dir or $MINCEPTION_DATA) that yields no CIFAR-10 raises DataDirError; only
+    the default location falls back to the synthetic set.
+    """
     n_train, n_test = cfg["subset"] or 0, cfg["test_subset"] or 0
     train = test = None
     if not cfg["synthetic"]:
+        named = cfg["data_dir"] or os.environ.get("MINCEPTION_DATA")
         try:
             train, test = data.load_cifar10(cfg["data_dir"], download_missing=cfg["download"], timeout=10.0)
             source = "CIFAR-10"
-        except data.DatasetError as e:
-            what = "CIFAR-10 could not be read: " if isinstance(e, data.CorruptDataset) else ""
+        except (data.DatasetError, OSError) as e:
+            what = "CIFAR-10 could not be read: " if isinstance(e, (data.CorruptDataset, OSError)) else ""
+            if named:
+                raise DataDirError(f"{what}{e} (the data folder {named} was named explicitly; use --synthetic "
+                                   "for the synthetic set)") from None
             say(f"{what}{e}. Training on the synthetic shapes set instead.")
     if train is None:
         # the synthetic set is generated at the size needed (about 0.4 ms per image)
@@ -253,16 +314,7 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
                    label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None, run_dir=run_dir,
                    name=name, device=cfg["device"], checkpoint_every=cfg["checkpoint_every"],
                    log_every=cfg["log_every"], max_steps=cfg["max_steps"], progress=cfg["progress"],
-                   config=cfg, seed=seed, print_fn=say)
-
-
-def clear_run(run_dir):
-    """Remove the files of an earlier run in ``run_dir`` (a fresh run replaces it)."""
-    for f in ("metrics.jsonl", "train_log.jsonl", "last.npz", "best.npz", "curves.png", "compare.png",
-              "compare.txt"):
-        path = os.path.join(run_dir, f)
-        if os.path.exists(path):
-            os.remove(path)
+                   config=cfg, print_fn=say)
 
 
 def resolve_config(given):
@@ -276,8 +328,13 @@ def resolve_config(given):
     path = os.path.join(cfg["out"], "run.json")
     if not os.path.exists(path):
         raise ValueError(f"--resume: no run to continue in {cfg['out']} (no run.json); give the run's --out folder")
-    with open(path) as f:
-        saved = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--resume: cannot read {path}: {e}") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"--resume: {path} does not hold the settings of a run")
     conflicts = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and saved.get(k) != v]
     if conflicts:
         what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (saved: {saved.get(k)})" for k in conflicts)
@@ -290,6 +347,24 @@ def resolve_config(given):
     return merged
 
 
+def result_files(out, dirs):
+    """What the run folder holds now, described (files that were not written are not listed)."""
+    described = {"metrics.jsonl": "per epoch", "last.npz": "checkpoint", "best.npz": "best weights"}
+    listed = []
+    for name, what in described.items():
+        holders = [n for n, d in dirs.items() if os.path.exists(os.path.join(d, name))]
+        if holders:
+            where = "<model>/" if any(d != out for d in dirs.values()) else ""
+            listed.append(f"{where}{name} ({what})")
+    listed += [name for name in REPORT_FILES if os.path.exists(os.path.join(out, name))]
+    return listed or ["no files yet"]
+
+
+def _error(message):
+    print(f"train_cifar_scaled.py: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     given = vars(args)
@@ -297,25 +372,26 @@ def main(argv=None):
     try:
         cfg = resolve_config(given)
         check_config(cfg)
+        check_out_folder(cfg)
     except ValueError as e:
-        print(f"train_cifar_scaled.py: error: {e}", file=sys.stderr)
-        return 2
+        return _error(e)
     if cfg["device"] == "cuda":
         from autograd import gpu_available
         if not gpu_available():
-            print("train_cifar_scaled.py: error: --device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')",
-                  file=sys.stderr)
-            return 2
+            return _error("--device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')")
     out = cfg["out"]
-    os.makedirs(out, exist_ok=True)
     t_start = time.perf_counter()
 
-    train, test, source, mean, std = load_data(cfg, say)
+    try:
+        train, test, source, mean, std = load_data(cfg, say)
+    except DataDirError as e:
+        return _error(e)
     say(f"data: {source}, {len(train)} training and {len(test)} test images")
+    os.makedirs(out, exist_ok=True)
+    remove_stale_temp_files(out, (RUN_JSON,) + REPORT_FILES)
     if not cfg["resume"]:
-        clear_run(out)
-        saved = {k: v for k, v in cfg.items() if k not in ("resume",)}
-        atomic_write(os.path.join(out, "run.json"), lambda f: f.write(json.dumps(saved, indent=1).encode()))
+        saved = {k: v for k, v in cfg.items() if k not in ("resume", "overwrite")}
+        atomic_write(os.path.join(out, RUN_JSON), lambda f: f.write(json.dumps(saved, indent=1).encode()))
 
     names = cfg["compare_models"].split(",") if cfg["model"] == "compare" else [cfg["model"]]
     params = {}
@@ -323,8 +399,6 @@ def main(argv=None):
     def make(name, run_dir):
         trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say)
         params[name] = trainer.model.num_parameters()
-        if not cfg["resume"]:
-            clear_run(run_dir)
         return trainer
 
     try:
@@ -338,6 +412,8 @@ def main(argv=None):
             say(f"model: {names[0]} width {cfg['width']} blocks {cfg['blocks']}: {params[names[0]]:,} parameters; "
                 f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps (batch {cfg['batch_size']})")
             results = {names[0]: trainer.fit()}
+    except CheckpointError as e:
+        return _error(f"--resume: {e}")
     except NonFiniteLossError as e:
         print(f"train_cifar_scaled.py: {e}", file=sys.stderr)
         return 1
@@ -346,16 +422,16 @@ def main(argv=None):
     dirs = {n: (os.path.join(out, n) if cfg["model"] == "compare" else out) for n in results}
     histories = {n: {"epochs": read_jsonl(os.path.join(d, "metrics.jsonl")),
                      "steps": read_jsonl(os.path.join(d, "train_log.jsonl"))} for n, d in dirs.items()}
-    plot_name = "compare.png" if cfg["model"] == "compare" else "curves.png"
+    plot_path = os.path.join(out, "compare.png" if cfg["model"] == "compare" else "curves.png")
     title = (f"{source}, {len(train)} train / {len(test)} test images, width {cfg['width']}, blocks {cfg['blocks']}, "
              f"batch {cfg['batch_size']}, lr {cfg['lr']}")
-    plot = None
     if any(h["epochs"] for h in histories.values()):
         try:
-            plot = compare.plot_comparison(histories, os.path.join(out, plot_name), title=title,
-                                          chance=1.0 / train.num_classes)
+            compare.plot_comparison(histories, plot_path, title=title, chance=1.0 / train.num_classes)
         except ImportError:
             say("matplotlib is not installed; no plot written")
+    elif os.path.exists(plot_path):
+        os.remove(plot_path)            # an earlier run's plot: this run has no finished epoch to draw
     table = compare.comparison_table(histories, params)
     say("")
     say(table)
@@ -366,12 +442,9 @@ def main(argv=None):
         atomic_write(os.path.join(out, "compare.txt"), lambda f: f.write((title + "\n\n" + table + verdict + "\n").encode()))
         if verdict:
             say(verdict.strip())
+    say(f"\nresults in {os.path.abspath(out)}/: {', '.join(result_files(out, dirs))}"
+        f"  [{time.perf_counter() - t_start:.0f} s]")
     interrupted = [r for r in results.values() if r.status == "interrupted"]
-    sub = "<model>/" if cfg["model"] == "compare" else ""
-    say(f"\nresults in {os.path.abspath(out)}/: " + ", ".join(
-        [f"{sub}metrics.jsonl (per epoch)", f"{sub}last.npz (checkpoint)", f"{sub}best.npz (best weights)"]
-        + ([os.path.basename(plot)] if plot else []) + (["compare.txt"] if cfg["model"] == "compare" else []))
-        + f"  [{time.perf_counter() - t_start:.0f} s]")
     if interrupted:
         say(interrupted[0].message + "; continue with --resume" + (f" --out {out}" if "out" in given else ""))
         return 130

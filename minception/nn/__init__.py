@@ -20,13 +20,14 @@ from .hooks import ModuleHookInputs, ModuleHookOutputs
 from .linear import Linear
 from .module import Module, Parameter
 from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
-from .state import LoadResult, StateDictError, load_state, load_state_dict, save_state, state_dict
+from .state import LoadResult, StateDictError, StateFileError, load_state, load_state_dict, save_state, state_dict
 from .summary import summary
 
 __all__ = [
     "Module", "Parameter", "init",
     "Conv2d", "BatchNorm2d", "Linear", "Dropout", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Flatten",
     "Sequential", "Concat", "ConvBNReLU", "fuse", "FusedHead",
-    "state_dict", "load_state_dict", "save_state", "load_state", "LoadResult", "StateDictError", "summary",
+    "state_dict", "load_state_dict", "save_state", "load_state", "LoadResult", "StateDictError", "StateFileError",
+    "summary",
     "ModuleHookInputs", "ModuleHookOutputs",
 ]

@@ -17,8 +17,10 @@ forgiving; the scale still matters for the convs without BN (the residual "up" c
 the trunk) and for the classifier, and it is what makes a network without BN trainable at all.
 
 Random numbers come from one module-level generator; ``manual_seed(seed)`` makes model construction
-reproducible. Every function also takes ``rng`` (a ``numpy.random.Generator``). Values are drawn in float64 on
-the CPU, then cast to the tensor's dtype and copied to its device.
+reproducible. Layers that draw random numbers while they run (dropout) take their seeds from a second stream,
+``layer_seed()``, that ``manual_seed`` resets too, so adding such a layer does not change any initial weight.
+Every function also takes ``rng`` (a ``numpy.random.Generator``). Values are drawn in float64 on the CPU, then
+cast to the tensor's dtype and copied to its device.
 """
 import math
 
@@ -28,16 +30,27 @@ from autograd import Tensor
 from autograd.backend import get_array_module
 
 _rng = np.random.default_rng()
+_layer_seeds = np.random.default_rng()
 
 
 def manual_seed(seed):
-    """Reseed the generator used by every initialiser (and so by layer constructors)."""
-    global _rng
+    """Reseed the generator used by every initialiser (and so by layer constructors), and the stream of
+    ``layer_seed()``."""
+    global _rng, _layer_seeds
     _rng = np.random.default_rng(seed)
+    _layer_seeds = np.random.default_rng([seed, 1])
 
 
 def default_rng():
     return _rng
+
+
+def layer_seed():
+    """A fresh seed (an int in [0, 2**63)) for a layer that draws random numbers while it runs (``nn.Dropout``).
+
+    After ``manual_seed(s)`` the k-th call returns the same number on every run.
+    """
+    return int(_layer_seeds.integers(0, 2**63))
 
 
 def compute_fans(shape):

@@ -4,6 +4,10 @@ The state dict is the contract between a model and its checkpoint: the keys are 
 (``"stem.conv1.conv.weight"``, ``"stem.conv1.bn.running_mean"``, ``"stem.conv1.bn.num_batches_tracked"``), the
 values NumPy copies. Loading copies the values into the arrays the model already has, so every Parameter keeps its
 identity (an optimizer built before the load still updates the right objects), its dtype and its device.
+
+Files: ``save_state`` writes the state dict as an ``.npz`` atomically (a failed write leaves the previous file
+whole), and ``load_state`` reads one with ``minception.files.read_npz``, which trusts nothing in the file: a
+damaged or hostile file raises ``StateFileError`` naming it.
 """
 from collections import namedtuple
 
@@ -11,6 +15,8 @@ import numpy as np
 
 from autograd import Tensor
 from autograd.backend import get_array_module, to_numpy
+
+from ..files import NpzError, read_npz, write_npz
 
 LoadResult = namedtuple("LoadResult", ["missing", "unexpected"])
 
@@ -28,6 +34,11 @@ class StateDictError(KeyError, ValueError):
 
     def __str__(self):               # KeyError would print the repr of the message, quotes and "\n" included
         return self.message
+
+
+class StateFileError(ValueError):
+    """Raised by ``load_state`` (``Module.load``) when the file is missing, truncated, corrupt or not a plain array
+    archive; the message names the file."""
 
 
 def _entries(module):
@@ -121,20 +132,27 @@ def _describe(owner, missing, unexpected, mismatched, limit=20):
 
 
 def save_state(module, path):
-    """Write ``module.state_dict()`` to ``path`` with ``np.savez`` (NumPy adds ``.npz`` if the name lacks it).
+    """Write ``module.state_dict()`` to ``path`` as an ``.npz`` (``.npz`` is added if the name lacks it).
 
+    The write is atomic: the archive goes to a temporary file that replaces ``path`` only once it is complete, so
+    a failure (a full disk, a file-size limit, a kill) leaves an earlier file at ``path`` as it was.
     Returns the path written.
     """
     path = str(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    with open(path, "wb") as f:
-        np.savez(f, **state_dict(module))
-    return path
+    return write_npz(path, state_dict(module))
 
 
 def load_state(module, path, strict=True):
-    """Load a ``.npz`` written by ``save_state`` into ``module``; returns ``LoadResult(missing, unexpected)``."""
-    with np.load(str(path), allow_pickle=False) as archive:
-        state = {key: archive[key] for key in archive.files}
+    """Load a ``.npz`` written by ``save_state`` into ``module``; returns ``LoadResult(missing, unexpected)``.
+
+    Raises:
+        StateFileError (a ValueError): the file cannot be read as an archive of numeric arrays.
+        StateDictError: the arrays do not fit the module (see ``load_state_dict``).
+    """
+    try:
+        state = read_npz(path)
+    except NpzError as e:
+        raise StateFileError(str(e)) from None
     return load_state_dict(module, state, strict=strict)

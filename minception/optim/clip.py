@@ -1,6 +1,7 @@
 """Gradient clipping by global norm (Pascanu, Mikolov & Bengio 2013), as the Inception-v4 paper used."""
 import functools
 import math
+import numbers
 
 import numpy as np
 
@@ -69,7 +70,9 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
     Shape:
         each gradient keeps its shape; the result is a scalar.
     """
-    if not max_norm > 0:
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
+        raise TypeError(f"clip_grad_norm: max_norm must be a real number, got {type(max_norm).__name__}")
+    if not max_norm > 0:       # also refuses NaN; inf is allowed (the norm is computed, nothing is clipped)
         raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm}")
     params = named_parameters(params)
     norm = _global_norm([p.grad for _, p in params if p.grad is not None])

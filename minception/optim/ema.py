@@ -16,6 +16,7 @@ import numpy as np
 
 from autograd.backend import get_array_module, to_numpy
 
+from .checks import flag, real_number
 from .optimizer import array_of, named_parameters
 
 
@@ -48,12 +49,13 @@ class EMA:
     """
 
     def __init__(self, params, decay=0.9999, use_num_updates=True, fused=True):
+        decay = real_number("EMA", "decay", decay)
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"EMA: decay must be in [0, 1], got {decay}")
         self.params = named_parameters(params, need_grad=False)
-        self.decay = float(decay)
-        self.use_num_updates = bool(use_num_updates)
-        self.fused = fused
+        self.decay = decay
+        self.use_num_updates = flag("EMA", "use_num_updates", use_num_updates)
+        self.fused = flag("EMA", "fused", fused)
         self.num_updates = 0
         self.shadow = {key: array_of(p).copy() for key, p in self.params}
         self._backup = None    # the raw weights while the averages are swapped in
@@ -140,16 +142,24 @@ class EMA:
         if missing or extra:
             raise KeyError(f"EMA.load_state_dict: parameters missing from the checkpoint {missing}, "
                            f"unknown in the checkpoint {extra}")
-        for key, p in self.params:
+        decay = real_number("EMA.load_state_dict", "decay", d["decay"])
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"EMA.load_state_dict: decay must be in [0, 1], got {decay}")
+        use_num_updates = flag("EMA.load_state_dict", "use_num_updates", d["use_num_updates"])
+        num_updates = d["num_updates"]
+        if isinstance(num_updates, bool) or not isinstance(num_updates, (int, np.integer)) or num_updates < 0:
+            raise ValueError(f"EMA.load_state_dict: num_updates must be an int >= 0, got {num_updates!r:.40}")
+        arrays = {}
+        for key, p in self.params:                 # every shadow is checked before any is copied
             a = np.asarray(to_numpy(given[str(key)]))
-            avg = self.shadow[key]
-            if a.shape != avg.shape:
+            if a.shape != self.shadow[key].shape:
                 raise ValueError(f"EMA.load_state_dict: shadow of {key!r} has shape {a.shape}, "
-                                 f"the parameter has shape {avg.shape}")
+                                 f"the parameter has shape {self.shadow[key].shape}")
+            arrays[key] = a
+        for key, a in arrays.items():
+            avg = self.shadow[key]
             avg[...] = get_array_module(avg).asarray(a)
-        self.decay = float(d["decay"])
-        self.use_num_updates = bool(d["use_num_updates"])
-        self.num_updates = int(d["num_updates"])
+        self.decay, self.use_num_updates, self.num_updates = decay, use_num_updates, int(num_updates)
 
     def __repr__(self):
         return (f"EMA({len(self.params)} parameters, decay={self.decay}, use_num_updates={self.use_num_updates}, "

@@ -13,6 +13,8 @@ import numpy as np
 
 from autograd.backend import get_array_module, is_gpu_array, to_numpy
 
+from .checks import flag, real_number
+
 
 def named_parameters(params, need_grad=True):
     """Turn what the user passed into a list of ``(key, param)`` pairs.
@@ -92,7 +94,10 @@ class Optimizer:
     def __init__(self, params, lr, weight_decay=0.0, weight_decay_filter=None):
         self.params = named_parameters(params)
         self.lr = lr
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = real_number(type(self).__name__, "weight_decay", weight_decay)
+        if weight_decay_filter is not None and not callable(weight_decay_filter):
+            raise TypeError(f"{type(self).__name__}: weight_decay_filter must be a function (key, param) -> bool, "
+                            f"got {type(weight_decay_filter).__name__}")
         self.weight_decay_filter = weight_decay_filter
         self.state = {}
         self.steps = 0
@@ -104,14 +109,18 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        value = float(value)
-        if not value >= 0:   # also rejects NaN
+        self._lr = self._checked_lr(value)
+
+    def _checked_lr(self, value):
+        value = real_number(type(self).__name__, "learning rate", value)
+        if not value >= 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be a number >= 0, got {value}")
-        self._lr = value
+        return value
 
     # -- what subclasses provide ---------------------------------------------------------------------------
     def check_hyperparameters(self):
         """Raise ValueError for hyper-parameters out of range (called by the constructor and after loading)."""
+        real_number(type(self).__name__, "weight_decay", self.weight_decay)
         if not self.weight_decay >= 0:
             raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {self.weight_decay}")
 
@@ -200,14 +209,33 @@ class Optimizer:
                                      f"{a.shape}, the parameter has shape {p.data.shape}")
                 expected[sname][...] = xp.asarray(a)
             new_state[key] = expected
+        lr = self._checked_lr(d["lr"])
+        steps = d["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"{name}.load_state_dict: steps must be an int >= 0, got {steps!r:.40}")
+        new_hyper = {}
         for hname, value in d.get("hyper", {}).items():
             if hname not in self.hyper_names:
                 raise KeyError(f"{name}.load_state_dict: unknown hyper-parameter {hname!r}")
             current = getattr(self, hname)
-            setattr(self, hname, type(current)(value) if isinstance(current, (bool, int, float)) else value)
-        self.check_hyperparameters()
-        self.lr = d["lr"]
-        self.steps = int(d["steps"])
+            if isinstance(current, bool):
+                new_hyper[hname] = flag(name, hname, value)
+            elif isinstance(current, float):
+                new_hyper[hname] = real_number(name, hname, value)
+            else:
+                new_hyper[hname] = value
+        # the hyper-parameters are checked together, in place; a refused set is put back as it was
+        old_hyper = self.hyperparameters()
+        for hname, value in new_hyper.items():
+            setattr(self, hname, value)
+        try:
+            self.check_hyperparameters()
+        except (TypeError, ValueError):
+            for hname, value in old_hyper.items():
+                setattr(self, hname, value)
+            raise
+        self._lr = lr
+        self.steps = int(steps)
         self.state = new_state
 
     def __repr__(self):

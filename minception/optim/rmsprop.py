@@ -12,6 +12,7 @@ import functools
 
 from autograd.backend import get_array_module
 
+from .checks import flag, real_number
 from .optimizer import Optimizer
 
 
@@ -59,16 +60,19 @@ class RMSProp(Optimizer):
     def __init__(self, params, lr=0.045, decay=0.9, eps=1.0, momentum=0.9, weight_decay=0.0,
                  eps_inside_sqrt=True, ms_init=None, weight_decay_filter=None, fused=True):
         super().__init__(params, lr, weight_decay, weight_decay_filter)
-        self.decay = float(decay)
-        self.eps = float(eps)
-        self.momentum = float(momentum)
-        self.eps_inside_sqrt = bool(eps_inside_sqrt)
-        self.ms_init = float((1.0 if self.eps_inside_sqrt else 0.0) if ms_init is None else ms_init)
-        self.fused = fused
+        self.decay = real_number("RMSProp", "decay", decay)
+        self.eps = real_number("RMSProp", "eps", eps)
+        self.momentum = real_number("RMSProp", "momentum", momentum)
+        self.eps_inside_sqrt = flag("RMSProp", "eps_inside_sqrt", eps_inside_sqrt)
+        self.ms_init = real_number("RMSProp", "ms_init", (1.0 if self.eps_inside_sqrt else 0.0) if ms_init is None
+                                   else ms_init)
+        self.fused = flag("RMSProp", "fused", fused)
         self.check_hyperparameters()
 
     def check_hyperparameters(self):
         super().check_hyperparameters()
+        for name in ("decay", "eps", "momentum", "ms_init"):
+            real_number("RMSProp", name, getattr(self, name))
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"RMSProp: decay must be in [0, 1), got {self.decay}")
         if not self.eps >= 0.0:

@@ -9,6 +9,16 @@ The paper's schedule: ``exponential_decay(0.045, steps_per_epoch, rate=0.94, epo
 """
 import math
 
+from .checks import flag, integer, real_number
+
+
+def _rate(owner, name, value):
+    """A learning rate (or a factor of one): a finite number >= 0."""
+    value = real_number(owner, name, value)
+    if value < 0:
+        raise ValueError(f"{owner}: {name} must be >= 0, got {value}")
+    return value
+
 
 class Schedule:
     """Base class: subclasses implement ``__call__(step) -> float`` and list their settings in ``settings``."""
@@ -33,14 +43,21 @@ class Schedule:
         return d
 
     def load_state_dict(self, d):
+        """Take the settings in ``d``; they are checked as the constructor checks them, and a refused set
+        changes nothing (a wrapped schedule loads its own part first)."""
         if d.get("type") != type(self).__name__:
             raise ValueError(f"{type(self).__name__}.load_state_dict: the dict is for a {d.get('type')}")
+        given = {}
         for name in self.settings:
             value = getattr(self, name)
             if isinstance(value, Schedule):
                 value.load_state_dict(d[name])
+                given[name] = value
             else:
-                setattr(self, name, type(value)(d[name]) if isinstance(value, (int, float)) else d[name])
+                given[name] = d[name]
+        checked = type(self)(**given)          # raises TypeError/ValueError for settings out of range
+        for name in self.settings:
+            setattr(self, name, getattr(checked, name))
 
     def __repr__(self):
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.settings)
@@ -53,7 +70,7 @@ class Constant(Schedule):
     settings = ("lr",)
 
     def __init__(self, lr):
-        self.lr = float(lr)
+        self.lr = _rate("Constant", "lr", lr)
 
     def __call__(self, step):
         self._check_step(step)
@@ -73,11 +90,12 @@ class ExponentialDecay(Schedule):
     settings = ("lr", "decay_steps", "rate", "staircase")
 
     def __init__(self, lr, decay_steps, rate=0.94, staircase=True):
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps}")
-        if not rate > 0:
+        self.lr = _rate("ExponentialDecay", "lr", lr)
+        self.decay_steps = integer("ExponentialDecay", "decay_steps", decay_steps, minimum=1)
+        self.rate = real_number("ExponentialDecay", "rate", rate)
+        if not self.rate > 0:
             raise ValueError(f"ExponentialDecay: rate must be > 0, got {rate}")
-        self.lr, self.decay_steps, self.rate, self.staircase = float(lr), int(decay_steps), float(rate), bool(staircase)
+        self.staircase = flag("ExponentialDecay", "staircase", staircase)
 
     def __call__(self, step):
         self._check_step(step)
@@ -91,8 +109,10 @@ def exponential_decay(lr=0.045, steps_per_epoch=None, rate=0.94, epochs_per_deca
     ``steps_per_epoch`` is ``len(train_loader)``; ``epochs_per_decay`` may be fractional (the period is rounded
     to whole steps, at least 1).
     """
-    if steps_per_epoch is None or steps_per_epoch <= 0:
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
         raise ValueError(f"exponential_decay: steps_per_epoch must be a positive int, got {steps_per_epoch}")
+    if not real_number("exponential_decay", "epochs_per_decay", epochs_per_decay) > 0:
+        raise ValueError(f"exponential_decay: epochs_per_decay must be > 0, got {epochs_per_decay}")
     decay_steps = max(1, round(epochs_per_decay * steps_per_epoch))
     return ExponentialDecay(lr, decay_steps, rate, staircase)
 
@@ -109,19 +129,17 @@ class StepDecay(Schedule):
     settings = ("lr", "milestones", "gamma")
 
     def __init__(self, lr, milestones, gamma=0.1):
-        milestones = [int(m) for m in milestones]
+        milestones = [integer("StepDecay", "a milestone", m) for m in milestones]
         if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
             raise ValueError(f"StepDecay: milestones must be non-negative and increasing, got {milestones}")
-        self.lr, self.milestones, self.gamma = float(lr), milestones, float(gamma)
+        self.lr, self.milestones = _rate("StepDecay", "lr", lr), milestones
+        self.gamma = _rate("StepDecay", "gamma", gamma)
 
     def __call__(self, step):
         self._check_step(step)
         passed = sum(1 for m in self.milestones if step >= m)
         return self.lr * self.gamma ** passed
 
-    def load_state_dict(self, d):
-        super().load_state_dict(d)
-        self.milestones = [int(m) for m in self.milestones]
 
 
 class CosineDecay(Schedule):
@@ -133,9 +151,9 @@ class CosineDecay(Schedule):
     settings = ("lr", "total_steps", "min_lr")
 
     def __init__(self, lr, total_steps, min_lr=0.0):
-        if total_steps <= 0:
-            raise ValueError(f"CosineDecay: total_steps must be > 0, got {total_steps}")
-        self.lr, self.total_steps, self.min_lr = float(lr), int(total_steps), float(min_lr)
+        self.lr = _rate("CosineDecay", "lr", lr)
+        self.total_steps = integer("CosineDecay", "total_steps", total_steps, minimum=1)
+        self.min_lr = _rate("CosineDecay", "min_lr", min_lr)
 
     def __call__(self, step):
         self._check_step(step)
@@ -157,9 +175,9 @@ class Warmup(Schedule):
     def __init__(self, schedule, warmup_steps, start_lr=0.0):
         if not isinstance(schedule, Schedule):
             raise TypeError(f"Warmup: expected a Schedule to wrap, got {type(schedule).__name__}")
-        if warmup_steps < 0:
-            raise ValueError(f"Warmup: warmup_steps must be >= 0, got {warmup_steps}")
-        self.schedule, self.warmup_steps, self.start_lr = schedule, int(warmup_steps), float(start_lr)
+        self.schedule = schedule
+        self.warmup_steps = integer("Warmup", "warmup_steps", warmup_steps, minimum=0)
+        self.start_lr = _rate("Warmup", "start_lr", start_lr)
 
     def __call__(self, step):
         self._check_step(step)

@@ -3,6 +3,7 @@ import functools
 
 from autograd.backend import get_array_module
 
+from .checks import flag, real_number
 from .optimizer import Optimizer
 
 
@@ -41,13 +42,14 @@ class SGD(Optimizer):
     def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0,
                  weight_decay_filter=None, fused=True):
         super().__init__(params, lr, weight_decay, weight_decay_filter)
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
-        self.fused = fused
+        self.momentum = real_number("SGD", "momentum", momentum)
+        self.nesterov = flag("SGD", "nesterov", nesterov)
+        self.fused = flag("SGD", "fused", fused)
         self.check_hyperparameters()
 
     def check_hyperparameters(self):
         super().check_hyperparameters()
+        real_number("SGD", "momentum", self.momentum)
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {self.momentum}")
         if self.nesterov and self.momentum == 0.0:

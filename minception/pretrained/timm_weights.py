@@ -26,7 +26,8 @@ from . import safetensors as _st
 
 __all__ = ["read_weights", "load_timm_weights", "check_keys", "verify_checkpoint", "WeightsError"]
 
-_COUNTER = "num_batches_tracked"
+# state that is not a weight, which timm's files lack: BN's counter and nn.Dropout's random stream
+_COUNTER = ("num_batches_tracked", "rng_state")
 
 
 class WeightsError(ValueError):

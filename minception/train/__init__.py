@@ -1,4 +1,5 @@
-"""Training: the loop (``Trainer``), atomic checkpoints, the metrics log, the progress bar, model comparison.
+"""Training: one step (``loop.py``), the run around it (``Trainer``), atomic checkpoints, the metrics log, the
+progress bar, model comparison.
 
     from minception.train import Trainer
     trainer = Trainer(model, opt, train_loader, test_loader, epochs=10, schedule=sched, ema=ema,
@@ -9,10 +10,14 @@ Each run folder holds ``metrics.jsonl`` (one line per epoch), ``train_log.jsonl`
 ``last.npz`` (the whole training state) and ``best.npz`` (the weights of the best epoch).
 """
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint, save_weights
-from .metrics import MetricsLog, RunningMean, read_jsonl
+from .loop import StepResult, evaluate, train_step
+from .metrics import MetricsLog, RunningMean, Tally, read_jsonl
+from .nonfinite import NonFiniteLossError
 from .progress import ProgressBar
-from .trainer import BEST, LAST, METRICS, TRAIN_LOG, FitResult, NonFiniteLossError, Trainer
+from .run_folder import BEST, LAST, METRICS, RUN_FILES, TRAIN_LOG, existing_run_files
+from .trainer import FitResult, Trainer
 
-__all__ = ["Trainer", "FitResult", "NonFiniteLossError", "save_checkpoint", "load_checkpoint", "save_weights",
-           "atomic_write", "CheckpointError", "MetricsLog", "RunningMean", "read_jsonl", "ProgressBar",
-           "LAST", "BEST", "METRICS", "TRAIN_LOG"]
+__all__ = ["Trainer", "FitResult", "NonFiniteLossError", "train_step", "evaluate", "StepResult",
+           "save_checkpoint", "load_checkpoint", "save_weights", "atomic_write", "CheckpointError", "MetricsLog",
+           "RunningMean", "Tally", "read_jsonl", "ProgressBar", "LAST", "BEST", "METRICS", "TRAIN_LOG", "RUN_FILES",
+           "existing_run_files"]

@@ -14,7 +14,7 @@ import math
 import os
 
 from .metrics import read_jsonl
-from .trainer import METRICS, TRAIN_LOG
+from .run_folder import LAST, METRICS, TRAIN_LOG
 
 
 def run_comparison(names, make_trainer, out_dir, resume=False, print_fn=print):
@@ -29,7 +29,7 @@ def run_comparison(names, make_trainer, out_dir, resume=False, print_fn=print):
     for i, name in enumerate(names):
         run_dir = os.path.join(out_dir, name)
         trainer = make_trainer(name, run_dir)
-        if resume and os.path.exists(os.path.join(run_dir, "last.npz")):
+        if resume and os.path.exists(os.path.join(run_dir, LAST)):
             trainer.resume()
             if print_fn is not None:
                 print_fn(f"[{i + 1}/{len(names)}] {name}: resuming at epoch {trainer.epoch + 1}, step {trainer.step}")

@@ -1,4 +1,4 @@
-"""Running averages and the JSON-lines metrics log of a run.
+"""Running averages, the training statistics of an epoch or a log window, and the JSON-lines metrics log.
 
 ``metrics.jsonl`` holds one JSON object per line, one line per epoch; ``train_log.jsonl`` (same format) holds
 one line every few steps. Both are appended to and flushed line by line, so a crash loses at most the line being
@@ -42,6 +42,47 @@ class RunningMean:
 
     def __repr__(self):
         return f"RunningMean(mean={self.mean:.6g}, count={self.count})"
+
+
+class Tally:
+    """What the training steps of one period (an epoch, or the window between two log lines) add up to.
+
+    ``add(batch_size, loss, correct, grad_norm, seconds)`` after each step; then ``loss`` (mean over images),
+    ``accuracy``, ``grad_norm`` (mean over steps) and ``images_per_s``. ``state_dict`` carries a half-finished
+    period across a resume, so the resumed run reports the numbers the uninterrupted run would have.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.loss, self.grad_norm = RunningMean(), RunningMean()
+        self.correct = self.images = 0
+        self.seconds = 0.0
+
+    def add(self, batch_size, loss, correct, grad_norm, seconds):
+        self.loss.update(loss, batch_size)
+        self.grad_norm.update(grad_norm)
+        self.correct += int(correct)
+        self.images += int(batch_size)
+        self.seconds += seconds
+
+    @property
+    def accuracy(self):
+        return self.correct / self.images if self.images else math.nan
+
+    @property
+    def images_per_s(self):
+        return self.images / max(self.seconds, 1e-9)
+
+    def state_dict(self):
+        return {"loss": self.loss.state_dict(), "grad_norm": self.grad_norm.state_dict(), "correct": self.correct,
+                "images": self.images, "seconds": self.seconds}
+
+    def load_state_dict(self, d):
+        self.loss.load_state_dict(d["loss"])
+        self.grad_norm.load_state_dict(d["grad_norm"])
+        self.correct, self.images, self.seconds = int(d["correct"]), int(d["images"]), float(d["seconds"])
 
 
 class MetricsLog:

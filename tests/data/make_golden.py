@@ -45,8 +45,8 @@ def fill(model, seed=0):
     rng = np.random.RandomState(seed)
     values = {}
     for key, array in model.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            value = array
+        if key.endswith("num_batches_tracked") or key.endswith("rng_state"):
+            value = array                       # counters and dropout's random state draw nothing from the stream
         elif key.endswith("running_var") or key.endswith("bn.weight"):
             value = rng.uniform(0.5, 1.5, array.shape)
         elif array.ndim >= 2:

@@ -1,8 +1,9 @@
 """CI smoke test of the main job, ``examples/train_cifar_scaled.py``: tiny networks, a few steps, in-process.
 
-Covers the synthetic fallback, a CIFAR-format folder given with --data-dir, resume, Ctrl-C (exit 130), a NaN stop
-(exit 1), the compare mode with its plot and table, and argument errors (exit 2). The full default run (about
-10 minutes) is not run here.
+Covers the synthetic set, a CIFAR-format folder given with --data-dir (and one that is empty or corrupt: exit 2),
+the synthetic fallback at the default location, resume, Ctrl-C (exit 130), a NaN stop (exit 1), the compare mode
+with its plot and table, argument errors (exit 2), and what happens to an existing run folder. The full default
+run (about 10 minutes) is not run here.
 """
 import contextlib
 import importlib.util
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from minception.train import load_checkpoint, read_jsonl
+from minception.train import loop as loop_module
 from minception.train import trainer as trainer_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,6 +28,7 @@ SCRIPT = os.path.join(ROOT, "examples", "train_cifar_scaled.py")
 # 2 steps of 8 images per epoch, 8 test images, a network of about 19k parameters
 TINY = ["--width", "0.04", "--blocks", "1,1,1", "--batch-size", "8", "--subset", "16", "--test-subset", "8",
         "--epochs", "2", "--no-progress", "--no-download", "--checkpoint-every", "0", "--log-every", "1"]
+SYNTHETIC = [*TINY, "--synthetic"]
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +49,9 @@ def _run(example, *args):
 
 @pytest.fixture(scope="module")
 def base_run(example, tmp_path_factory):
-    """One finished 2-epoch run on the synthetic set (CIFAR-10 absent from --data-dir, downloads off)."""
+    """One finished 2-epoch run on the synthetic set."""
     root = tmp_path_factory.mktemp("base")
-    code, text = _run(example, "--model", "inception_resnet_v2", "--data-dir", root / "no_cifar", "--out",
-                      root / "run", *TINY)
+    code, text = _run(example, "--model", "inception_resnet_v2", "--out", root / "run", *SYNTHETIC)
     assert code == 0, text
     return root / "run", text
 
@@ -62,10 +64,9 @@ def test_help_lists_the_options():
         assert opt in out.stdout
 
 
-def test_synthetic_fallback_trains_and_writes_results(base_run):
+def test_synthetic_run_trains_and_writes_results(base_run):
     out, text = base_run
-    fallback = [line for line in text.splitlines() if "Training on the synthetic" in line]
-    assert len(fallback) == 1 and "not found" in fallback[0]
+    assert "data: synthetic shapes, 16 training and 8 test images" in text
     assert f"results in {out}" in text
     recs = read_jsonl(out / "metrics.jsonl")
     assert [r["epoch"] for r in recs] == [1, 2] and [r["step"] for r in recs] == [2, 4]
@@ -85,12 +86,11 @@ def test_ctrl_c_saves_exits_130_and_resume_is_exact(example, base_run, tmp_path,
 
     monkeypatch.setattr(trainer_module.Trainer, "train_step", step_then_ctrl_c)
     out = tmp_path / "c"
-    code, text = _run(example, "--model", "inception_resnet_v2", "--data-dir", tmp_path / "no_cifar", "--out", out,
-                      *TINY)
+    code, text = _run(example, "--model", "inception_resnet_v2", "--out", out, *SYNTHETIC)
     assert code == 130 and "interrupted at step 1" in text and "--resume" in text
     assert load_checkpoint(out / "last.npz")["position"]["step"] == 1
     monkeypatch.setattr(trainer_module.Trainer, "train_step", real)
-    code, text = _run(example, "--out", out, "--resume", "--data-dir", tmp_path / "no_cifar")
+    code, text = _run(example, "--out", out, "--resume")
     assert code == 0 and "resuming" in text, text
     straight = load_checkpoint(base_run[0] / "last.npz")
     resumed = load_checkpoint(out / "last.npz")
@@ -112,14 +112,14 @@ def test_nan_loss_exits_1_naming_the_step_and_keeps_the_checkpoint(example, base
     out = tmp_path / "n"
     shutil.copytree(base_run[0], out)
     before = (out / "last.npz").read_bytes()
-    real = trainer_module.ops.softmax_cross_entropy
+    real = loop_module.ops.softmax_cross_entropy
 
     def poisoned(logits, labels, label_smoothing=0.0):
         loss = real(logits, labels, label_smoothing)
         return loss * float("nan") if logits.requires_grad else loss
 
-    monkeypatch.setattr(trainer_module.ops, "softmax_cross_entropy", poisoned)
-    code, text = _run(example, "--out", out, "--resume", "--epochs", "3", "--data-dir", tmp_path / "no_cifar")
+    monkeypatch.setattr(loop_module.ops, "softmax_cross_entropy", poisoned)
+    code, text = _run(example, "--out", out, "--resume", "--epochs", "3")
     assert code == 1 and "non-finite loss" in text and "step 5 " in text, text
     assert (out / "last.npz").read_bytes() == before
 
@@ -148,20 +148,10 @@ def test_cifar_format_folder_given_by_data_dir(example, tmp_path):
     assert len(read_jsonl(out / "metrics.jsonl")) == 1
 
 
-def test_corrupt_cifar_folder_falls_back_with_one_line(example, tmp_path):
-    folder = tmp_path / "cifar" / "cifar-10-batches-py"
-    _write_fake_cifar(folder)
-    (folder / "data_batch_3").write_bytes(b"garbage")
-    code, text = _run(example, "--data-dir", tmp_path / "cifar", "--out", tmp_path / "o", *TINY, "--max-steps", "0")
-    assert code == 0
-    line, = [ln for ln in text.splitlines() if "Training on the synthetic" in ln]
-    assert "could not be read" in line and "data_batch_3" in line
-
-
 def test_compare_mode_writes_plot_and_table(example, tmp_path):
     out = tmp_path / "cmp"
     code, text = _run(example, "--model", "compare", "--compare-models", "inception_v4,inception_resnet_v2",
-                      "--data-dir", tmp_path / "no_cifar", "--out", out, *TINY, "--epochs", "1")
+                      "--out", out, *SYNTHETIC, "--epochs", "1")
     assert code == 0, text
     assert (out / "compare.png").stat().st_size > 10_000
     table = (out / "compare.txt").read_text()
@@ -180,3 +170,174 @@ def test_compare_mode_writes_plot_and_table(example, tmp_path):
 def test_bad_arguments_exit_2(example, tmp_path, args, msg):
     code, text = _run(example, "--out", tmp_path / "x", *args)
     assert code == 2 and msg in text
+
+
+# ------------------------------------------------------------------------ flags (issue 12, items 9 and 10) ---
+@pytest.mark.parametrize("args, flag", [
+    (["--rmsprop-eps", "-1"], "--rmsprop-eps"),
+    (["--momentum", "1"], "--momentum"),
+    (["--ema-decay", "2"], "--ema-decay"),
+    (["--dropout", "1.5"], "--dropout"),
+    (["--lr-decay", "0"], "--lr-decay"),
+    (["--lr-decay-epochs", "0"], "--lr-decay-epochs"),
+    (["--weight-decay", "-1"], "--weight-decay"),
+    (["--test-subset", "-1"], "--test-subset"),
+    (["--label-smoothing", "2"], "--label-smoothing"),
+    (["--clip", "-1"], "--clip"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--width", "nan"], "--width"),
+    (["--residual-scale", "inf"], "--residual-scale"),
+    (["--seed", "-1"], "--seed"),
+    (["--max-steps", "-1"], "--max-steps"),
+    (["--checkpoint-every", "-2"], "--checkpoint-every"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--epochs", "-1"], "--epochs must be >= 1"),
+])
+def test_out_of_range_flags_are_usage_errors(example, tmp_path, args, flag):
+    code, text = _run(example, "--out", tmp_path / "x", *SYNTHETIC, *args)
+    assert code == 2 and "error:" in text and flag in text, text
+    assert "Traceback" not in text and not (tmp_path / "x").exists()       # nothing was started or written
+
+
+def test_out_naming_a_file_is_a_usage_error(example, tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    code, text = _run(example, "--out", tmp_path / "afile", *SYNTHETIC)
+    assert code == 2 and "is a file" in text
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_results_line_lists_only_files_that_exist(example, tmp_path):
+    out = tmp_path / "m0"
+    code, text = _run(example, "--out", out, *SYNTHETIC, "--max-steps", "0")
+    assert code == 0, text
+    line, = [ln for ln in text.splitlines() if ln.startswith("results in")]
+    assert "last.npz" in line and "best.npz" not in line and "metrics.jsonl" in line
+    for name in ("last.npz", "metrics.jsonl"):
+        assert (out / name).exists()
+    assert not (out / "best.npz").exists()
+
+
+# ------------------------------------------------------------------- an existing run folder (item 5) ---
+def test_a_new_run_into_a_run_folder_is_refused_and_keeps_its_files(example, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "last.npz").write_text("x\n")
+    (out / "best.npz").write_text("x\n")
+    code, text = _run(example, "--out", out, *SYNTHETIC)
+    assert code == 2 and "already holds a run" in text and "--resume" in text and "--overwrite" in text, text
+    code, text = _run(example, "--out", out, *SYNTHETIC, "--momentum", "1")
+    assert code == 2 and "--momentum" in text and "Traceback" not in text, text
+    assert (out / "last.npz").read_text() == "x\n" and (out / "best.npz").read_text() == "x\n"
+    assert sorted(os.listdir(out)) == ["best.npz", "last.npz"]
+
+
+def test_a_compare_run_folder_is_recognised(example, tmp_path):
+    out = tmp_path / "c"
+    (out / "inception_v4").mkdir(parents=True)
+    (out / "inception_v4" / "last.npz").write_text("x\n")
+    code, text = _run(example, "--model", "compare", "--out", out, *SYNTHETIC)
+    assert code == 2 and "already holds a run" in text and "inception_v4" in text
+
+
+def test_overwrite_keeps_the_old_checkpoints_until_the_new_run_replaces_them(example, base_run, tmp_path,
+                                                                             monkeypatch):
+    out = tmp_path / "o"
+    shutil.copytree(base_run[0], out)
+    (out / "last.npz.1a2b3c4d.tmp").write_bytes(b"left by a kill")
+    old_last, old_best = (out / "last.npz").read_bytes(), (out / "best.npz").read_bytes()
+    real = loop_module.ops.softmax_cross_entropy
+
+    def poisoned(logits, labels, label_smoothing=0.0):
+        loss = real(logits, labels, label_smoothing)
+        return loss * float("nan") if logits.requires_grad else loss
+
+    monkeypatch.setattr(loop_module.ops, "softmax_cross_entropy", poisoned)
+    code, text = _run(example, "--out", out, *SYNTHETIC, "--overwrite", "--seed", "3")
+    assert code == 1 and "none written yet" in text, text      # the new run failed at its first step
+    assert (out / "last.npz").read_bytes() == old_last and (out / "best.npz").read_bytes() == old_best
+    assert not (out / "last.npz.1a2b3c4d.tmp").exists()
+    monkeypatch.setattr(loop_module.ops, "softmax_cross_entropy", real)
+    # interrupted after its first step: its own last.npz replaces the old one, and the old best.npz goes with it
+    real_step = trainer_module.Trainer.train_step
+
+    def step_then_ctrl_c(self, x, y):
+        result = real_step(self, x, y)
+        os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", step_then_ctrl_c)
+    code, text = _run(example, "--out", out, *SYNTHETIC, "--overwrite", "--seed", "3")
+    assert code == 130, text
+    assert load_checkpoint(out / "last.npz")["position"]["step"] == 1
+    assert not (out / "best.npz").exists() and not (out / "curves.png").exists()
+    assert json.loads((out / "run.json").read_text())["seed"] == 3
+    assert read_jsonl(out / "metrics.jsonl") == []
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", real_step)
+    code, text = _run(example, "--out", out, "--resume")
+    assert code == 0, text
+    assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
+    assert (out / "best.npz").exists() and (out / "curves.png").exists()
+
+
+def test_resume_and_overwrite_together_is_a_usage_error(example, base_run):
+    code, text = _run(example, "--out", base_run[0], "--resume", "--overwrite")
+    assert code == 2 and "--overwrite" in text
+
+
+# --------------------------------------------------------------------- --resume without a good last.npz ---
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
+def test_resume_without_a_readable_checkpoint_is_one_clear_line(example, base_run, tmp_path, damage):
+    out = tmp_path / "d"
+    shutil.copytree(base_run[0], out)
+    last = out / "last.npz"
+    if damage == "missing":
+        last.unlink()
+    elif damage == "truncated":
+        last.write_bytes(last.read_bytes()[:5000])
+    else:
+        last.write_bytes(b"garbage")
+    code, text = _run(example, "--out", out, "--resume", "--epochs", "3")
+    assert code == 2 and "Traceback" not in text, text
+    errors = [ln for ln in text.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "last.npz" in errors[0]
+    assert (out / "best.npz").exists() and (damage == "missing" or last.exists())
+
+
+def test_resume_of_a_checkpoint_written_with_other_settings_is_refused(example, base_run, tmp_path):
+    out = tmp_path / "w"
+    shutil.copytree(base_run[0], out)
+    cfg = json.loads((out / "run.json").read_text())
+    cfg["width"] = 0.08                                # run.json and last.npz no longer agree
+    (out / "run.json").write_text(json.dumps(cfg))
+    before = (out / "last.npz").read_bytes()
+    code, text = _run(example, "--out", out, "--resume", "--epochs", "3")
+    assert code == 2 and "last.npz" in text and "Traceback" not in text, text
+    assert (out / "last.npz").read_bytes() == before
+
+
+# ---------------------------------------------------------------------------- --data-dir (item 11) ---
+def test_an_empty_data_dir_that_was_named_is_an_error(example, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, text = _run(example, "--data-dir", tmp_path / "empty", "--out", tmp_path / "o", *TINY)
+    assert code == 2 and "empty" in text and "--synthetic" in text, text
+    assert "Training on the synthetic" not in text and not (tmp_path / "o").exists()
+
+
+def test_a_corrupt_data_dir_that_was_named_is_an_error(example, tmp_path):
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    _write_fake_cifar(folder)
+    (folder / "data_batch_3").write_bytes(b"garbage")
+    code, text = _run(example, "--data-dir", tmp_path / "cifar", "--out", tmp_path / "o", *TINY)
+    assert code == 2 and "data_batch_3" in text, text
+    assert "Training on the synthetic" not in text and not (tmp_path / "o").exists()
+
+
+def test_the_default_location_falls_back_to_the_synthetic_set(example, tmp_path, monkeypatch):
+    from minception.data import cifar10
+    monkeypatch.delenv("MINCEPTION_DATA", raising=False)
+    monkeypatch.setattr(cifar10, "default_data_dir", lambda: str(tmp_path / "default"))
+    code, text = _run(example, "--out", tmp_path / "o", *TINY, "--max-steps", "0")
+    assert code == 0, text
+    line, = [ln for ln in text.splitlines() if "Training on the synthetic" in ln]
+    assert "not found" in line

@@ -175,3 +175,37 @@ def test_metrics_log_appends_truncates_and_skips_a_torn_last_line(tmp_path):
     assert [r["epoch"] for r in reopened.read()] == [1, 2]
     assert MetricsLog(tmp_path / "m.jsonl", fresh=True).read() == []
     assert read_jsonl(tmp_path / "absent.jsonl") == []
+
+
+def _doctored(tmp_path, tree_text, extra=None):
+    """A checkpoint file whose __tree__.json is ``tree_text`` (plus optional extra arrays)."""
+    path = tmp_path / "doctored.npz"
+    np.savez(path, **{"__tree__.json": np.array(tree_text)}, **(extra or {}))
+    return path
+
+
+@pytest.mark.parametrize("tree_text, match", [
+    ("[1, 2, 3]", "not a minception checkpoint"),                      # the issue's JSON list
+    ('"a string"', "not a minception checkpoint"),
+    ("{not json", "not valid JSON"),
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON|nested"),
+    ('{"format": "minception-checkpoint", "format_version": 1, "state": {"w": {"__array__": ["x"]}}}',
+     "refers to an array"),
+    ('{"format": "minception-checkpoint", "format_version": 1, "state": {"w": {"__array__": "absent"}}}',
+     "refers to an array"),
+    ('{"format": "minception-checkpoint", "format_version": 7, "state": {}}', "version 7"),
+])
+def test_a_malformed_tree_is_a_checkpoint_error(tmp_path, tree_text, match):
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(_doctored(tmp_path, tree_text))
+    assert "doctored.npz" in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_object_and_text_arrays_are_refused(tmp_path):
+    tree = '{"format": "minception-checkpoint", "format_version": 1, "state": {"w": {"__array__": "w"}}}'
+    with pytest.raises(CheckpointError, match="dtype"):
+        load_checkpoint(_doctored(tmp_path, tree, {"w": np.array([None], dtype=object)}))
+    with pytest.raises(CheckpointError, match="text"):
+        load_checkpoint(_doctored(tmp_path, tree, {"w": np.array(["text"])}))
+    back = load_checkpoint(_doctored(tmp_path, tree, {"w": np.arange(3)}))
+    np.testing.assert_array_equal(back["w"], np.arange(3))

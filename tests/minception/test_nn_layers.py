@@ -99,7 +99,8 @@ def test_conv2d_resolves_its_arguments_and_counts_parameters():
     (lambda: nn.Conv2d(3, 4, 2, padding="same"), ValueError, "odd kernel"),
     (lambda: nn.Linear(3, -1), ValueError, "out_features must be a positive integer"),
     (lambda: nn.BatchNorm2d(4, eps=0), ValueError, "eps must be positive"),
-    (lambda: nn.Dropout(1.0), ValueError, r"p must be in \[0, 1\)"),
+    (lambda: nn.Dropout(1.0), ValueError, r"p must be a number in \[0, 1\)"),
+    (lambda: nn.Dropout(0.5, seed=-1), ValueError, "seed"),
     (lambda: nn.MaxPool2d(0), ValueError, "kernel_size must be positive"),
 ])
 def test_bad_layer_arguments_give_clear_errors(make, error, pattern):
@@ -220,14 +221,47 @@ def test_global_avg_pool_relu_flatten():
 
 
 def test_dropout_in_training_and_eval():
-    drop = nn.Dropout(0.25, rng=np.random.default_rng(0))
+    drop = nn.Dropout(0.25, seed=0)
     x = Tensor(np.ones((200, 100), np.float32))
     y = drop(x).data
     kept = y != 0
     assert abs(kept.mean() - 0.75) < 0.01
     np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
-    assert drop.eval()(x) is x or np.array_equal(drop(x).data, x.data)
+    assert drop.eval()(x) is x
     assert repr(drop) == "Dropout(p=0.25)"
+
+
+def test_dropout_masks_come_from_its_state_dict():
+    """Mask k of a layer is drawn from default_rng([seed, k]); (seed, k) is the buffer rng_state, so loading a
+    state dict continues the stream where it was saved (this is what makes a resumed run exact)."""
+    x = Tensor(np.ones((6, 50), np.float32))
+    a = nn.Dropout(0.5, seed=11)
+    first = a(x).data
+    keep = np.random.default_rng([11, 0]).random((6, 50)) >= 0.5
+    np.testing.assert_array_equal(first != 0, keep)
+    saved = a.state_dict()
+    np.testing.assert_array_equal(saved["rng_state"], [11, 1])
+    second = a(x).data
+    b = nn.Dropout(0.5, seed=99)
+    b.load_state_dict(saved)
+    np.testing.assert_array_equal(b(x).data, second)
+    assert not np.array_equal(first, second)
+    a.eval()
+    a(x)
+    np.testing.assert_array_equal(a.rng_state, [11, 2])         # evaluation draws nothing
+
+
+def test_dropout_seeds_follow_manual_seed_without_changing_weights():
+    nn.init.manual_seed(5)
+    net1 = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 2))
+    nn.init.manual_seed(5)
+    net2 = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 2))
+    nn.init.manual_seed(5)
+    plain = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    np.testing.assert_array_equal(net1[1].rng_state, net2[1].rng_state)
+    np.testing.assert_array_equal(net1[2].weight.data, plain[1].weight.data)   # the layer took no weight draws
+    nn.init.manual_seed(6)
+    assert nn.Dropout(0.5).rng_state[0] != net1[1].rng_state[0]
 
 
 # ---------------------------------------------------------------------------- containers

@@ -45,7 +45,7 @@ def test_registration_and_dotted_names():
     assert names == ["stem.scale", "stem.fc.weight", "stem.fc.bias",
                      "body.0.scale", "body.0.fc.weight", "body.0.fc.bias",
                      "body.2.scale", "body.2.fc.weight", "body.2.fc.bias", "head.weight"]
-    assert [n for n, _ in net.named_buffers()] == ["stem.calls", "body.0.calls", "body.2.calls"]
+    assert [n for n, _ in net.named_buffers()] == ["stem.calls", "body.0.calls", "body.1.rng_state", "body.2.calls"]
     assert [n for n, _ in net.named_children()] == ["stem", "body", "head"]
     modules = net.named_modules()
     assert modules[0] == ("", net)

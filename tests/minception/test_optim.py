@@ -172,6 +172,68 @@ def test_sgd_rejects_bad_hyperparameters():
         opt.lr = float("nan")
 
 
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize("build, err, match", [
+    (lambda p: optim.RMSProp([p], lr=INF), ValueError, "learning rate must be finite"),
+    (lambda p: optim.SGD([p], lr=INF), ValueError, "learning rate must be finite"),
+    (lambda p: optim.RMSProp([p], lr="0.1"), TypeError, "learning rate must be a real number"),
+    (lambda p: optim.SGD([p], lr=True), TypeError, "learning rate"),
+    (lambda p: optim.SGD([p], lr=None), TypeError, "learning rate"),
+    (lambda p: optim.RMSProp([p], eps=INF), ValueError, "eps must be finite"),
+    (lambda p: optim.RMSProp([p], eps="1.0"), TypeError, "eps"),
+    (lambda p: optim.RMSProp([p], decay="0.9"), TypeError, "decay"),
+    (lambda p: optim.RMSProp([p], momentum=NAN), ValueError, "momentum"),
+    (lambda p: optim.RMSProp([p], ms_init=INF), ValueError, "ms_init"),
+    (lambda p: optim.RMSProp([p], eps_inside_sqrt="False"), TypeError, "eps_inside_sqrt"),
+    (lambda p: optim.RMSProp([p], weight_decay=INF), ValueError, "weight_decay"),
+    (lambda p: optim.SGD([p], lr=0.1, momentum="0.9"), TypeError, "momentum"),
+    (lambda p: optim.SGD([p], lr=0.1, momentum=0.9, nesterov="yes"), TypeError, "nesterov"),
+    (lambda p: optim.SGD([p], lr=0.1, weight_decay_filter="weights"), TypeError, "weight_decay_filter"),
+    (lambda p: optim.EMA([p], decay="0.99"), TypeError, "decay"),
+    (lambda p: optim.EMA([p], decay=NAN), ValueError, "decay"),
+    (lambda p: optim.exponential_decay(INF, 10), ValueError, "lr"),
+    (lambda p: optim.exponential_decay(0.1, 10, rate=INF), ValueError, "rate"),
+    (lambda p: optim.exponential_decay(0.1, 10, epochs_per_decay=0), ValueError, "epochs_per_decay"),
+    (lambda p: optim.ExponentialDecay(0.1, 2.5), TypeError, "decay_steps"),
+    (lambda p: optim.CosineDecay("0.1", 10), TypeError, "lr"),
+    (lambda p: optim.StepDecay(0.1, [2, 4], gamma=NAN), ValueError, "gamma"),
+    (lambda p: optim.Constant(-0.1), ValueError, "lr"),
+    (lambda p: optim.clip_grad_norm([p], "2.0"), TypeError, "max_norm"),
+])
+def test_settings_must_be_finite_numbers_of_the_right_type(build, err, match):
+    """Issue 12.6: lr=inf and lr="0.1" were accepted (the first gives all-NaN weights after one step)."""
+    with pytest.raises(err, match=match):
+        build(param([1.0]))
+
+
+def test_the_learning_rate_setter_refuses_what_the_constructor_refuses():
+    opt = optim.RMSProp([param([1.0])], lr=0.1)
+    for bad, err in ((INF, ValueError), ("0.1", TypeError), (-1.0, ValueError)):
+        with pytest.raises(err, match="learning rate"):
+            opt.lr = bad
+    assert opt.lr == 0.1
+    opt.lr = np.float32(0.5)                                     # NumPy scalars are numbers
+    assert opt.lr == 0.5 and type(opt.lr) is float
+
+
+def test_a_refused_optimizer_state_changes_nothing():
+    p = param([1.0, 2.0])
+    opt = optim.RMSProp([("w", p)], lr=0.1, eps=1.0)
+    p.grad = np.array([0.5, 0.5])
+    opt.step()
+    sd = opt.state_dict()
+    sd["hyper"]["eps"] = INF
+    sd["lr"] = 0.5
+    before = {k: v.copy() for k, v in opt.state["w"].items()}
+    with pytest.raises(ValueError, match="eps"):
+        opt.load_state_dict(sd)
+    assert opt.eps == 1.0 and opt.lr == 0.1 and opt.steps == 1
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, opt.state["w"][k])
+
+
 # ------------------------------------------------------------------------------- parameters and state ---
 def test_named_parameters_key_state_and_skip_params_without_grad():
     a, b = param([1.0, 2.0]), param([3.0])

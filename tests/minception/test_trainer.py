@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from minception import data, nn, optim
-from minception.train import (LAST, METRICS, MetricsLog, NonFiniteLossError, Trainer, load_checkpoint,
-                              read_jsonl)
-from minception.train import trainer as trainer_module
+from minception.train import (LAST, METRICS, CheckpointError, MetricsLog, NonFiniteLossError, Trainer,
+                              load_checkpoint, read_jsonl, save_checkpoint)
+from minception.train import loop as loop_module
 
 REQUIRED = {"model", "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "elapsed_s",
             "images_per_s"}
@@ -46,7 +46,7 @@ def make_trainer(run_dir, epochs=3, lr=0.02, ema=True, max_steps=None, seed=0, b
     avg = optim.EMA(model.named_parameters(), decay=0.9) if ema else None
     return Trainer(model, opt, loader, test_loader, epochs=epochs, schedule=sched, ema=avg, label_smoothing=0.1,
                    clip_norm=clip, run_dir=None if run_dir is None else str(run_dir), name="mlp",
-                   max_steps=max_steps, progress=False, print_fn=None, seed=seed, callbacks=callbacks, **kw)
+                   max_steps=max_steps, progress=False, print_fn=None, callbacks=callbacks, **kw)
 
 
 def _params(trainer):
@@ -150,7 +150,7 @@ def test_resume_with_other_data_or_batch_size_is_refused(tmp_path):
 
 def test_non_finite_loss_stops_before_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     t = make_trainer(tmp_path, epochs=3)
-    real = trainer_module.ops.softmax_cross_entropy
+    real = loop_module.ops.softmax_cross_entropy
     calls = {"n": 0}
 
     def poisoned(logits, labels, label_smoothing=0.0):
@@ -161,7 +161,7 @@ def test_non_finite_loss_stops_before_the_step_and_keeps_the_checkpoint(tmp_path
                 return loss * float("nan")
         return loss
 
-    monkeypatch.setattr(trainer_module.ops, "softmax_cross_entropy", poisoned)
+    monkeypatch.setattr(loop_module.ops, "softmax_cross_entropy", poisoned)
     snapshot = {}
 
     class Remember:
@@ -192,7 +192,7 @@ def test_huge_learning_rate_ends_in_a_clear_non_finite_error(tmp_path):
 
 def test_non_finite_gradient_norm_is_caught_too(tmp_path, monkeypatch):
     t = make_trainer(tmp_path, epochs=1)
-    monkeypatch.setattr(trainer_module.optim, "clip_grad_norm", lambda params, max_norm: float("inf"))
+    monkeypatch.setattr(loop_module.optim, "clip_grad_norm", lambda params, max_norm: float("inf"))
     before = _params(t)
     with pytest.raises(NonFiniteLossError, match="gradient norm .*step 1 "):
         t.fit()
@@ -358,3 +358,177 @@ def test_comparison_table_plot_and_faster_model(tmp_path):
         for r in h["epochs"]:
             log.append(r)
     assert compare.load_histories(str(tmp_path), ["plain", "residual", "absent"]).keys() == {"plain", "residual"}
+
+
+# ------------------------------------------------------------- a checkpoint called good is finite (issue 12.6) ---
+def _poison_after_step(trainer, step, where="parameter"):
+    """Make the optimizer write NaN into the first layer's weight (or its RMSProp state) at ``step``."""
+    real = trainer.optimizer.step
+
+    def step_then_poison():
+        real()
+        if trainer.optimizer.steps == step:
+            key, p = trainer.optimizer.params[0]
+            target = p.data if where == "parameter" else trainer.optimizer.state[key]["ms"]
+            target[...] = np.nan
+
+    trainer.optimizer.step = step_then_poison
+
+
+def test_non_finite_weights_after_an_epoch_stop_the_run_and_write_nothing(tmp_path):
+    t = make_trainer(tmp_path, epochs=3)
+    _poison_after_step(t, 6)                                 # the last step of epoch 1
+    with pytest.raises(NonFiniteLossError, match="test loss") as info:
+        t.fit()
+    assert info.value.checkpoint is None and "none written yet" in str(info.value)
+    assert not (tmp_path / LAST).exists() and not (tmp_path / "best.npz").exists()
+    assert read_jsonl(tmp_path / METRICS) == []
+
+
+@pytest.mark.parametrize("where, stop", [("parameter", "non-finite loss .* at step 10 "),
+                                         ("optimizer state", "non-finite weights or optimizer state .*"
+                                                             "optimizer.1.weight.ms.* after step 10")])
+def test_a_checkpoint_is_never_written_with_non_finite_values(tmp_path, where, stop):
+    t = make_trainer(tmp_path, epochs=3, checkpoint_every=2)
+    _poison_after_step(t, 9, where)                          # epoch 2, batch 3: the next save is at step 10
+    with pytest.raises(NonFiniteLossError, match=stop) as info:
+        t.fit()
+    err = info.value
+    assert err.checkpoint == str(tmp_path / LAST)
+    good = load_checkpoint(tmp_path / LAST)
+    assert good["position"]["step"] == 8
+    assert all(np.isfinite(a).all() for a in good["model"].values() if a.dtype.kind == "f")
+    assert f"step {good['position']['step']}, left untouched" in str(err)
+
+
+def test_save_refuses_a_non_finite_average(tmp_path):
+    t = make_trainer(tmp_path, epochs=1, max_steps=2)
+    t.fit()
+    before = (tmp_path / LAST).read_bytes()
+    next(iter(t.ema.shadow.values()))[...] = np.inf
+    with pytest.raises(NonFiniteLossError, match="ema"):
+        t.save()
+    assert (tmp_path / LAST).read_bytes() == before
+
+
+def test_a_non_finite_checkpoint_is_not_resumed(tmp_path):
+    make_trainer(tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / LAST)
+    next(iter(state["model"].values()))[...] = np.nan
+    save_checkpoint(tmp_path / "bad.npz", state)
+    t = make_trainer(tmp_path / "other", epochs=2, seed=4)
+    before = _params(t)
+    with pytest.raises(CheckpointError, match="bad.npz.*NaN"):
+        t.resume(tmp_path / "bad.npz")
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, dict(t.model.named_parameters())[k].data)
+
+
+# ------------------------------------------------------------------------------ other gaps (issue 12.8) ---
+def test_resume_validates_everything_before_applying_anything(tmp_path):
+    make_trainer(tmp_path, epochs=1, ema=True).fit()            # a checkpoint with an EMA
+    t = make_trainer(tmp_path, epochs=2, ema=False, seed=7, lr=0.5)
+    before, lr = _params(t), t.optimizer.lr
+    with pytest.raises(ValueError, match="EMA"):
+        t.resume()
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, dict(t.model.named_parameters())[k].data)
+    assert t.optimizer.lr == lr and t.optimizer.steps == 0 and (t.step, t.epoch) == (0, 0)
+
+
+def test_a_part_that_refuses_its_state_rolls_the_others_back(tmp_path):
+    make_trainer(tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / LAST)
+    state["loader"]["batch_size"] = 7                           # only the data loader can tell
+    save_checkpoint(tmp_path / "odd.npz", state)
+    t = make_trainer(tmp_path / "other", epochs=2, seed=7, lr=0.5)
+    before, shadow = _params(t), {k: v.copy() for k, v in t.ema.shadow.items()}
+    with pytest.raises(CheckpointError, match="odd.npz.*batch_size"):
+        t.resume(tmp_path / "odd.npz")
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, dict(t.model.named_parameters())[k].data)
+        np.testing.assert_array_equal(shadow[k], t.ema.shadow[k])
+    assert t.optimizer.lr == 0.5 and t.optimizer.state == {} and t.step == 0
+
+
+def test_resume_of_a_missing_or_foreign_checkpoint_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        make_trainer(tmp_path, epochs=1).resume()
+    save_checkpoint(tmp_path / LAST, {"something": "else"})
+    with pytest.raises(CheckpointError, match="another version"):
+        make_trainer(tmp_path, epochs=1).resume()
+
+
+def test_temporary_files_left_by_a_killed_write_are_removed(tmp_path):
+    stale = ["last.npz.1f2e3d4c.tmp", "best.npz.abcd0123.tmp", "metrics.jsonl.00ff00ff.tmp"]
+    kept = ["notes.tmp", "other.npz.1f2e3d4c.tmp", "last.npz"]
+    for name in stale + kept[:2]:
+        (tmp_path / name).write_bytes(b"half")
+    make_trainer(tmp_path, epochs=1).fit()
+    names = set(os.listdir(tmp_path))
+    assert not names & set(stale) and set(kept) <= names
+
+
+def test_a_fresh_run_retires_an_earlier_best_at_its_first_checkpoint(tmp_path):
+    make_trainer(tmp_path, epochs=1).fit()
+    old_best = (tmp_path / "best.npz").read_bytes()
+    t = make_trainer(tmp_path, epochs=1, callbacks=[RaiseAt(2)], seed=5)
+    assert t.fit().status == "interrupted"                      # saved last.npz at step 2, before any evaluation
+    assert load_checkpoint(tmp_path / LAST)["position"]["step"] == 2
+    assert not (tmp_path / "best.npz").exists()
+    t = make_trainer(tmp_path, epochs=1, seed=5)
+    t.resume()
+    t.fit()
+    assert (tmp_path / "best.npz").read_bytes() != old_best
+
+
+def test_the_dropout_stream_travels_in_the_model_state(tmp_path):
+    """The checkpoint needs no section of its own for random layers: their streams are model buffers."""
+    t = make_trainer(tmp_path, epochs=1, max_steps=4)
+    t.fit()
+    state = load_checkpoint(tmp_path / LAST)
+    assert "rng" not in state
+    seed, drawn = state["model"]["3.rng_state"]
+    assert drawn == 4                                            # one mask per training step
+    fresh = make_trainer(None, epochs=1, seed=99)
+    fresh.model.load_state_dict(state["model"])
+    np.testing.assert_array_equal(fresh.model[3].rng_state, [seed, 4])
+
+
+def test_a_second_ctrl_c_in_the_middle_of_an_update_waits_for_the_step_to_finish(tmp_path):
+    """Two SIGINTs between optimizer.step() and ema.update(): the step still completes (weights, averages and
+    counters agree), then the run stops and saves, and the resumed run equals the uninterrupted one."""
+    straight = make_trainer(tmp_path / "a", epochs=2)
+    straight.fit()
+    t = make_trainer(tmp_path / "b", epochs=2)
+    real = t.optimizer.step
+
+    def step_and_press_twice():
+        real()
+        if t.optimizer.steps == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    t.optimizer.step = step_and_press_twice
+    result = t.fit()
+    assert result.status == "interrupted" and result.step == 3
+    assert t.ema.num_updates == 3 and load_checkpoint(tmp_path / "b" / LAST)["position"]["step"] == 3
+    resumed = make_trainer(tmp_path / "b", epochs=2)
+    resumed.resume()
+    resumed.fit()
+    _assert_same_training_state(straight, resumed)
+
+
+def test_without_the_ctrl_c_handler_an_interrupted_step_is_not_saved(tmp_path):
+    t = make_trainer(tmp_path, epochs=2, handle_sigint=False)
+    count = {"n": 0}
+
+    def hook(module, inputs, output):
+        count["n"] += 1
+        if count["n"] == 4:
+            raise KeyboardInterrupt              # could as well have landed inside optimizer.step()
+
+    t.model.register_forward_hook(hook)
+    result = t.fit()
+    assert result.status == "interrupted" and "nothing was saved" in result.message
+    assert not (tmp_path / LAST).exists()

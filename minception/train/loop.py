@@ -1,0 +1,70 @@
+"""One training step and one evaluation pass: the whole of training, in the order it happens.
+
+Everything else in ``minception.train`` (checkpoints, resume, Ctrl-C, logs, progress bars) is bookkeeping
+around these two functions; ``Trainer.train_step`` calls ``train_step`` for every batch of a run.
+"""
+import math
+from dataclasses import dataclass
+
+import ops
+from autograd import no_grad
+from autograd.backend import to_numpy
+from minception import optim
+
+from .nonfinite import NonFiniteLossError
+
+
+@dataclass
+class StepResult:
+    loss: float        # the batch's mean training loss
+    correct: int       # top-1 predictions that were right
+    grad_norm: float   # the global gradient norm before clipping
+
+
+def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_norm=None, ema=None):
+    """One optimizer step on the batch ``x`` (N, C, H, W) Tensor, ``y`` (N,) int labels. Returns a StepResult.
+
+    Raises ``NonFiniteLossError`` before the weights change when the loss or the gradient norm is NaN or inf.
+    """
+    model.train()                                      # dropout on; batch norm uses batch statistics
+    logits = model(x)                                  # 1. forward: (N, K) class scores
+    loss = ops.softmax_cross_entropy(logits, y, label_smoothing=label_smoothing)   # 2. loss
+    _check_finite("loss", loss.item())
+    optimizer.zero_grad()
+    loss.backward()                                    # 3. backward: every parameter's .grad
+    if clip_norm is not None:                          # 4. clip the global gradient norm
+        norm = optim.clip_grad_norm(optimizer.params, clip_norm)
+    else:
+        norm = optim.grad_norm(optimizer.params)
+    _check_finite("gradient norm", norm)
+    if lr is not None:
+        optimizer.lr = lr                              # this step's learning rate (a schedule's)
+    optimizer.step()                                   # 5. step: p <- p - update(p.grad)
+    if ema is not None:
+        ema.update()                                   # 6. move the averaged weights towards the new ones
+    optimizer.zero_grad()                              # the gradients are spent: free them
+    correct = int(to_numpy((logits.data.argmax(axis=1) == y).sum()))
+    return StepResult(loss.item(), correct, norm)
+
+
+def _check_finite(what, value):
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"non-finite {what} ({value})", what=what, value=value)
+
+
+@no_grad()
+def evaluate(model, batches):
+    """Mean cross-entropy and top-1 accuracy of ``model`` in eval mode over ``batches``, an iterable of
+    ``(x, y)`` (a Tensor (N, C, H, W) and (N,) labels). Returns ``(loss, accuracy)``; the mode is put back."""
+    was_training = model.training
+    model.eval()                                       # dropout off; batch norm uses its running statistics
+    loss_sum, correct, count = 0.0, 0, 0
+    try:
+        for x, y in batches:
+            logits = model(x)
+            loss_sum += ops.softmax_cross_entropy(logits, y).item() * len(y)
+            correct += int(to_numpy((logits.data.argmax(axis=1) == y).sum()))
+            count += len(y)
+    finally:
+        model.train(was_training)
+    return loss_sum / count, correct / count
