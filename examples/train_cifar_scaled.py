@@ -43,7 +43,9 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+import ops  # noqa: E402
 from minception import data, models, nn, optim  # noqa: E402
+from ops.kernels.cpu import tune_malloc  # noqa: E402
 from minception.train import (NonFiniteLossError, Trainer, atomic_write, compare, load_checkpoint,  # noqa: E402
                               read_jsonl)
 
@@ -84,6 +86,7 @@ DEFAULTS = {
     "download": True,
     "out": None,
     "device": "cpu",
+    "kernels": None,
     "seed": 0,
     "resume": False,
     "max_steps": None,
@@ -92,8 +95,8 @@ DEFAULTS = {
     "progress": None,
 }
 # settings that may change when resuming (everything else must match the saved run)
-RESUME_MAY_CHANGE = {"epochs", "device", "data_dir", "download", "out", "resume", "max_steps", "progress",
-                     "checkpoint_every"}
+RESUME_MAY_CHANGE = {"epochs", "device", "kernels", "data_dir", "download", "out", "resume", "max_steps",
+                     "progress", "checkpoint_every"}
 
 
 def build_parser():
@@ -153,6 +156,9 @@ def build_parser():
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
     g.add_argument("--device", choices=["cpu", "cuda"], help=f"(default {d['device']})")
+    g.add_argument("--kernels", choices=["reference", "fast"],
+                   help="kernel tier: 'reference' runs the readable NumPy kernels, 'fast' Numba (CPU) / CuPy (GPU); "
+                        "the same numbers (default: $MINCEPTION_KERNELS, else fast)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d['checkpoint_every']})")
     g.add_argument("--log-every", type=int, help=f"steps between train_log.jsonl lines (default {d['log_every']})")
@@ -305,6 +311,10 @@ def main(argv=None):
             print("train_cifar_scaled.py: error: --device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')",
                   file=sys.stderr)
             return 2
+    if cfg["kernels"] is not None:
+        ops.kernels.use(cfg["kernels"])
+    tune_malloc()          # this program's choice: glibc's malloc keeps freed large blocks (ops/kernels/cpu/malloc.py)
+    say(f"kernels: {ops.kernels.current()}")
     out = cfg["out"]
     os.makedirs(out, exist_ok=True)
     t_start = time.perf_counter()

@@ -1,5 +1,6 @@
-"""``autograd.allocator``: the malloc settings are applied once, can be turned off, and really stop the page
-faults of a repeated large allocation (checked in a fresh process, with ``resource.getrusage``)."""
+"""``ops.kernels.cpu.tune_malloc``: the malloc settings are applied only when asked for (importing and running the
+library changes nothing), once, can be turned off, and really stop the page faults of a repeated large allocation
+(checked in a fresh process, with ``resource.getrusage``)."""
 import subprocess
 import sys
 
@@ -8,9 +9,9 @@ import pytest
 SCRIPT = r"""
 import resource, sys
 import numpy as np
-from autograd import allocator
-applied = allocator.keep_freed_memory()
-assert allocator.keep_freed_memory() == applied          # idempotent
+from ops.kernels.cpu import tune_malloc
+applied = tune_malloc()
+assert tune_malloc() == applied                          # idempotent
 a = np.ones(4 << 20); del a                              # 32 MB, touched then freed
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
