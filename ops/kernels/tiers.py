@@ -29,12 +29,15 @@ Choosing the tier (one setting for the whole process, read by every op call):
 * the environment variable ``MINCEPTION_KERNELS=reference`` (or ``fast``), read once when ``ops`` is imported;
 * ``ops.kernels.current()`` says which tier is active.
 
-A Function looks its kernels up in ``forward`` and keeps them for its ``backward``, so switching tiers between a
-forward and its backward pass is safe. Modules are imported at their first lookup: ``import ops`` imports neither
-Numba nor CuPy and compiles nothing.
+Conv, pooling and batch norm look their kernels up in ``forward`` and keep them for ``backward`` (what forward
+saves, e.g. pooling's argmax, is read by the same tier), so switching tiers between a forward and its backward pass
+is safe; the elementwise ops look theirs up at each call (both tiers run the same NumPy loops on each element).
+Modules are imported at their first lookup: ``import ops`` imports neither Numba nor CuPy and compiles nothing.
 """
 import importlib
 import os
+
+import numpy as np
 
 from autograd.backend import is_gpu_array
 
@@ -97,15 +100,24 @@ class use:
         return f"ops.kernels.use({self.name!r})"
 
 
+_found = {}        # (family, tier, on the GPU) -> module or None, filled at the first lookup
+
+
 def lookup(family, array):
     """The module with the active tier's kernels of ``family`` for ``array``'s device (NumPy: CPU, CuPy: GPU).
 
     Returns None for ``"conv2d"`` in the reference tier (the op's own textbook code runs). Imports the module at
     its first lookup."""
+    key = (family, _active, not isinstance(array, np.ndarray) and is_gpu_array(array))
+    try:
+        return _found[key]
+    except KeyError:
+        pass
     try:
         reference, fast_cpu, fast_gpu = KERNELS[family]
     except KeyError:
         raise ValueError(f"ops.kernels.lookup: unknown kernel family {family!r}; expected one of "
                          f"{', '.join(map(repr, KERNELS))}") from None
-    name = reference if _active == "reference" else fast_gpu if is_gpu_array(array) else fast_cpu
-    return None if name is None else importlib.import_module(f"{__package__}.{name}")
+    name = reference if _active == "reference" else fast_gpu if key[2] else fast_cpu
+    _found[key] = None if name is None else importlib.import_module(f"{__package__}.{name}")
+    return _found[key]
