@@ -298,7 +298,7 @@ class MemoryHook(FunctionHook):
       ``lowers_to_im2col = True``), the size of its im2col column matrix for the whole batch, computed from the shapes: C*kh*kw rows by N*OH*OW columns. This is what the textbook
       method (and ``ops.conv2d`` on the GPU) allocates for one conv call, and the reason convolutions are memory
       hungry. On the CPU ``ops.conv2d`` lowers a few images at a time into reused buffers of about
-      ``ops.conv.CHUNK_BYTES`` per worker thread (at least one image's columns, ``bytes / N``, which the
+      ``ops.kernels.cpu.conv_chunks.CHUNK_BYTES`` per worker thread (at least one image's columns, ``bytes / N``, which the
       summary prints too), so there the measured temporaries below are much smaller.
     * **measured temporaries** (``temporaries=True``, CPU only): Python's ``tracemalloc`` (to which NumPy reports
       its allocations) gives the peak memory allocated *during* each op above what was allocated when it

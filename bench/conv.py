@@ -160,7 +160,7 @@ def describe_environment(device):
              f"{os.cpu_count()} CPUs"]
     try:
         import numba
-        from autograd.parallel import cpu_threads
+        from ops.kernels.cpu.threads import cpu_threads
         lines.append(f"numba {numba.__version__} (serial kernels), engine CPU threads {cpu_threads()}")
     except ImportError:
         pass
@@ -200,11 +200,13 @@ def main(argv=None):
     batch = args.batch or (8 if args.quick else 64)
     reps = args.reps or (3 if args.quick else 7)
 
+    from ops.kernels.cpu import tune_malloc
+    tune_malloc()                   # reuse freed large blocks, as the training example does
     if args.threads is not None:
-        from ops.conv import _openblas
-        if _openblas().set is None:
+        from ops.kernels.cpu.blas import openblas
+        if openblas().set is None:
             parser.error("--threads: NumPy's BLAS is not OpenBLAS, cannot set its thread count")
-        _openblas().set(args.threads)
+        openblas().set(args.threads)
     if args.cpu_time:
         global CLOCK
         CLOCK = time.process_time

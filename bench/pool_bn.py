@@ -172,10 +172,10 @@ def main():
         print(f"device: {xp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {xp.__version__}")
     else:
         import numba
-        from autograd.parallel import cpu_threads
+        from ops.kernels.cpu.threads import cpu_threads
         xp, sync = np, (lambda: None)
         print(f"device: CPU, Numba {numba.__version__} (serial kernels), {cpu_threads()} engine threads "
-              f"(autograd.parallel; OMP_NUM_THREADS sets it)")
+              f"(ops.kernels.cpu.threads; OMP_NUM_THREADS sets it)")
     with_reference = args.device == "cpu" and not args.quick and not args.no_reference
     clock = time.process_time if args.cpu_time and args.device == "cpu" else time.perf_counter
     print(f"float32, median of {reps} runs [min-max] of {'process CPU' if clock is time.process_time else 'wall'} "

@@ -20,8 +20,8 @@ Printed per network:
   GF/s, %100, %here  conv GF / step time, and that as a share of ~100 GFLOP/s (the float32 GEMM rate on
                      conv-like shapes of the 2-core Zen 3 baseline machine of docs/performance.md) and of the GEMM
                      rate measured on this machine at the start of the run (printed)
-  our threads        (header) OpenBLAS's threads and the engine's CPU threads (``autograd.parallel``), and
-                     whether glibc's malloc keeps freed blocks (``autograd/allocator.py``)
+  our threads        (header) OpenBLAS's threads and the engine's CPU threads (``ops.kernels.cpu.threads``), and
+                     whether glibc's malloc keeps freed blocks (``ops.kernels.cpu.tune_malloc``)
   peak MB (net)      peak resident memory of the subprocess (ru_maxrss), and peak minus the resident memory
                      after imports, model build and batch creation (net: what the steps themselves need)
   fwd/bwd/upd        median split of the step: forward + loss, backward, optimizer update
@@ -137,7 +137,11 @@ def build_minception(name, **kwargs):
 
 
 def limit_our_threads(n):
-    """OpenBLAS at ``n`` threads (threadpoolctl when available); returns threadpoolctl's info or a note."""
+    """Our process's settings: glibc's malloc tuned (``ops.kernels.cpu.tune_malloc``, as the training example does)
+    and OpenBLAS at ``n`` threads (threadpoolctl when available); returns threadpoolctl's info or a note."""
+    sys.path.insert(0, ROOT)
+    from ops.kernels.cpu import tune_malloc
+    tune_malloc()
     try:
         import threadpoolctl
     except ImportError:
@@ -164,8 +168,8 @@ def conv_flop_counter():
 
 def _engine_threads():
     """The engine's CPU thread count and malloc policy (read after the steps ran)."""
-    from autograd import allocator, parallel
-    return {"cpu_threads": parallel.cpu_threads(), "malloc_keeps_freed_blocks": allocator.keep_freed_memory()}
+    from ops.kernels.cpu import threads, tune_malloc
+    return {"cpu_threads": threads.cpu_threads(), "malloc_keeps_freed_blocks": tune_malloc()}
 
 
 def worker_ours(args):

@@ -52,10 +52,12 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+import ops  # noqa: E402
 from minception import data, models, nn, optim  # noqa: E402
 from minception.train import (RUN_FILES, CheckpointError, NonFiniteLossError, Trainer, atomic_write,  # noqa: E402
                               compare, existing_run_files, read_jsonl)
 from minception.files import remove_stale_temp_files  # noqa: E402
+from ops.kernels.cpu import tune_malloc  # noqa: E402
 
 MODELS = {
     "inception_v4": lambda **kw: models.inception_v4(**kw),
@@ -94,6 +96,7 @@ DEFAULTS = {
     "download": True,
     "out": None,
     "device": "cpu",
+    "kernels": None,
     "seed": 0,
     "resume": False,
     "overwrite": False,
@@ -103,7 +106,7 @@ DEFAULTS = {
     "progress": None,
 }
 # settings that may change when resuming (everything else must match the saved run)
-RESUME_MAY_CHANGE = {"epochs", "device", "data_dir", "download", "out", "resume", "max_steps", "progress",
+RESUME_MAY_CHANGE = {"epochs", "device", "kernels", "data_dir", "download", "out", "resume", "max_steps", "progress",
                      "checkpoint_every"}
 # the smallest value of each integer flag
 INT_MINIMUMS = {"epochs": 1, "batch_size": 1, "subset": 0, "test_subset": 0, "seed": 0, "max_steps": 0,
@@ -176,6 +179,9 @@ def build_parser():
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
     g.add_argument("--device", choices=["cpu", "cuda"], help=f"(default {d['device']})")
+    g.add_argument("--kernels", choices=["reference", "fast"],
+                   help="kernel tier: 'reference' runs the readable NumPy kernels, 'fast' Numba (CPU) / CuPy (GPU); "
+                        "the same numbers (default: $MINCEPTION_KERNELS, else fast)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true",
                    help="start a new run in an --out folder that holds one (its files are replaced as the new run "
@@ -379,6 +385,10 @@ def main(argv=None):
         from autograd import gpu_available
         if not gpu_available():
             return _error("--device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')")
+    if cfg["kernels"] is not None:
+        ops.kernels.use(cfg["kernels"])
+    tune_malloc()          # this program's choice: glibc's malloc keeps freed large blocks (ops/kernels/cpu/malloc.py)
+    say(f"kernels: {ops.kernels.current()}")
     out = cfg["out"]
     t_start = time.perf_counter()
 

@@ -2,8 +2,10 @@
 
 Each op is a ``Function`` subclass (forward and backward on raw arrays) plus a lowercase wrapper that checks
 its arguments. Kernels live in ``ops.kernels``: a readable NumPy reference, a Numba CPU version and a CuPy GPU
-version of each hot loop.
+version of each hot loop, in two tiers behind one switch: ``ops.kernels.use("reference")`` runs the readable
+kernels, ``"fast"`` (the default) Numba on the CPU and CuPy on the GPU.
 """
+from . import kernels
 from .activation import relu
 from .arithmetic import add, div, exp, log, mul, neg, pow, sqrt, sub
 from .conv import conv2d

@@ -3,15 +3,17 @@
 Binary ops set ``broadcasts = True``: their backward returns gradients with the broadcast shape and the engine
 sums them back to each input's shape (``autograd.backend.sum_to``), the one place where that happens.
 Python numbers are turned into arrays of the tensor's dtype on the tensor's device, so ``x * 0.5`` stays float32.
+
+``add`` and ``mul``, the two that run on whole activations, ask the active kernel tier for the elementwise work
+(``ops/kernels/elementwise_reference.py``: ``a + b`` and ``a * b``; the fast tier splits big NumPy arrays across
+the CPU threads).
 """
 import numbers
-import operator
-
-import numpy as np
 
 from autograd import Function, Tensor
 from autograd.backend import get_array_module
-from autograd.parallel import in_parts
+
+from . import kernels
 
 
 def _operands(op, a, b):
@@ -35,26 +37,16 @@ def _scalar_like(value, other):
     return xp.asarray(value, dtype=dtype)
 
 
-_OPERATOR = {np.add: operator.add, np.multiply: operator.mul}
-
-
-def _binary(ufunc, a, b):
-    """``a + b`` or ``a * b`` (``ufunc`` is np.add or np.multiply) for NumPy or CuPy arrays.
-
-    Readable meaning: the operator. Fast path for NumPy arrays of one dtype whose result has ``a``'s shape (big
-    elementwise sums and products; the Inception-ResNet blocks use ``ops.residual_add`` instead): the same ufunc,
-    written into a new array on all cores (``autograd.parallel.in_parts``)."""
-    if (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.ndim >= b.ndim
-            and np.broadcast_shapes(a.shape, b.shape) == a.shape):
-        return in_parts(ufunc, np.empty(a.shape, a.dtype), a, b)
-    return _OPERATOR[ufunc](a, b)
+def _elementwise(a):
+    """The active kernel tier's elementwise kernels for ``a``'s device."""
+    return kernels.lookup("elementwise", a)
 
 
 class Add(Function):
     broadcasts = True
 
     def forward(self, a, b):
-        return _binary(np.add, a, b)
+        return _elementwise(a).add(a, b)
 
     def backward(self, gy):
         return gy, gy
@@ -77,11 +69,11 @@ class Mul(Function):
         # keep only the factors that the other input's gradient needs
         self.a = a if self.needs_input_grad[1] else None
         self.b = b if self.needs_input_grad[0] else None
-        return _binary(np.multiply, a, b)
+        return _elementwise(a).multiply(a, b)
 
     def backward(self, gy):
-        ga = _binary(np.multiply, gy, self.b) if self.needs_input_grad[0] else None
-        gb = _binary(np.multiply, gy, self.a) if self.needs_input_grad[1] else None
+        ga = _elementwise(gy).multiply(gy, self.b) if self.needs_input_grad[0] else None
+        gb = _elementwise(gy).multiply(gy, self.a) if self.needs_input_grad[1] else None
         return ga, gb
 
 

@@ -12,22 +12,16 @@ with respect to ``x``, ``gamma`` and ``beta``.
 ``relu=True`` applies a ReLU to the result inside the same op: ``relu(batch_norm(x))`` with one pass over the data
 fewer each way and no separate ReLU op in the graph (the Inception conv unit, ``nn.ConvBNReLU``, uses it).
 
-The arithmetic lives in ``ops.kernels``: ``batchnorm_reference`` (array code, read it first),
-``batchnorm_numba`` (used for NumPy arrays) and ``batchnorm_cupy`` (used for CuPy arrays).
+The arithmetic (the formulas are in ``ops/kernels/batchnorm_reference.py``: read it first) is a kernel asked from
+the active kernel tier (``ops.kernels``): ``batchnorm_reference`` in the reference tier; ``batchnorm_numba`` on the
+CPU and ``batchnorm_cupy`` on the GPU in the fast tier.
 """
 import numpy as np
 
 from autograd import Function, Tensor
-from autograd.backend import get_array_module, is_gpu_array
+from autograd.backend import get_array_module
 
-
-def _kernels(array):
-    """The kernel module for this array's device (imported on first use: ``import ops`` compiles nothing)."""
-    if is_gpu_array(array):
-        from .kernels import batchnorm_cupy
-        return batchnorm_cupy
-    from .kernels import batchnorm_numba
-    return batchnorm_numba
+from . import kernels
 
 
 def _as_3d(x):
@@ -47,19 +41,19 @@ class BatchNorm(Function):
         return "BatchNormReLU" if self.relu else "BatchNorm"
 
     def forward(self, x, gamma, beta):
-        kernels = _kernels(x)
+        bn = kernels.lookup("batch_norm", x)        # the active tier's kernels, kept for backward
         x3 = _as_3d(x)
         if self.training:
-            y, mean, var, invstd = kernels.forward_train(x3, gamma, beta, self.eps, relu=self.relu)
+            y, mean, var, invstd = bn.forward_train(x3, gamma, beta, self.eps, relu=self.relu)
             self._update_running_stats(mean, var, x3.shape[0] * x3.shape[2])
             self.centre = mean
         else:
-            y, invstd = kernels.forward_eval(x3, gamma, beta, self.running_mean, self.running_var, self.eps,
-                                             relu=self.relu)
+            y, invstd = bn.forward_eval(x3, gamma, beta, self.running_mean, self.running_var, self.eps,
+                                        relu=self.relu)
             self.centre = self.running_mean.astype(np.float64)        # a copy: later updates cannot change it
         self.x3, self.invstd, self.gamma = x3, invstd, gamma
         self.y3 = y if self.relu else None      # where the ReLU let the gradient through (shared with the consumer)
-        self.kernels = kernels
+        self.kernels = bn
         return y.reshape(x.shape)
 
     def _update_running_stats(self, mean, var, m):

@@ -5,24 +5,17 @@ kernel size, and the padding may be at most half the kernel size (so every windo
 Max pooling pads with ``-inf`` and sends each output's gradient to the first maximum of its window (row-major
 order); average pooling pads with zeros and divides by the window size, with or without the padded pixels.
 
-The arithmetic lives in ``ops.kernels``: ``pool_reference`` (NumPy, read it first), ``pool_numba`` (used for
-NumPy arrays) and ``pool_cupy`` (used for CuPy arrays). Global average pooling is a plain mean.
+The window loops are kernels, asked from the active kernel tier (``ops.kernels``): ``pool_reference`` (array
+code, read it first) in the reference tier; ``pool_numba`` on the CPU and ``pool_cupy`` on the GPU in the fast
+tier. Global average pooling is a plain mean.
 """
 import numpy as np
 
 from autograd import Function
-from autograd.backend import get_array_module, is_gpu_array
+from autograd.backend import get_array_module
 
+from . import kernels
 from .geometry import as_pair, check_window_fits, normalize_padding, normalize_stride
-
-
-def _kernels(array):
-    """The kernel module for this array's device (imported on first use: ``import ops`` compiles nothing)."""
-    if is_gpu_array(array):
-        from .kernels import pool_cupy
-        return pool_cupy
-    from .kernels import pool_numba
-    return pool_numba
 
 
 def _check_input(op, x):
@@ -59,14 +52,15 @@ class MaxPool2d(Function):
         (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel_size, stride, padding
 
     def forward(self, x):
-        y, argmax = _kernels(x).max_pool2d_forward(x, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+        self.kernels = kernels.lookup("pooling", x)          # the active tier's, kept for backward
+        y, argmax = self.kernels.max_pool2d_forward(x, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
         self.argmax = argmax
         self.in_hw = x.shape[2:]
         return y
 
     def backward(self, gy):
         h, w = self.in_hw
-        return _kernels(gy).max_pool2d_backward(gy, self.argmax, h, w, self.kh, self.kw, self.sh, self.sw,
+        return self.kernels.max_pool2d_backward(gy, self.argmax, h, w, self.kh, self.kw, self.sh, self.sw,
                                                 self.ph, self.pw)
 
 
@@ -79,12 +73,13 @@ class AvgPool2d(Function):
 
     def forward(self, x):
         self.in_hw = x.shape[2:]
-        return _kernels(x).avg_pool2d_forward(x, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw,
-                                              self.count_include_pad)
+        self.kernels = kernels.lookup("pooling", x)          # the active tier's, kept for backward
+        return self.kernels.avg_pool2d_forward(x, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw,
+                                               self.count_include_pad)
 
     def backward(self, gy):
         h, w = self.in_hw
-        return _kernels(gy).avg_pool2d_backward(gy, h, w, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw,
+        return self.kernels.avg_pool2d_backward(gy, h, w, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw,
                                                 self.count_include_pad)
 
 

@@ -16,13 +16,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def three_threads(monkeypatch):
-    """Force the engine's CPU threads (``autograd.parallel``) to 3, and every kernel onto its parallel path
-    whatever the size, so small test shapes exercise the range splitting (3 parts on any machine)."""
-    from autograd import parallel
-    monkeypatch.setattr(parallel, "_threads", 3)
-    monkeypatch.setattr(parallel, "_pool", None)
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(parallel, "KERNEL_MIN_BYTES", 0)
+    """Force the fast tier's CPU threads (``ops.kernels.cpu.threads``) to 3, and every kernel and elementwise op
+    onto its parallel path whatever the size, so small test shapes exercise the range splitting (3 parts on any
+    machine)."""
+    from ops.kernels.cpu import parts, threads
+    monkeypatch.setattr(threads, "_threads", 3)
+    monkeypatch.setattr(threads, "_pool", None)
+    monkeypatch.setattr(threads, "KERNEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parts, "PARALLEL_MIN_BYTES", 0)
     yield
-    if parallel._pool is not None:
-        parallel._pool[0].shutdown()
+    if threads._pool is not None:
+        threads._pool[0].shutdown()

@@ -29,9 +29,10 @@ vectorise them; it changes the rounding of the sums a little and nothing else (N
 meaning).
 
 Parallelism: the kernels are serial, release the GIL (``nogil=True``) and take a range of channels; each entry
-point hands each CPU thread a range of channels (``autograd.parallel.parallel_for``) for which it computes the
-sums, the per-channel constants and the outputs. Statistics are per channel, so no thread waits for another.
-Tensors below ``autograd.parallel.KERNEL_MIN_BYTES`` run on the calling thread alone.
+point hands each CPU thread a range of channels (``cpu.threads.parallel_for``) for which it computes the sums, the
+per-channel constants and the outputs. Statistics are per channel, so no thread waits for another. Tensors below
+``cpu.threads.KERNEL_MIN_BYTES`` run on the calling thread alone (measurements: ``docs/performance.md``, section
+"CPU runtime").
 
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
 and is cached on disk (``cache=True``).
@@ -39,8 +40,8 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from autograd import parallel
-from autograd.parallel import contiguous
+from .cpu import threads
+from .cpu.parts import contiguous
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
@@ -106,8 +107,8 @@ def _by_channel(job, array):
     """``job(c0, c1)`` over the channels of ``array`` (N, C, L): each thread owns a range of channels, their
     statistics and their outputs, so one hand-over to the threads per call is enough (and the second pass
     over a thread's channels often finds them still in its cache). Small tensors run on the calling thread:
-    waking a thread costs 40-100 us on the 2-core development machine."""
-    parallel.parallel_for(job, array.shape[1], parallel=array.nbytes >= parallel.KERNEL_MIN_BYTES)
+    waking a pool thread would cost more than it saves."""
+    threads.parallel_for(job, array.shape[1], parallel=array.nbytes >= threads.KERNEL_MIN_BYTES)
 
 
 # ---------------------------------------------------------------- entry points (same signatures as the reference)

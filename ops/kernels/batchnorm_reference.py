@@ -31,8 +31,8 @@ Per-channel sums are accumulated in float64 and the statistics returned in float
 (they are tiny, and float32 sums over millions of values lose digits); the big arrays stay in the dtype of ``x``.
 ``y`` and ``gx`` have the dtype of ``x``; ``ggamma`` and ``gbeta`` the dtype of ``gamma``.
 
-Only array methods and operators are used, so the same code runs on CuPy arrays (the GPU path of
-``ops.batch_norm`` uses it as is).
+Only array methods and operators are used, so the same code runs on CuPy arrays: the reference kernel tier runs
+this file as it is on either device (``ops/kernels/tiers.py``).
 """
 import numpy as np
 

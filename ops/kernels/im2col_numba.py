@@ -7,25 +7,25 @@ slice per kernel offset into a freshly allocated buffer. These kernels read the 
 a window hangs over the border, and write into a buffer the caller reuses, so the column matrix is written once
 and nothing else is allocated.
 
-What makes them fast (measured on the 2-core development machine, float32, 1 MB chunks):
+What makes them fast (the measurements are in ``docs/performance.md``, section "CPU runtime"):
   * **Unsigned indices.** Numba checks every signed index for wrap-around (``a[-1]`` means the last element);
-    that check stops LLVM from vectorising a copy loop (7 GB/s). Indexing flat 1-D views with ``uint64`` offsets
-    removes it (23-60 GB/s for the same loop).
+    that check stops LLVM from vectorising a copy loop. Indexing flat 1-D views with ``uint64`` offsets removes
+    it, and the same loop runs several times faster.
   * **Whole-block copies for stride 1, "same" width** (``OW == W``): the rows that kernel offset ``(i, j)`` reads
     are consecutive rows of the image, and in ``cols`` they are consecutive runs of ``OW == W`` values, so the
     whole block is ONE contiguous copy, shifted by ``j - pw``. The few values that the shift drags in from the
-    neighbouring row (the ``pw`` border columns) are then overwritten with zeros. This took the 1x7/7x1/3x3
-    kernels from 9-17 to 16-22 GB/s on 8x8 to 32x32 images, where rows are only 8 to 32 values long.
+    neighbouring row (the ``pw`` border columns) are then overwritten with zeros. This pays most on small images
+    (8x8 to 32x32), where rows are only 8 to 32 values long.
   * Otherwise (stride 1) one unsigned-index copy per output row.
   * **Stride > 1**: each image plane is first copied into a small zero-padded scratch plane; then every row of
     ``cols`` is one gather loop of OH*OW values through a precomputed table of window offsets
-    (``_im2col_strided``; ``_col2im_strided`` accumulates through the same table). Short strided rows made the
-    row loop branch-bound; this is 1.3-1.4x faster for both kernels on the stride-2 Inception shapes.
+    (``_im2col_strided``; ``_col2im_strided`` accumulates through the same table). Short strided rows make the
+    row loop branch-bound; the table removes the branches.
 
-The kernels are serial and release the GIL (``nogil=True``): ``ops.conv`` runs them inside its worker threads, one
-chunk of images per thread, each thread alternating im2col and a single-threaded GEMM on its own chunk. (A
-``prange`` kernel alternating with OpenBLAS's own thread pool measured 2-14x slower here: each handover between
-the two pools cost milliseconds.)
+The kernels are serial and release the GIL (``nogil=True``): the fast tier's CPU convolution
+(``cpu/conv_chunks.py``) runs them inside its worker threads, one chunk of images per thread, each thread
+alternating im2col and a single-threaded GEMM on its own chunk. (A ``prange`` kernel alternating with OpenBLAS's
+own thread pool is much slower: every handover between the two pools costs more than the work.)
 
 ``col2im`` gathers per image plane: the loop over the ``(n, c)`` planes of ``dx`` zeroes a plane (or its padded
 scratch plane), then adds every column entry that came from it, kernel offset by kernel offset in ``(i, j)``
@@ -72,7 +72,7 @@ def _window_offsets(oh, ow, sh, sw, wp):
 def _im2col_strided(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     """Stride > 1: copy each image plane once into a zero-padded scratch plane, then fill each of its kh*kw rows
     of ``cols`` with ONE gather loop of OH*OW values through a precomputed offset table (no per-row branches,
-    which dominate when output rows are 8 to 16 values long: 1.3-1.4x faster than the row loop)."""
+    which dominate when output rows are 8 to 16 values long)."""
     n, c, h, w = x.shape
     p = oh * ow
     m = cols.shape[1]

@@ -19,8 +19,11 @@ gradient.
 Both functions loop over the ``kh*kw`` kernel offsets and copy (or add) one strided slice of the padded image
 per offset. No ``np.add.at``: within one offset the slice touches every pixel at most once, so a plain ``+=`` is
 exact.
+
+Both are written against ``xp``, the array module of the input (NumPy, or CuPy for GPU arrays), with operations the
+two libraries share: the reference kernel tier runs this file as it is on either device (``ops/kernels/tiers.py``).
 """
-import numpy as np
+from autograd.backend import get_array_module
 
 from ..geometry import conv_out_size
 
@@ -38,15 +41,16 @@ def im2col(x, kernel_size, stride, padding):
     Shape:
         x: (N, C, H, W) -> cols: (C*kh*kw, N*OH*OW), OH = (H + 2ph - kh)//sh + 1, OW likewise.
     """
+    xp = get_array_module(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    x_padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             # the pixels that kernel offset (i, j) sees, for every output position: (N, C, OH, OW)
-            window = xp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+            window = x_padded[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
             cols[:, i, j] = window.transpose(1, 0, 2, 3)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
@@ -65,12 +69,13 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     Shape:
         cols: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W)
     """
+    xp = get_array_module(cols)
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     cols = cols.reshape(c, kh, kw, n, oh, ow)
-    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    dxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
+    return xp.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])

@@ -1,10 +1,9 @@
 """Max and average pooling as Numba CPU kernels: the same results as ``pool_reference`` (read that first).
 
-Why kernels: the NumPy reference makes ``kh * kw`` full passes over the data, each allocating temporaries; PyTorch's
-own NCHW CPU pooling is not much better (about 1 GB/s on this machine). The obvious Numba loop nest (for each
-output pixel, for each window offset) is faster but still slow: NCHW planes are small (8 to 35 pixels wide), so the
-loops along a row are too short to vectorise, a stride of 2 turns every row into a strided gather, and the running
-max of one window is a chain of dependent compare-and-select steps.
+Why kernels: the NumPy reference makes ``kh * kw`` full passes over the data, each allocating temporaries. The
+obvious Numba loop nest (for each output pixel, for each window offset) is faster but still slow: NCHW planes are
+small (8 to 35 pixels wide), so the loops along a row are too short to vectorise, a stride of 2 turns every row
+into a strided gather, and the running max of one window is a chain of dependent compare-and-select steps.
 
 The trick used here: **phase planes**. Split the padded plane by stride phase::
 
@@ -26,10 +25,10 @@ backward needs no trick: each iteration zeroes its own gradient plane and adds e
 its argmax names (scalar, but only ``OH * OW`` adds per plane).
 
 Parallelism: each kernel is serial, releases the GIL (``nogil=True``) and takes a range of groups of ``(n, c)``
-planes (of planes, for the max-pool backward); ``autograd.parallel.parallel_for`` runs the ranges on the engine's
+planes (of planes, for the max-pool backward); ``cpu.threads.parallel_for`` runs the ranges on the fast tier's
 CPU threads. A group's output planes are written by that group's iteration alone, so there are no races and no
-atomics. Scratch memory is allocated once per group. Tensors below ``autograd.parallel.KERNEL_MIN_BYTES`` run on
-the calling thread alone.
+atomics. Scratch memory is allocated once per group. Tensors below ``cpu.threads.KERNEL_MIN_BYTES`` run on the
+calling thread alone. Measurements: ``docs/performance.md`` (section "CPU runtime").
 
 Max pooling keeps the reference's rules exactly: the window offsets are visited in row-major order and a value
 replaces the running maximum when ``v > best or v is NaN``, so ties go to the first maximum and NaNs propagate.
@@ -42,10 +41,9 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from autograd import parallel
-from autograd.parallel import contiguous
-
 from ..geometry import conv_out_size
+from .cpu import threads
+from .cpu.parts import contiguous
 from .pool_reference import argmax_dtype, avg_pool_divisor
 
 _GROUP_ELEMENTS = 4096     # aim for about this many phase-plane elements per group (16 KiB of float32: L1-sized)
@@ -53,7 +51,7 @@ _GROUP_ELEMENTS = 4096     # aim for about this many phase-plane elements per gr
 
 def _in_parallel(kernel, n, array):
     """``kernel(lo, hi)`` over ``range(n)``, on all CPU threads when ``array`` is big enough to pay for it."""
-    parallel.parallel_for(kernel, n, parallel=array.nbytes >= parallel.KERNEL_MIN_BYTES)
+    threads.parallel_for(kernel, n, parallel=array.nbytes >= threads.KERNEL_MIN_BYTES)
 
 
 # ---------------------------------------------------------------- phase planes

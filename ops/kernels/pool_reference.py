@@ -20,8 +20,15 @@ evenly over the window's pixels.
 
 No ``np.add.at`` anywhere: within one window offset the strided slice names each input pixel at most once, so a
 plain ``+=`` on the slice is correct; different offsets are added one after the other.
+
+The big arrays are handled through ``xp``, the array module of the input (NumPy, or CuPy for GPU arrays), with
+operations the two libraries share: the reference kernel tier runs this file as it is on either device
+(``ops/kernels/tiers.py``). The divisors of average pooling are small index arithmetic, done in NumPy and moved
+to the input's device.
 """
 import numpy as np
+
+from autograd.backend import get_array_module
 
 from ..geometry import conv_out_size
 
@@ -36,9 +43,9 @@ def pad_input(x, ph, pw, value):
     if ph == 0 and pw == 0:
         return x
     n, c, h, w = x.shape
-    xp = np.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
-    xp[:, :, ph:ph + h, pw:pw + w] = x
-    return xp
+    padded = get_array_module(x).full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    return padded
 
 
 def window_slice(ky, kx, sh, sw, oh, ow):
@@ -55,16 +62,17 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
         x: (N, C, H, W) -> y: (N, C, OH, OW) (dtype of x), argmax: (N, C, OH, OW) (``argmax_dtype``), where
         ``argmax[n, c, oy, ox] = ky * kw + kx`` is the window offset of the maximum.
     """
+    xp = get_array_module(x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
-    xp = pad_input(x, ph, pw, -np.inf)
-    best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
-    argmax = np.zeros((n, c, oh, ow), dtype=argmax_dtype(kh, kw))
+    x_padded = pad_input(x, ph, pw, -np.inf)
+    best = xp.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
+    argmax = xp.zeros((n, c, oh, ow), dtype=argmax_dtype(kh, kw))
     for ky in range(kh):
         for kx in range(kw):
-            v = xp[window_slice(ky, kx, sh, sw, oh, ow)]
-            wins = (v > best) | np.isnan(v)          # strict '>': an equal value later in the window loses
-            best = np.where(wins, v, best)
+            v = x_padded[window_slice(ky, kx, sh, sw, oh, ow)]
+            wins = (v > best) | xp.isnan(v)          # strict '>': an equal value later in the window loses
+            best = xp.where(wins, v, best)
             argmax[wins] = ky * kw + kx
     return best, argmax
 
@@ -75,12 +83,13 @@ def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
     Shape:
         gy, argmax: (N, C, OH, OW) -> gx: (N, C, H, W), where (H, W) is the input size before padding.
     """
+    xp = get_array_module(gy)
     n, c, oh, ow = gy.shape
-    gxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+    gxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
     for ky in range(kh):
         for kx in range(kw):
             won_here = argmax == ky * kw + kx
-            gxp[window_slice(ky, kx, sh, sw, oh, ow)] += np.where(won_here, gy, 0)
+            gxp[window_slice(ky, kx, sh, sw, oh, ow)] += xp.where(won_here, gy, 0)
     return gxp[:, :, ph:ph + h, pw:pw + w].copy()   # gradients that went to padding are dropped
 
 
@@ -97,7 +106,7 @@ def window_counts(size, k, s, p, count_include_pad):
 
 
 def avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, dtype):
-    """(OH, OW) array of the divisors: rows covered times columns covered."""
+    """(OH, OW) NumPy array of the divisors: rows covered times columns covered."""
     rows = window_counts(h, kh, sh, ph, count_include_pad)
     cols = window_counts(w, kw, sw, pw, count_include_pad)
     return (rows[:, None] * cols[None, :]).astype(dtype)
@@ -109,14 +118,15 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
     Shape:
         x: (N, C, H, W) -> y: (N, C, OH, OW)
     """
+    xp = get_array_module(x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
-    xp = pad_input(x, ph, pw, 0)
-    total = np.zeros((n, c, oh, ow), dtype=x.dtype)
+    x_padded = pad_input(x, ph, pw, 0)
+    total = xp.zeros((n, c, oh, ow), dtype=x.dtype)
     for ky in range(kh):
         for kx in range(kw):
-            total += xp[window_slice(ky, kx, sh, sw, oh, ow)]
-    return total / avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, x.dtype)
+            total += x_padded[window_slice(ky, kx, sh, sw, oh, ow)]
+    return total / xp.asarray(avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, x.dtype))
 
 
 def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=False):
@@ -125,9 +135,10 @@ def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=Fals
     Shape:
         gy: (N, C, OH, OW) -> gx: (N, C, H, W)
     """
+    xp = get_array_module(gy)
     n, c, oh, ow = gy.shape
-    share = gy / avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, gy.dtype)
-    gxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+    share = gy / xp.asarray(avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, gy.dtype))
+    gxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
     for ky in range(kh):
         for kx in range(kw):
             gxp[window_slice(ky, kx, sh, sw, oh, ow)] += share

@@ -1,7 +1,7 @@
 """Gradient checks of the whole networks and of the residual blocks, in float64 with central differences.
 
 Whole networks, tiny (width 1/16, one block of each kind, small_input, a 2x3x16x16 input, batch norm in training
-mode, dropout off), loss = softmax cross-entropy with fixed labels:
+mode, dropout off), loss = softmax cross-entropy with fixed labels, in both kernel tiers (``ops.kernels``):
   * ``autograd.gradcheck`` in directional mode, with respect to the input and every parameter at once;
   * one random direction inside each parameter group (each stage: stem, every block, reductions, head);
   * single elements sampled from parameters of every block type (each element is its own direction).
@@ -138,8 +138,15 @@ def sampled_elements(model, rng):
 
 
 # ---------------------------------------------------------------------------------------------- whole networks
+@pytest.fixture(params=ops.kernels.TIERS)
+def tier(request):
+    """Run the test in each kernel tier (``ops.kernels``): the reference kernels and the fast ones."""
+    with ops.kernels.use(request.param):
+        yield request.param
+
+
 @pytest.mark.parametrize("name", list(NETWORKS))
-def test_network_gradients(name):
+def test_network_gradients(name, tier):
     model = tiny_network(name)
     x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 16, 16)), requires_grad=True)
 

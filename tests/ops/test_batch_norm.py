@@ -281,13 +281,13 @@ def test_strided_upstream_gradient(three_threads):
 @pytest.mark.parametrize("relu", [False, True])
 def test_parallel_ranges_match_the_serial_kernels(three_threads, relu):
     """Channel ranges (the sums) and row ranges (the outputs) on 3 threads give the serial results exactly."""
-    from autograd import parallel
+    from ops.kernels.cpu import threads
     x, gy = randn((5, 7, 9), 70, 2.0, 1.0, np.float32), randn((5, 7, 9), 71, dtype=np.float32)
     gamma, beta = randn(7, 72, dtype=np.float32), randn(7, 73, dtype=np.float32)
     threaded = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=relu)
     threaded_back = batchnorm_numba.backward_train(gy, x, threaded[1], threaded[3], gamma,
                                                    y=threaded[0] if relu else None)
-    parallel._threads = 1
+    threads._threads = 1
     serial = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=relu)
     serial_back = batchnorm_numba.backward_train(gy, x, serial[1], serial[3], gamma, y=serial[0] if relu else None)
     for a, b in zip(threaded + threaded_back, serial + serial_back):

@@ -1,10 +1,10 @@
 """conv2d: forward against the definition, gradients against finite differences (float64), float32 against
-float64, the threaded CPU path against the single-threaded one, the 1x1 fast path, argument errors, and (on a GPU)
-the CuPy path against the CPU."""
+float64, the fast tier's threaded CPU path (``ops.kernels.cpu.conv_chunks``) against its single-threaded one, the
+1x1 fast path, argument errors, and (on a GPU) the CuPy path against the CPU."""
 import numpy as np
 import pytest
 
-import ops.conv as conv_module
+import ops.kernels.cpu.conv_chunks as conv_module
 from autograd import Tensor, gradcheck, no_grad
 from ops.conv import conv2d
 from ops.geometry import as_pair, conv_out_size, normalize_padding, normalize_stride
@@ -100,7 +100,7 @@ def test_gradcheck(xs, ws, stride, padding, has_bias):
 
 def test_gradcheck_threaded_path(monkeypatch):
     """The worker-thread CPU path (normally only for big convs) has its own chunking: check its gradients too."""
-    monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
+    monkeypatch.setattr(conv_module, "MIN_THREADED_MACS", 0)
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)          # one image per chunk
     monkeypatch.setattr(conv_module, "MIN_CHUNK_COLUMNS", 1)
     x = Tensor(sample((3, 2, 5, 4), 13), requires_grad=True)
@@ -131,7 +131,7 @@ def _forward_backward(x, w, b, stride, padding, gy):
                                                 ((8, 6, 1, 1), 1, 0)], ids=["3x3", "1x7-s2", "1x1"])
 def test_float32_matches_float64(monkeypatch, ws, stride, padding, threaded):
     if threaded:
-        monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
+        monkeypatch.setattr(conv_module, "MIN_THREADED_MACS", 0)
     x, w, b = sample((5, 6, 11, 9), 18), sample(ws, 19), sample(ws[0], 20)
     gy_shape = conv2d(x, w, None, stride, padding).shape
     gy = sample(gy_shape, 21)
@@ -150,7 +150,7 @@ def test_worker_threads_match_calling_thread(monkeypatch, ws, stride, padding):
     x, w, b = sample((7, 12, 10, 9), 22), sample(ws, 23), sample(ws[0], 24)
     gy = sample(conv2d(x, w, None, stride, padding).shape, 25)
     expected = _forward_backward(x, w, b, stride, padding, gy)
-    monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
+    monkeypatch.setattr(conv_module, "MIN_THREADED_MACS", 0)
     monkeypatch.setattr(conv_module, "POINTWISE_MIN_PIXELS", 1)
     monkeypatch.setattr(conv_module, "MIN_CHUNK_COLUMNS", 1)
     for chunk_bytes in (1, 200_000):              # chunks of 1 image and of several
@@ -168,7 +168,7 @@ def test_worker_threads_match_calling_thread(monkeypatch, ws, stride, padding):
 def test_backward_with_a_strided_upstream_gradient(monkeypatch, ws, stride, padding, layout):
     """A conv whose output feeds a concat gets a channel slice of the concat's gradient (a view, not C-order);
     the backward reads it in place. Any other strides must give the same gradients too."""
-    monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
+    monkeypatch.setattr(conv_module, "MIN_THREADED_MACS", 0)
     monkeypatch.setattr(conv_module, "POINTWISE_MIN_PIXELS", 1)
     x, w, b = sample((5, 4, 9, 7), 60), sample(ws, 61), sample(ws[0], 62)
     shape = conv2d(x, w, None, stride, padding).shape
@@ -187,7 +187,7 @@ def test_pointwise_paths_agree(monkeypatch):
     """1x1 stride-1 convs multiply each image in place (no im2col) or copy chunks through im2col: same result."""
     x, w = sample((4, 6, 5, 7), 26), sample((3, 6, 1, 1), 27)
     gy = sample((4, 3, 5, 7), 28)
-    monkeypatch.setattr(conv_module, "_MIN_THREADED_MACS", 0)
+    monkeypatch.setattr(conv_module, "MIN_THREADED_MACS", 0)
     results = []
     for min_pixels in (1, 10 ** 9):
         monkeypatch.setattr(conv_module, "POINTWISE_MIN_PIXELS", min_pixels)
@@ -292,11 +292,12 @@ def test_gpu_gradcheck_float64():
 
 
 def test_import_compiles_nothing():
-    """``import ops`` must not import the Numba kernels (compiling happens at the first call) nor CuPy."""
+    """``import ops`` must not import Numba, the Numba kernels (compiling happens at the first call), the fast
+    tier's CPU runtime (no thread pool, no ctypes) nor CuPy."""
     import subprocess
     import sys
     code = ("import sys, ops; "
-            "print(sorted(m for m in sys.modules if m in ('ops.kernels.im2col_numba', 'ops.kernels.im2col_cupy', "
-            "'cupy')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'cupy') "
+            "or m.endswith(('_numba', '_cupy')) or m.startswith('ops.kernels.cpu')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,21 +1,18 @@
-"""``autograd.parallel``: ``parallel_for`` and ``in_parts``: elementwise work cut along the batch axis and run in threads must give exactly
-the plain NumPy results. The fast path only starts above ``PARALLEL_MIN_BYTES``; these tests lower that limit to 0
-and force 3 threads, so small odd shapes take it."""
+"""The fast tier's CPU threads (``ops.kernels.cpu.threads``: ``parallel_for``) and elementwise work cut into parts
+along the batch axis (``ops.kernels.cpu.parts``: ``in_parts``): run in threads, they must give exactly the plain
+NumPy results. The split only starts above ``PARALLEL_MIN_BYTES``; these tests lower that limit to 0 and force 3
+threads (the ``three_threads`` fixture), so small odd shapes take it."""
 import numpy as np
 import pytest
 
 import ops
-from autograd import Tensor, gradcheck, parallel
+from autograd import Tensor, gradcheck
+from ops.kernels.cpu import parts, threads
 
 
 @pytest.fixture
-def forced_parts(monkeypatch):
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(parallel, "_threads", 3)
-    monkeypatch.setattr(parallel, "_pool", None)
+def forced_parts(three_threads):
     yield
-    if parallel._pool is not None:
-        parallel._pool[0].shutdown()
 
 
 def test_in_parts_matches_the_plain_call_with_broadcast_operands(forced_parts):
@@ -24,14 +21,14 @@ def test_in_parts_matches_the_plain_call_with_broadcast_operands(forced_parts):
     for b in (rng.standard_normal((7, 3, 5)), rng.standard_normal((3, 5)), rng.standard_normal((1, 3, 1)),
               np.float32(2.5) * np.ones(())):
         b = np.asarray(b, np.float32)
-        out = parallel.in_parts(np.multiply, np.empty_like(a), a, b)
+        out = parts.in_parts(np.multiply, np.empty_like(a), a, b)
         np.testing.assert_array_equal(out, a * b)
 
 
 def test_in_parts_with_fewer_rows_than_threads_and_strided_inputs(forced_parts):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((2, 9, 4))[:, ::2]          # a non-contiguous view
-    out = parallel.in_parts(np.add, np.empty(a.shape), a, a)
+    out = parts.in_parts(np.add, np.empty(a.shape), a, a)
     np.testing.assert_array_equal(out, a + a)
 
 
@@ -56,7 +53,7 @@ def test_gradients_through_the_fast_paths(forced_parts):
     w = Tensor(rng.standard_normal((5, 3, 3, 2)), requires_grad=True)
 
     def fn(x, w):
-        a = ops.relu(x)                                   # x feeds three consumers: the engine sums in place
+        a = ops.relu(x)                                   # x feeds three consumers
         b = ops.concat([a * w, x * 0.3, a + x], axis=1)
         return ops.relu(b + ops.concat([w, w, x], axis=1))
 
@@ -78,11 +75,11 @@ def test_parallel_for_covers_the_range_once_in_order(forced_parts):
         seen.append((lo, hi))
         return list(range(lo, hi))
 
-    results = parallel.parallel_for(job, 7)
+    results = threads.parallel_for(job, 7)
     assert [i for part in results for i in part] == list(range(7))
     assert sorted(seen) == [(0, 2), (2, 4), (4, 7)]
-    assert parallel.parallel_for(job, 7, parallel=False) == [list(range(7))]
-    assert parallel.parallel_for(job, 1) == [[0]]
+    assert threads.parallel_for(job, 7, parallel=False) == [list(range(7))]
+    assert threads.parallel_for(job, 1) == [[0]]
 
 
 def test_parallel_for_inside_a_job_runs_serially(forced_parts):
@@ -96,10 +93,10 @@ def test_parallel_for_inside_a_job_runs_serially(forced_parts):
             ran_on.append(threading.get_ident())
             return b - a
 
-        assert parallel.parallel_for(inner, 5) == [5] and ran_on == [me]
+        assert threads.parallel_for(inner, 5) == [5] and ran_on == [me]
         return lo
 
-    assert parallel.parallel_for(outer, 3) == [0, 1, 2]
+    assert threads.parallel_for(outer, 3) == [0, 1, 2]
 
 
 def test_parallel_for_reports_a_failing_part(forced_parts):
@@ -109,8 +106,8 @@ def test_parallel_for_reports_a_failing_part(forced_parts):
         return lo
 
     with pytest.raises(ValueError, match="part 0 failed"):
-        parallel.parallel_for(job, 6)
-    assert parallel.parallel_for(lambda lo, hi: hi, 6) == [2, 4, 6]      # the pool still works
+        threads.parallel_for(job, 6)
+    assert threads.parallel_for(lambda lo, hi: hi, 6) == [2, 4, 6]      # the pool still works
 
 
 def test_parallel_for_from_several_user_threads_at_once(forced_parts):
@@ -118,7 +115,7 @@ def test_parallel_for_from_several_user_threads_at_once(forced_parts):
     data = np.arange(3000.0)
 
     def total(_):
-        return sum(parallel.parallel_for(lambda lo, hi: data[lo:hi].sum(), data.size))
+        return sum(threads.parallel_for(lambda lo, hi: data[lo:hi].sum(), data.size))
 
     with ThreadPoolExecutor(4) as users:
         assert list(users.map(total, range(8))) == [data.sum()] * 8

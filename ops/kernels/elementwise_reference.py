@@ -1,0 +1,51 @@
+"""The elementwise ops' kernels in plain array code: the reference (NumPy or CuPy arrays alike).
+
+Each function is the formula itself. The fast tier on the CPU computes the same with the same NumPy calls, cut into
+parts along the batch axis that run on all cores (``ops/kernels/cpu/elementwise.py``); on the GPU the fast tier runs
+these very functions (CuPy's own elementwise kernels already use the whole device).
+
+ReLU's backward multiplies by the mask ``y > 0`` instead of calling ``where(y > 0, gy, 0)``: the same values (a mask
+entry is 0 or 1), and NumPy's ``where`` with a scalar is much slower. The one difference: a NaN or infinite upstream
+gradient at a masked position stays NaN instead of becoming 0; it was not finite anyway.
+
+Shape: every function keeps the shape of its (broadcast) inputs.
+"""
+from autograd.backend import get_array_module
+
+
+def relu(x):
+    """``max(x, 0)``."""
+    return get_array_module(x).maximum(x, 0)
+
+
+def relu_backward(gy, y):
+    """The gradient through ``y = relu(x)``: ``gy`` where ``y > 0``, else 0."""
+    return gy * (y > 0)
+
+
+def add(a, b):
+    """``a + b`` with broadcasting."""
+    return a + b
+
+
+def multiply(a, b):
+    """``a * b`` with broadcasting."""
+    return a * b
+
+
+def concatenate(xs, axis):
+    """The arrays ``xs`` joined along ``axis``."""
+    return get_array_module(*xs).concatenate(xs, axis=axis)
+
+
+def residual_add(x, r, scale, relu):
+    """``max(x + scale * r, 0)`` (``relu=False``: ``x + scale * r``); ``scale`` a scalar of x's dtype."""
+    y = x + scale * r
+    return get_array_module(y).maximum(y, 0) if relu else y
+
+
+def residual_add_backward(gy, y, scale, need_x, need_r):
+    """Gradients of ``residual_add`` for ``(x, r)``: ``g = gy * (y > 0)`` (``y`` is None without the ReLU:
+    ``g = gy``), then ``gx = g`` and ``gr = scale * g``; None where not needed."""
+    g = gy if y is None else gy * (y > 0)
+    return (g if need_x else None), (g * scale if need_r else None)

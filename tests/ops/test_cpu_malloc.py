@@ -1,0 +1,72 @@
+"""``ops.kernels.cpu.tune_malloc``: the malloc settings are applied only when asked for (importing and running the
+library changes nothing), once, can be turned off, and really stop the page faults of a repeated large allocation
+(checked in a fresh process, with ``resource.getrusage``)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SCRIPT = r"""
+import resource, sys
+import numpy as np
+if sys.argv[1] == "tune":
+    from ops.kernels.cpu import tune_malloc
+    applied = tune_malloc()
+    assert tune_malloc() == applied                      # idempotent
+else:                                                    # only use the library: threaded convs, a training step
+    import ops
+    from autograd import Tensor
+    from minception import models, optim
+    from ops.kernels.cpu import conv_chunks
+    conv_chunks.MIN_THREADED_MACS = 0
+    rng = np.random.default_rng(0)
+    model = models.inception_resnet_v2(num_classes=3, width=0.0625, small_input=True)
+    opt = optim.RMSProp(model.named_parameters(), lr=0.01)
+    x = Tensor(rng.standard_normal((4, 3, 16, 16)).astype(np.float32))
+    ops.softmax_cross_entropy(model(x), np.array([0, 1, 2, 0])).backward()
+    opt.step()
+    applied = False
+a = np.ones(4 << 20); del a                              # 32 MB, touched then freed
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    a = np.ones(4 << 20); del a
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(applied, faults)
+"""
+
+
+def run(env_value=None, mode="tune"):
+    env = dict(os.environ)
+    env.pop("MINCEPTION_SYSTEM_MALLOC", None)
+    if env_value is not None:
+        env["MINCEPTION_SYSTEM_MALLOC"] = env_value
+    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    applied, faults = out.stdout.split()
+    return applied == "True", int(faults)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_freed_blocks_are_reused_without_page_faults():
+    applied, faults = run()
+    if not applied:
+        pytest.skip("this libc has no mallopt (not glibc)")
+    off, faults_off = run("1")
+    assert not off
+    # glibc's defaults fault the pages of every new 32 MB block again (4 KB pages, or 2 MB ones where NumPy's
+    # huge-page advice is taken); with the settings the freed block is reused
+    assert faults * 5 < faults_off, f"{faults} minor faults with the settings, {faults_off} without"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_the_library_itself_leaves_malloc_alone():
+    """A program that only uses the library (threaded convolutions, a training step) keeps glibc's defaults."""
+    applied, faults = run()
+    if not applied:
+        pytest.skip("this libc has no mallopt (not glibc)")
+    _, faults_library = run(mode="library")
+    assert faults * 5 < faults_library, f"{faults_library} minor faults after using the library, {faults} when tuned"
