@@ -8,7 +8,7 @@ def pytest_collection_modifyitems(config, items):
     if gpu_available():
         return
     from autograd.backend import gpu_unavailable_reason
-    reason = f"needs CuPy and a CUDA device: {gpu_unavailable_reason()}"
+    reason = f"needs CuPy and a CUDA device: {gpu_unavailable_reason().split('. ')[0]}"
     skip = pytest.mark.skip(reason=reason)
     for item in items:
         if item.get_closest_marker("gpu") is not None:   # the marker, not any node named "gpu" (a folder, a test)
