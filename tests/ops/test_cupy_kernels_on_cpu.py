@@ -425,3 +425,41 @@ def test_batchnorm_elementwise_channel_index():
     assert index_type(n * c * l) == "int"
     i = last_indices(n * c * l)
     assert np.array_equal((i.astype(I32) // I32(l)) % I32(c), (i // l) % c)
+
+
+# ---------------------------------------------------------------------------------------------- scatter-add
+def scatter_add_port(size, positions, values):
+    """NumPy port of ``scatter_cupy.scatter_add``: unique sort keys, then one float64 sum per run of equal
+    positions, in the original order."""
+    count = positions.size
+    order = np.argsort(positions * count + np.arange(count), kind="quicksort")      # any sort: keys are unique
+    sorted_pos = positions[order]
+    gx = np.zeros(size, values.dtype)
+    for i in range(count):
+        if i == 0 or sorted_pos[i] != sorted_pos[i - 1]:
+            total, k = 0.0, i
+            while k < count and sorted_pos[k] == sorted_pos[i]:
+                total += float(values[order[k]])
+                k += 1
+            gx[sorted_pos[i]] = gx[sorted_pos[i]] + values.dtype.type(total)
+    return gx
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scatter_add_algorithm_equals_bincount_bit_for_bit(dtype):
+    rng = np.random.default_rng(10)
+    positions = rng.integers(0, 13, 200)                 # many repeats, in scrambled order
+    values = (rng.standard_normal(200) * 10.0 ** rng.integers(-8, 8, 200)).astype(dtype)
+    expected = np.bincount(positions, weights=values.astype(np.float64), minlength=17).astype(dtype)
+    np.testing.assert_array_equal(scatter_add_port(17, positions, values), expected)
+
+
+def test_scatter_add_checks_its_arguments(monkeypatch):
+    from ops.kernels import scatter_cupy
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy([]))
+    gx = np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match="values must be 3 float32 numbers, got 3 float64"):
+        scatter_cupy.scatter_add(gx, np.array([0, 1, 1]), np.ones(3))
+    with pytest.raises(ValueError, match="gx must be a 1-D C-contiguous"):
+        scatter_cupy.scatter_add(np.zeros((5, 2), np.float32)[:, 0], np.array([0]), np.ones(1, np.float32))
+    assert scatter_cupy.scatter_add(gx, np.array([], np.int64), np.zeros(0, np.float32)) is gx
