@@ -77,7 +77,7 @@ def require_gpu():
 
 def is_gpu_array(array):
     """True for a CuPy ndarray. Never imports CuPy: a CuPy array can only exist once CuPy has been imported."""
-    if isinstance(array, np.ndarray):
+    if type(array) is np.ndarray:          # the common case, answered without a lookup
         return False
     cupy = sys.modules.get("cupy")
     ndarray = getattr(cupy, "ndarray", None)
@@ -87,7 +87,7 @@ def is_gpu_array(array):
 def get_array_module(*arrays):
     """Return ``cupy`` if any argument is a CuPy array (or a Tensor holding one), else ``numpy``."""
     for a in arrays:
-        if isinstance(a, np.ndarray):
+        if type(a) is np.ndarray:
             continue
         if is_gpu_array(a) or is_gpu_array(getattr(a, "data", None)):
             return sys.modules["cupy"]
