@@ -22,7 +22,8 @@ import numpy as np
 from ..geometry import conv_out_size
 from .indexing_cupy import PARAM_TYPE, index_type, preamble
 
-_SIZES = "int64 c, int64 h, int64 w, int64 kh, int64 kw, int64 sh, int64 sw, int64 ph, int64 pw, int64 oh, int64 ow, int64 m"
+_SIZES = ("int64 c, int64 h, int64 w, int64 kh, int64 kw, int64 sh, int64 sw, int64 ph, int64 pw, int64 oh, "
+          "int64 ow, int64 m")
 
 IM2COL = """
 // i = r * m + q: row r = (ch*kh + ki)*kw + kj, column q = (b*oh + oy)*ow + ox
