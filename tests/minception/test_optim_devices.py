@@ -3,7 +3,8 @@ weight-decay-0 rule, checked on the CPU.
 
 A move to the GPU is simulated: a stand-in ``cupy`` whose arrays are a NumPy subclass, so ``Module.to("cuda")``,
 ``is_gpu_array`` and the optimizer's device checks see a second device while the arithmetic stays NumPy's. The
-kernels themselves run in the GPU tests (``-m gpu``).
+multi-tensor kernels' CUDA sources are compiled for the CPU and executed (``tests/cuda_on_cpu.py``, slow tests);
+on a GPU they run in the GPU tests (``-m gpu``).
 """
 import sys
 import types
@@ -240,3 +241,110 @@ def test_global_norm_sources_are_templated_per_dtype():
     first, finish = multi_tensor.norm_sources("float32")
     assert "typedef float T;" in first and "partial[blockIdx.x] = s[0];" in first
     assert "max_norm / total" in finish and "isfinite(total)" in finish
+
+
+# ---------------------------------------------------------------------------------------------- run on the CPU
+@pytest.fixture(scope="module")
+def kernels_on_cpu():
+    """The multi-tensor kernels' CUDA sources compiled for the CPU (``tests/cuda_on_cpu.py``), per dtype."""
+    import cuda_on_cpu
+    problem = cuda_on_cpu.compiler_problem()
+    if problem:
+        pytest.skip(problem)
+    updates = (multi_tensor.SGD_MOMENTUM, multi_tensor.SGD_PLAIN, multi_tensor.RMSPROP, multi_tensor.EMA,
+               multi_tensor.SCALE)
+    built = {}
+    for dtype in (np.float32, np.float64):
+        name = np.dtype(dtype).name
+        first, finish = multi_tensor.norm_sources(name)
+        source = "\n".join([k.source(name) for k in updates] + [first, finish])
+        names = [k.name for k in updates] + ["minception_sum_of_squares_multi", "minception_norm_finish"]
+        built[dtype] = cuda_on_cpu.compile_kernels(source, names, {"T": dtype})
+    return built
+
+
+def launch_multi(kernels, kernel, rows, flags, *scalars):
+    """What ``MultiTensorKernel.__call__`` does, with host addresses in the table."""
+    kept = [(row, flag) for row, flag in zip(rows, flags) if row[0].size]
+    table, n_blocks = multi_tensor.pack_table([[a.ctypes.data for a in row] for row, _ in kept],
+                                              [row[0].size for row, _ in kept], [flag for _, flag in kept])
+    kernels[kernel.name](n_blocks, multi_tensor.BLOCK, table, len(kept), n_blocks, *scalars)
+
+
+SHAPES = [(7, 5), (1,), (0,), (multi_tensor.CHUNK,), (multi_tensor.CHUNK + 3,), (3, 5, 9, 11)]
+
+
+def arrays(seed, dtype, positive=False):
+    rng = np.random.default_rng(seed)
+    out = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    return [np.abs(a) for a in out] if positive else out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_multi_tensor_update_kernels_run_on_the_cpu(kernels_on_cpu, dtype):
+    """The CUDA update kernels, executed over parameters of several sizes (empty, one value, a chunk and a bit),
+    against the plain array code of each update (``sgd_update``, ``rmsprop_update``, the EMA formula)."""
+    from minception.optim.rmsprop import rmsprop_update
+    from minception.optim.sgd import sgd_update
+    k, t = kernels_on_cpu[dtype], np.dtype(dtype).type
+    tol = dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-14)
+    flags = [i % 2 for i in range(len(SHAPES))]
+    for nesterov in (0, 1):
+        p, g, buf = arrays(1, dtype), arrays(2, dtype), arrays(3, dtype)
+        expected = [(a.copy(), b.copy()) for a, b in zip(p, buf)]
+        for (pe, be), ge, f in zip(expected, g, flags):
+            sgd_update(pe, ge, be, t(0.1), t(0.9), bool(nesterov), t(0.01) if f else 0.0)
+        launch_multi(k, multi_tensor.SGD_MOMENTUM, list(zip(p, g, buf)), flags, t(0.1), t(0.9), t(0.01), nesterov)
+        for (pe, be), a, b in zip(expected, p, buf):
+            np.testing.assert_allclose(a, pe, **tol)
+            np.testing.assert_allclose(b, be, **tol)
+    p, g = arrays(4, dtype), arrays(5, dtype)
+    expected = [a.copy() for a in p]
+    for pe, ge, f in zip(expected, g, flags):
+        sgd_update(pe, ge, None, t(0.1), 0.0, False, t(0.01) if f else 0.0)
+    launch_multi(k, multi_tensor.SGD_PLAIN, list(zip(p, g)), flags, t(0.1), t(0.01))
+    for pe, a in zip(expected, p):
+        np.testing.assert_allclose(a, pe, **tol)
+    for inside in (1, 0):
+        p, g, ms, mom = arrays(6, dtype), arrays(7, dtype), arrays(8, dtype, positive=True), arrays(9, dtype)
+        eps = 1.0 if inside else 1e-3
+        expected = [(a.copy(), b.copy(), c.copy()) for a, b, c in zip(p, ms, mom)]
+        for (pe, mse, me), ge, f in zip(expected, g, flags):
+            rmsprop_update(pe, ge, mse, me, t(0.045), t(0.9), t(eps), t(0.9), t(0.01) if f else 0.0, bool(inside))
+        launch_multi(k, multi_tensor.RMSPROP, list(zip(p, g, ms, mom)), flags, t(0.045), t(0.9), t(1.0 - 0.9),
+                     t(eps), t(0.9), t(0.01), inside)
+        for (pe, mse, me), a, b, c in zip(expected, p, ms, mom):
+            np.testing.assert_allclose(a, pe, rtol=tol["rtol"] * 10, atol=tol["atol"])
+            np.testing.assert_allclose(b, mse, **tol)
+            np.testing.assert_allclose(c, me, rtol=tol["rtol"] * 10, atol=tol["atol"])
+    avg, value = arrays(10, dtype), arrays(11, dtype)
+    expected = [a - t(0.25) * (a - v) for a, v in zip(avg, value)]
+    launch_multi(k, multi_tensor.EMA, list(zip(avg, value)), [0] * len(SHAPES), t(0.25))
+    for e, a in zip(expected, avg):
+        np.testing.assert_allclose(a, e, **tol)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_norm_and_scale_kernels_run_on_the_cpu(kernels_on_cpu, dtype):
+    k = kernels_on_cpu[dtype]
+    grads = [g for g in arrays(12, dtype) if g.size]
+    table, n_blocks = multi_tensor.pack_table([[g.ctypes.data] for g in grads], [g.size for g in grads],
+                                              [0] * len(grads))
+    partial = np.full(n_blocks, np.nan)
+    k["minception_sum_of_squares_multi"](n_blocks, multi_tensor.BLOCK, table, len(grads), n_blocks, partial)
+    expected = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
+    norm, factor = np.zeros(1), np.zeros(1)
+    for max_norm, want in ((2.0, 2.0 / expected), (1e9, 1.0)):
+        k["minception_norm_finish"](1, multi_tensor.BLOCK, partial, n_blocks, max_norm, norm, factor)
+        assert norm[0] == pytest.approx(expected, rel=1e-12)
+        assert factor[0] == pytest.approx(want, rel=1e-14)
+    outs = [np.full(g.shape, np.nan, dtype) for g in grads]
+    factor[0] = 0.3
+    launch_multi(k, multi_tensor.SCALE, list(zip(grads, outs)), [0] * len(grads), factor)
+    for g, o in zip(grads, outs):
+        np.testing.assert_array_equal(o, g * dtype(0.3))
+    partial[0] = np.inf
+    k["minception_norm_finish"](1, multi_tensor.BLOCK, partial, n_blocks, 2.0, norm, factor)
+    assert np.isinf(norm[0]) and factor[0] == 1.0                # non-finite: gradients left as they are

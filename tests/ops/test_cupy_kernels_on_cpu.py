@@ -8,7 +8,9 @@
   arithmetic still gives the int64 answers (no intermediate overflows), while just past them it would not.
 * Batch norm: the walk that splits a channel over several blocks visits every value exactly once, and the
   launches (one or two reduction passes) and the arguments handed to the kernels (dtype, contiguity, shapes)
-  are what the kernels expect.
+  are what the kernels expect; the reduction kernels' CUDA source itself, compiled for the CPU and executed
+  (``tests/cuda_on_cpu.py``, slow tests), gives the reference's statistics and gradient sums.
+* The scatter-add of the fancy-indexing backward: its algorithm against ``np.bincount``, bit for bit.
 
 The GPU tests (``-m gpu``) run the same kernels for real.
 """
@@ -463,3 +465,60 @@ def test_scatter_add_checks_its_arguments(monkeypatch):
     with pytest.raises(ValueError, match="gx must be a 1-D C-contiguous"):
         scatter_cupy.scatter_add(np.zeros((5, 2), np.float32)[:, 0], np.array([0]), np.ones(1, np.float32))
     assert scatter_cupy.scatter_add(gx, np.array([], np.int64), np.zeros(0, np.float32)) is gx
+
+
+# ---------------------------------------------------------------------------------------------- run on the CPU
+@pytest.fixture(scope="module")
+def cuda_on_cpu():
+    """The g++ emulation of CUDA kernels (``tests/cuda_on_cpu.py``)."""
+    import cuda_on_cpu
+    problem = cuda_on_cpu.compiler_problem()
+    if problem:
+        pytest.skip(problem)
+    return cuda_on_cpu
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, dtype, itype", [
+    ((4, 3, 10), np.float64, "int"), ((300, 2, 1), np.float32, "int"), ((4, 3, 4096), np.float64, "int"),
+    ((2, 2, 40000), np.float32, "int"), ((9000, 2, 1), np.float64, "long long"),
+    ((4, 3, 4096), np.float32, "long long")])
+def test_batchnorm_reduction_kernels_run_on_the_cpu(cuda_on_cpu, shape, dtype, itype):
+    """The reduction kernels' CUDA source, executed (one and several blocks per channel), against the
+    reference: the statistics, the gradient sums and the input-gradient coefficients."""
+    from ops.kernels import batchnorm_reference as ref
+    n, c, l = shape
+    parts = batchnorm_cupy.blocks_per_channel(n * l)
+    kernels = cuda_on_cpu.compile_kernels(batchnorm_cupy.reduction_source(np.dtype(dtype).name, itype),
+                                          ["moments", "moments_finish", "grad_sums", "grad_sums_finish"],
+                                          {"T": dtype, "idx_t": np.int32 if itype == "int" else np.int64})
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    gamma = (rng.standard_normal(c) * 0.5 + 1).astype(dtype)
+    partial = np.full(2 * c * parts, np.nan)
+    mean, var, invstd = np.full(c, np.nan), np.full(c, np.nan), np.full(c, np.nan)
+    centre_t, scale_t = np.empty(c, dtype), np.empty(c, dtype)
+    block = batchnorm_cupy.BLOCK
+    kernels["moments"](c * parts, block, x, n, c, l, parts, 1e-3, gamma, partial, mean, var, invstd, centre_t,
+                       scale_t)
+    if parts > 1:
+        kernels["moments_finish"](c, block, x, partial, n, l, parts, 1e-3, gamma, mean, var, invstd, centre_t,
+                                  scale_t)
+    _, mean_r, var_r, invstd_r = ref.forward_train(x, gamma, np.zeros(c, dtype), 1e-3)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mean, mean_r, **tol)
+    np.testing.assert_allclose(var, var_r, rtol=tol["rtol"] * 10, atol=tol["atol"])
+    np.testing.assert_allclose(invstd, invstd_r, rtol=tol["rtol"] * 10)
+    gg, gb, ct, k1, k2, k3 = (np.empty(c, dtype) for _ in range(6))
+    kernels["grad_sums"](c * parts, block, gy, x, mean, n, c, l, parts, gamma, invstd, 1, partial, gg, gb, ct,
+                         k1, k2, k3)
+    if parts > 1:
+        kernels["grad_sums_finish"](c, block, partial, mean, n, l, parts, gamma, invstd, 1, gg, gb, ct, k1, k2, k3)
+    gx_r, gg_r, gb_r = ref.backward_train(gy, x, mean, invstd, gamma)
+    np.testing.assert_allclose(gg, gg_r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    np.testing.assert_allclose(gb, gb_r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    per_channel = lambda v: v[None, :, None]                                     # noqa: E731
+    gx = gy * per_channel(k1) + (x - per_channel(ct)) * per_channel(k2) + per_channel(k3)
+    np.testing.assert_allclose(gx, gx_r, rtol=1e-4 if dtype == np.float32 else 1e-9,
+                               atol=1e-5 if dtype == np.float32 else 1e-10)
