@@ -4,7 +4,8 @@ against the same computation on the CPU (float64 to 1e-10 unless said otherwise)
 Written without a GPU at hand: every test compares the GPU with the CPU path (which the rest of the suite tests)
 or checks an exact property (determinism, a dtype, a device), so a failure here points at the GPU code. Most
 tests take a ``device``: the "cuda" run is the GPU test (``-m gpu``), the "cpu" run compares the CPU with itself
-and exists so that the test's own logic is exercised on every machine.
+and exists so that the test's own logic is exercised on every machine (the whole-network tests run on the GPU
+only: their CPU halves would repeat ``test_models_gradcheck.py``).
 """
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from minception.train.checkpoint import load_checkpoint, save_checkpoint
 
 TOL64 = dict(rtol=1e-10, atol=1e-10)
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+#: for the whole-network tests: their CPU half would repeat tests/minception/test_models_gradcheck.py (slowly)
+GPU_ONLY = pytest.mark.parametrize("cp", [pytest.param("cuda", marks=pytest.mark.gpu)], indirect=True)
 
 
 @pytest.fixture(params=DEVICES)
@@ -67,6 +70,7 @@ def loss_and_grads(model, x, labels):
 # ---------------------------------------------------------------------------------------------- networks
 @pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v1", "inception_resnet_v2",
                                   "inception_resnet_v2_released"])
+@GPU_ONLY
 def test_network_step_matches_cpu_in_float64(cp, name):
     blocks = (1, 1, 2) if name.endswith("released") else (1, 1, 1)
     cpu = scaled_net(name, blocks=blocks).to(dtype=np.float64).train()
@@ -83,6 +87,7 @@ def test_network_step_matches_cpu_in_float64(cp, name):
 
 @pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v1", "inception_resnet_v2",
                                   "inception_resnet_v2_released"])
+@GPU_ONLY
 def test_network_directional_gradcheck_on_gpu(cp, name):
     blocks = (1, 1, 2) if name.endswith("released") else (1, 1, 1)
     model = on(cp, scaled_net(name, blocks=blocks).to(dtype=np.float64)).train()
@@ -97,6 +102,7 @@ def test_network_directional_gradcheck_on_gpu(cp, name):
               params=model.named_parameters(), mode="directional", n_directions=2)
 
 
+@GPU_ONLY
 def test_network_float32_realistic_batch_matches_cpu(cp):
     """Batch 16 at 32x32, width 0.25: float32 on both sides agrees to float32 rounding."""
     cpu = scaled_net("inception_resnet_v2", width=0.25, blocks=(2, 2, 2)).train()
