@@ -1,27 +1,56 @@
 """Which array library holds the data: NumPy on the CPU, CuPy on the GPU.
 
 Every op is written once against ``xp`` (the array module of its inputs); only a few kernels fork into a
-NumPy/Numba version and a CuPy version. CuPy is imported lazily, the first time a GPU array is seen or asked
-for, so ``import autograd`` works on machines without it.
+NumPy/Numba version and a CuPy version. CuPy is imported lazily, the first time a GPU is asked for, so
+``import autograd`` works on machines without it.
+
+Asking for the GPU (``require_gpu()``, ``to_device(a, "cuda")``, ``Module.to("cuda")``) either works or raises
+``GPUUnavailableError`` saying why: CuPy is not installed (and which extra installs it), or CuPy is installed but
+no CUDA device or driver can be used (with CUDA's own message).
 """
+import sys
+
 import numpy as np
 
-_cupy = None          # the cupy module once imported
-_cupy_checked = False
+_gpu = None           # (cupy module or None, reason string or None) once probed
+
+
+class GPUUnavailableError(RuntimeError):
+    """The GPU was asked for but cannot be used; the message names the cause and the fix."""
+
+
+def _probe():
+    """Import CuPy and count the CUDA devices once; returns ``(cupy or None, why not or None)``."""
+    try:
+        import cupy
+    except ImportError as e:
+        return None, ("CuPy is not installed (" + str(e) + "). Install the extra that matches your CUDA "
+                      "driver: pip install 'minception[gpu-cuda12]' (CUDA 12) or 'minception[gpu-cuda13]' "
+                      "(CUDA 13); 'nvidia-smi' shows the CUDA version the driver supports")
+    except Exception as e:   # a broken install fails in many ways (missing CUDA libraries, ABI mismatch)
+        return None, f"CuPy is installed but cannot be imported: {type(e).__name__}: {e}"
+    version = getattr(cupy, "__version__", "?")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:   # cudaErrorNoDevice, cudaErrorInsufficientDriver, no libcuda.so, ...
+        return None, (f"CuPy {version} is installed but no CUDA device is usable: {type(e).__name__}: {e}. "
+                      "Check the NVIDIA driver ('nvidia-smi') and that CuPy's CUDA major version matches it "
+                      "(cupy-cuda12x for CUDA 12, cupy-cuda13x for CUDA 13)")
+    if count < 1:
+        return None, f"CuPy {version} is installed but CUDA reports no GPU on this machine"
+    return cupy, None
+
+
+def _state():
+    global _gpu
+    if _gpu is None:
+        _gpu = _probe()
+    return _gpu
 
 
 def cupy_or_none():
     """Return the ``cupy`` module, or None when it is not installed or no GPU is usable."""
-    global _cupy, _cupy_checked
-    if not _cupy_checked:
-        _cupy_checked = True
-        try:
-            import cupy
-            cupy.cuda.runtime.getDeviceCount()
-            _cupy = cupy
-        except Exception:  # ImportError, or CUDA errors when no driver/device is present
-            _cupy = None
-    return _cupy
+    return _state()[0]
 
 
 def gpu_available():
@@ -29,17 +58,39 @@ def gpu_available():
     return cupy_or_none() is not None
 
 
+def gpu_unavailable_reason():
+    """None when the GPU can be used; otherwise one sentence saying why not and how to fix it."""
+    return _state()[1]
+
+
+def require_gpu():
+    """Return the ``cupy`` module, or raise ``GPUUnavailableError`` naming the cause (no CuPy, no device).
+
+    Call it where a run starts (``--device cuda``) so that a missing GPU is one clear line, not a traceback
+    from deep inside the first op.
+    """
+    cupy, reason = _state()
+    if cupy is None:
+        raise GPUUnavailableError(f"device 'cuda' requested but the GPU cannot be used: {reason}")
+    return cupy
+
+
 def is_gpu_array(array):
-    """True for a CuPy ndarray. Never imports CuPy for NumPy arrays."""
-    return type(array).__module__.startswith("cupy")
+    """True for a CuPy ndarray. Never imports CuPy: a CuPy array can only exist once CuPy has been imported."""
+    if type(array) is np.ndarray:          # the common case, answered without a lookup
+        return False
+    cupy = sys.modules.get("cupy")
+    ndarray = getattr(cupy, "ndarray", None)
+    return ndarray is not None and isinstance(array, ndarray)
 
 
 def get_array_module(*arrays):
     """Return ``cupy`` if any argument is a CuPy array (or a Tensor holding one), else ``numpy``."""
     for a in arrays:
-        a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
-        if is_gpu_array(a):
-            return cupy_or_none()
+        if type(a) is np.ndarray:
+            continue
+        if is_gpu_array(a) or is_gpu_array(getattr(a, "data", None)):
+            return sys.modules["cupy"]
     return np
 
 
@@ -48,9 +99,13 @@ def device_of(array):
     return "cuda" if is_gpu_array(array) else "cpu"
 
 
-def check_device(device):
+def check_device(device, require=False):
+    """Return ``device`` if it is 'cpu' or 'cuda' (ValueError otherwise). With ``require``, also check that
+    'cuda' can be used now (``require_gpu``), so the caller fails before doing any work."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    if require and device == "cuda":
+        require_gpu()
     return device
 
 
@@ -59,11 +114,9 @@ def to_device(array, device):
     check_device(device)
     if device == "cpu":
         return array.get() if is_gpu_array(array) else np.asarray(array)
-    cp = cupy_or_none()
-    if cp is None:
-        raise RuntimeError("device 'cuda' requested but CuPy with a usable GPU is not available "
-                           "(install the [gpu] extra on a machine with an NVIDIA GPU)")
-    return array if is_gpu_array(array) else cp.asarray(array)
+    if is_gpu_array(array):
+        return array
+    return require_gpu().asarray(array)
 
 
 def to_numpy(array):

@@ -211,7 +211,11 @@ def main(argv=None):
         global CLOCK
         CLOCK = time.process_time
     if args.device == "cuda":
-        import cupy as cp
+        from autograd.backend import GPUUnavailableError, require_gpu
+        try:
+            cp = require_gpu()
+        except GPUUnavailableError as e:
+            parser.error(str(e))
         xp, sync = cp, cp.cuda.Device().synchronize
     else:
         xp, sync = np, (lambda: None)

@@ -18,14 +18,18 @@ On a shared machine numbers are noisy: run alone (``--wait-idle 60`` waits for a
 check the "others" column (CPU used by other processes during the row), and compare rows of the same run.
 """
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
-from autograd import Tensor
-from ops.kernels import batchnorm_numba, batchnorm_reference, pool_numba, pool_reference
-from ops.normalization import batch_norm
-from ops.pooling import avg_pool2d, global_avg_pool2d, max_pool2d
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from autograd import Tensor  # noqa: E402
+from ops.kernels import batchnorm_numba, batchnorm_reference, pool_numba, pool_reference  # noqa: E402
+from ops.normalization import batch_norm  # noqa: E402
+from ops.pooling import avg_pool2d, global_avg_pool2d, max_pool2d  # noqa: E402
 
 # (label, op kind, args) x shapes
 CASES = [
@@ -167,7 +171,11 @@ def main():
     reps = args.reps or (5 if args.quick else 15)
 
     if args.device == "cuda":
-        import cupy as xp
+        from autograd.backend import GPUUnavailableError, require_gpu
+        try:
+            xp = require_gpu()
+        except GPUUnavailableError as e:
+            parser.error(str(e))
         sync = xp.cuda.runtime.deviceSynchronize
         print(f"device: {xp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {xp.__version__}")
     else:

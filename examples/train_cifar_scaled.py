@@ -58,6 +58,7 @@ from minception.train import (RUN_FILES, CheckpointError, NonFiniteLossError, Tr
                               compare, existing_run_files, read_jsonl)
 from minception.files import remove_stale_temp_files  # noqa: E402
 from ops.kernels.cpu import tune_malloc  # noqa: E402
+from autograd.backend import GPUUnavailableError, check_device  # noqa: E402
 
 MODELS = {
     "inception_v4": lambda **kw: models.inception_v4(**kw),
@@ -315,7 +316,7 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
     # evaluated with the statistics of the latest raw weights are a mismatch early in training.
     averaged = params + ([(n, b) for n, b in model.named_buffers() if b.dtype.kind == "f"]
                          if cfg["ema_bn"] else [])
-    ema = optim.EMA(averaged, decay=cfg["ema_decay"]) if cfg["ema_decay"] else None
+    ema = optim.EMA(averaged, decay=cfg["ema_decay"], module=model) if cfg["ema_decay"] else None
     return Trainer(model, opt, train_loader, test_loader, epochs=cfg["epochs"], schedule=schedule, ema=ema,
                    label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None, run_dir=run_dir,
                    name=name, device=cfg["device"], checkpoint_every=cfg["checkpoint_every"],
@@ -381,10 +382,10 @@ def main(argv=None):
         check_out_folder(cfg)
     except ValueError as e:
         return _error(e)
-    if cfg["device"] == "cuda":
-        from autograd import gpu_available
-        if not gpu_available():
-            return _error("--device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')")
+    try:
+        check_device(cfg["device"], require=True)      # CuPy missing, or no usable GPU: one line saying which
+    except GPUUnavailableError as e:
+        return _error(e)
     if cfg["kernels"] is not None:
         ops.kernels.use(cfg["kernels"])
     tune_malloc()          # this program's choice: glibc's malloc keeps freed large blocks (ops/kernels/cpu/malloc.py)

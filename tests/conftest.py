@@ -7,10 +7,11 @@ from autograd.backend import gpu_available
 def pytest_collection_modifyitems(config, items):
     if gpu_available():
         return
-    reason = "needs CuPy and a CUDA device (install the [gpu] extra on a machine with an NVIDIA GPU)"
+    from autograd.backend import gpu_unavailable_reason
+    reason = f"needs CuPy and a CUDA device: {gpu_unavailable_reason().split('. ')[0]}"
     skip = pytest.mark.skip(reason=reason)
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu") is not None:   # the marker, not any node named "gpu" (a folder, a test)
             item.add_marker(skip)
 
 

@@ -8,16 +8,22 @@ Usage::
     with ema.average_parameters():      # the model now holds the averages
         evaluate(model)
     # back to the raw weights, bit for bit
+
+Moving the model (``model.to("cuda")``, ``model.to(dtype=...)``) after the EMA was built: each shadow follows its
+parameter's device and dtype at the next use. Buffers (BatchNorm running statistics) are plain arrays that
+``Module.to`` *replaces*, so an EMA given them as arrays would go on averaging the old ones: pass ``module=model``
+and the EMA looks each buffer up in the model by its name at every use; without it, an EMA whose buffers are on
+another device than its parameters raises an error instead of silently averaging stale copies.
 """
 import contextlib
-import functools
 
 import numpy as np
 
-from autograd.backend import get_array_module, to_numpy
+from autograd.backend import device_of, get_array_module, is_gpu_array, to_numpy
 
+from . import multi_tensor
 from .checks import flag, real_number
-from .optimizer import array_of, named_parameters
+from .optimizer import array_of, follow, named_parameters
 
 
 class EMA:
@@ -38,7 +44,10 @@ class EMA:
             buffers such as BatchNorm running statistics). Keys follow the optimizer's rule (name or index).
         decay: the decay (0.9999 in TF-slim's Inception training).
         use_num_updates: apply the ``(1 + n) / (10 + n)`` cap.
-        fused: on the GPU, do each shadow's update in one CuPy elementwise kernel (same formula).
+        fused: on the GPU, update all shadows of a dtype in one multi-tensor kernel launch (same formula).
+        module: the ``nn.Module`` the buffers (raw arrays in ``params``) belong to; each is then looked up in it
+            by its key (a dotted buffer name, as ``module.named_buffers()`` gives) at every use, so the EMA keeps
+            following it when ``module.to(...)`` replaces it.
 
     Attributes:
         shadow: dict key -> array of averages (shape, dtype and device of the parameter).
@@ -48,7 +57,7 @@ class EMA:
         each shadow has its parameter's shape.
     """
 
-    def __init__(self, params, decay=0.9999, use_num_updates=True, fused=True):
+    def __init__(self, params, decay=0.9999, use_num_updates=True, fused=True, module=None):
         decay = real_number("EMA", "decay", decay)
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"EMA: decay must be in [0, 1], got {decay}")
@@ -58,7 +67,57 @@ class EMA:
         self.fused = flag("EMA", "fused", fused)
         self.num_updates = 0
         self.shadow = {key: array_of(p).copy() for key, p in self.params}
+        self._buffers = {} if module is None else self._find_buffers(module)   # key -> (submodule, name)
         self._backup = None    # the raw weights while the averages are swapped in
+
+    def _find_buffers(self, module):
+        """For each raw array of ``params``: the (submodule, buffer name) of ``module`` that holds it."""
+        found = {}
+        for key, p in self.params:
+            if not (isinstance(p, np.ndarray) or is_gpu_array(p)):
+                continue
+            path, _, name = str(key).rpartition(".")
+            try:
+                owner = module.get_submodule(path)
+            except AttributeError:
+                owner = None
+            if owner is None or owner._buffers.get(name) is not p:
+                raise ValueError(f"EMA: {key!r} is not a buffer of the given module (pass the pairs of "
+                                 "module.named_buffers(), unrenamed)")
+            found[key] = (owner, name)
+        return found
+
+    def _current(self):
+        """``(key, array, shadow)`` for every averaged value: the array as it is now (buffers looked up in the
+        module), the shadow moved to that array's device and dtype if the model was moved."""
+        out = []
+        for key, p in self.params:
+            if key in self._buffers:
+                owner, name = self._buffers[key]
+                value = owner._buffers[name]
+            else:
+                value = array_of(p)
+            avg = self.shadow[key]
+            if type(avg) is not type(value) or avg.dtype != value.dtype:
+                avg = self.shadow[key] = follow(avg, value)
+            out.append((key, value, avg))
+        self._check_devices(out)
+        return out
+
+    def _check_devices(self, current):
+        """Raw arrays not tracked through a module must sit on the parameters' device (else they are stale)."""
+        tensors = {device_of(value) for (key, p), (_, value, _) in zip(self.params, current)
+                   if key not in self._buffers and not (isinstance(p, np.ndarray) or is_gpu_array(p))}
+        if len(tensors) != 1:
+            return
+        for (key, p), (_, value, _) in zip(self.params, current):
+            if key not in self._buffers and (isinstance(p, np.ndarray) or is_gpu_array(p)):
+                if device_of(value) not in tensors:
+                    raise RuntimeError(
+                        f"EMA: buffer {key!r} is on {device_of(value)} but the parameters are on "
+                        f"{tensors.pop()}: the model was moved after the EMA was built, and Module.to replaces "
+                        "buffers, so this EMA holds stale copies. Build the EMA after model.to(...), or pass "
+                        "module=model so that it follows the buffers.")
 
     def current_decay(self, step=None):
         """The decay the next ``update(step)`` will use."""
@@ -72,12 +131,18 @@ class EMA:
         if self._backup is not None:
             raise RuntimeError("EMA.update: the averages are swapped in; call swap_out() first")
         d = self.current_decay(step)
-        for key, p in self.params:
-            avg, value = self.shadow[key], array_of(p)
-            if self.fused and get_array_module(avg).__name__ == "cupy":
-                _ema_cupy_kernel()(value, avg.dtype.type(1.0 - d), avg)
+        on_gpu = []
+        for key, value, avg in self._current():
+            if (self.fused and is_gpu_array(avg) and avg.dtype in (np.float32, np.float64)
+                    and avg.flags.c_contiguous and value.flags.c_contiguous):
+                on_gpu.append((avg, value))
             else:
                 avg -= (1.0 - d) * (avg - value)
+        by_dtype = {}
+        for row in on_gpu:
+            by_dtype.setdefault(row[0].dtype, []).append(row)
+        for dtype, rows in by_dtype.items():
+            multi_tensor.EMA(rows, [0] * len(rows), (dtype.type(1.0 - d),))
         self.num_updates += 1
 
     # -- evaluating with the averages ----------------------------------------------------------------------
@@ -86,19 +151,17 @@ class EMA:
         if self._backup is not None:
             raise RuntimeError("EMA.swap_in: the averages are already swapped in")
         backup = {}
-        for key, p in self.params:
-            data = array_of(p)
+        for key, data, avg in self._current():
             backup[key] = data.copy()
-            get_array_module(data).copyto(data, self.shadow[key])
+            get_array_module(data).copyto(data, avg)
         self._backup = backup
 
     def swap_out(self):
         """Put the raw weights back exactly as they were before ``swap_in``."""
         if self._backup is None:
             raise RuntimeError("EMA.swap_out: nothing to swap out (swap_in was not called)")
-        for key, p in self.params:
-            data = array_of(p)
-            get_array_module(data).copyto(data, self._backup[key])
+        for key, data, _ in self._current():
+            get_array_module(data).copyto(data, follow(self._backup[key], data))
         self._backup = None
 
     @property
@@ -118,9 +181,8 @@ class EMA:
         """Write the averages into the parameters for good (e.g. before exporting the final model)."""
         if self._backup is not None:
             raise RuntimeError("EMA.copy_to: the averages are swapped in; call swap_out() first")
-        for key, p in self.params:
-            data = array_of(p)
-            get_array_module(data).copyto(data, self.shadow[key])
+        for _, data, avg in self._current():
+            get_array_module(data).copyto(data, avg)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state_dict(self):
@@ -164,12 +226,3 @@ class EMA:
     def __repr__(self):
         return (f"EMA({len(self.params)} parameters, decay={self.decay}, use_num_updates={self.use_num_updates}, "
                 f"num_updates={self.num_updates})")
-
-
-@functools.lru_cache(maxsize=None)
-def _ema_cupy_kernel():
-    """``avg -= (1 - d) * (avg - p)`` in one CuPy ElementwiseKernel (built once, at first GPU use)."""
-    import cupy
-
-    return cupy.ElementwiseKernel("T p, T one_minus_d", "T avg", "avg -= one_minus_d * (avg - p)",
-                                  "minception_ema_update")

@@ -8,10 +8,17 @@ lives here.
 Parameters are identified by a *key*: their name when the optimizer is given ``(name, param)`` pairs (as from
 ``model.named_parameters()``), their position in the list otherwise. ``opt.state[key]`` is a dict of arrays
 (same shape, dtype and device as the parameter) whose meaning each subclass documents.
+
+The state follows its parameter: when the model is moved (``model.to("cuda")``, ``model.to(dtype=...)``) after
+the optimizer has taken steps, the next ``step()`` moves each parameter's state to the parameter's new device and
+dtype before using it.
+
+On the GPU, subclasses with a multi-tensor kernel (``fused=True``) update all parameters of a dtype in one
+launch (``update_many``, see ``multi_tensor.py``) instead of one or more launches per parameter.
 """
 import numpy as np
 
-from autograd.backend import get_array_module, is_gpu_array, to_numpy
+from autograd.backend import device_of, get_array_module, is_gpu_array, to_device, to_numpy
 
 from .checks import flag, real_number
 
@@ -63,6 +70,14 @@ def array_of(p):
     return p.data
 
 
+def follow(array, like):
+    """``array`` on the device and in the dtype of ``like`` (itself when it already is), C-contiguous."""
+    if type(array) is type(like) and array.dtype == like.dtype:
+        return array
+    moved = to_device(array, device_of(like)).astype(like.dtype, copy=False)
+    return get_array_module(moved).ascontiguousarray(moved)
+
+
 def weights_only(key, param):
     """A ``weight_decay_filter`` that decays conv and linear weights (2 or more dims) only.
 
@@ -90,6 +105,8 @@ class Optimizer:
 
     #: names of the constructor's hyper-parameters that ``state_dict`` records (subclasses extend it)
     hyper_names = ("weight_decay",)
+    #: subclasses that implement ``update_many`` with a multi-tensor kernel set ``self.fused``
+    fused = False
 
     def __init__(self, params, lr, weight_decay=0.0, weight_decay_filter=None):
         self.params = named_parameters(params)
@@ -132,6 +149,12 @@ class Optimizer:
         """Change ``data`` in place, given its gradient, its state (changed in place too) and its decay."""
         raise NotImplementedError
 
+    def update_many(self, batch):
+        """Update several GPU parameters at once: ``batch`` is a list of ``(data, grad, state, weight_decay)``.
+        This default calls ``update`` for each; subclasses launch one multi-tensor kernel instead."""
+        for data, grad, state, weight_decay in batch:
+            self.update(data, grad, state, weight_decay)
+
     # -- the step ------------------------------------------------------------------------------------------
     def decay_of(self, key, param):
         """The weight-decay coefficient that applies to this parameter."""
@@ -139,8 +162,19 @@ class Optimizer:
             return self.weight_decay
         return 0.0
 
+    def state_of(self, key, data):
+        """The state of parameter ``key`` (whose array is now ``data``), created at its first update and moved
+        to ``data``'s device and dtype if the parameter was moved since."""
+        state = self.state.get(key)
+        if state is None:
+            state = self.state[key] = self.init_state(data)
+        elif state and any(type(a) is not type(data) or a.dtype != data.dtype for a in state.values()):
+            state = self.state[key] = {name: follow(a, data) for name, a in state.items()}
+        return state
+
     def step(self):
         """Update every parameter that has a gradient (``p.grad`` not None); others are skipped."""
+        batch = []     # GPU parameters for the multi-tensor kernel
         for key, p in self.params:
             grad = p.grad
             if grad is None:
@@ -149,13 +183,16 @@ class Optimizer:
             if grad.shape != data.shape:
                 raise ValueError(f"{type(self).__name__}.step: parameter {key!r} has shape {data.shape} "
                                  f"but its gradient has shape {grad.shape}")
-            if get_array_module(grad) is not get_array_module(data):
-                raise ValueError(f"{type(self).__name__}.step: parameter {key!r} and its gradient live on "
-                                 "different devices")
-            state = self.state.get(key)
-            if state is None:
-                state = self.state[key] = self.init_state(data)
-            self.update(data, grad, state, self.decay_of(key, p))
+            if is_gpu_array(grad) != is_gpu_array(data):
+                raise ValueError(f"{type(self).__name__}.step: parameter {key!r} is on {device_of(data)} but its "
+                                 f"gradient is on {device_of(grad)}")
+            state = self.state_of(key, data)
+            if self.fused and is_gpu_array(data) and data.flags.c_contiguous:
+                batch.append((data, grad, state, self.decay_of(key, p)))
+            else:
+                self.update(data, grad, state, self.decay_of(key, p))
+        if batch:
+            self.update_many(batch)
         self.steps += 1
 
     def zero_grad(self):

@@ -8,10 +8,11 @@ by up to a factor sqrt(2) (at s = 1). (With eps = 1 and gradients much smaller t
 momentum SGD with step ``lr * g``: eps = 1.0 makes RMSProp's normalisation act on large gradients only.)
 See the class docstring for the full update.
 """
-import functools
+import numpy as np
 
 from autograd.backend import get_array_module
 
+from . import multi_tensor
 from .checks import flag, real_number
 from .optimizer import Optimizer
 
@@ -45,8 +46,8 @@ class RMSProp(Optimizer):
         eps_inside_sqrt: True for TensorFlow's ``sqrt(ms + eps)``, False for PyTorch's ``sqrt(ms) + eps``.
         ms_init: initial value of ``ms`` (None: see above).
         weight_decay_filter: which parameters decay (see ``Optimizer``).
-        fused: on the GPU, run the whole update as one CuPy elementwise kernel per parameter (the same formula;
-            results agree with the plain array code to rounding). Ignored for NumPy arrays.
+        fused: on the GPU, update all parameters of a dtype in one multi-tensor kernel launch (the same formula
+            as ``rmsprop_update``; results agree with it to rounding). Ignored for NumPy arrays.
 
     State per parameter (``opt.state[key]``): ``"ms"`` the mean square, ``"mom"`` the momentum buffer
     (a step already multiplied by lr), both shaped like the parameter.
@@ -87,15 +88,21 @@ class RMSProp(Optimizer):
         return {"ms": xp.full_like(data, self.ms_init), "mom": xp.zeros_like(data)}
 
     def update(self, data, grad, state, weight_decay):
-        xp = get_array_module(data)
-        if self.fused and xp.__name__ == "cupy":
-            t = data.dtype.type    # scalars rounded as the array code rounds them: (1 - decay) in float64 first
-            _rmsprop_cupy_kernel()(grad, t(self.lr), t(self.decay), t(1.0 - self.decay), t(self.eps),
-                                   t(self.momentum), t(weight_decay), self.eps_inside_sqrt,
-                                   data, state["ms"], state["mom"])
-            return
         rmsprop_update(data, grad, state["ms"], state["mom"], self.lr, self.decay, self.eps, self.momentum,
                        weight_decay, self.eps_inside_sqrt)
+
+    def update_many(self, batch):
+        import cupy
+        for dtype, wd, items in multi_tensor.decay_groups(batch):
+            rows = [(data, cupy.ascontiguousarray(grad, dtype=dtype), state["ms"], state["mom"])
+                    for data, grad, state, _ in items]
+            if not multi_tensor.check_rows(rows):
+                super().update_many(items)
+                continue
+            t = dtype.type    # scalars rounded as the array code rounds them: (1 - decay) in float64 first
+            scalars = (t(self.lr), t(self.decay), t(1.0 - self.decay), t(self.eps), t(self.momentum), t(wd),
+                       np.int32(self.eps_inside_sqrt))
+            multi_tensor.RMSPROP(rows, [item[3] for item in items], scalars)
 
 
 def rmsprop_update(p, g, ms, mom, lr, decay, eps, momentum, weight_decay, eps_inside_sqrt):
@@ -111,22 +118,3 @@ def rmsprop_update(p, g, ms, mom, lr, decay, eps, momentum, weight_decay, eps_in
     mom *= momentum
     mom += lr * g / denom
     p -= mom
-
-
-@functools.lru_cache(maxsize=None)
-def _rmsprop_cupy_kernel():
-    """One CuPy ElementwiseKernel doing ``rmsprop_update`` in a single pass (built once, at first GPU use)."""
-    import cupy
-
-    return cupy.ElementwiseKernel(
-        "T g, T lr, T decay, T one_minus_decay, T eps, T momentum, T wd, bool inside",
-        "T p, T ms, T mom",
-        """
-        T gw = g + wd * p;
-        ms = decay * ms + one_minus_decay * (gw * gw);
-        T denom = inside ? sqrt(ms + eps) : sqrt(ms) + eps;
-        mom = momentum * mom + lr * gw / denom;
-        p -= mom;
-        """,
-        "minception_rmsprop_update",
-    )

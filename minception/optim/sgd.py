@@ -1,8 +1,9 @@
 """Stochastic gradient descent with (Nesterov) momentum and L2 weight decay."""
-import functools
+import numpy as np
 
 from autograd.backend import get_array_module
 
+from . import multi_tensor
 from .checks import flag, real_number
 from .optimizer import Optimizer
 
@@ -28,7 +29,8 @@ class SGD(Optimizer):
         nesterov: use the Nesterov form (needs momentum > 0).
         weight_decay: L2 coefficient added to the gradient (see ``Optimizer``).
         weight_decay_filter: which parameters decay (see ``Optimizer``).
-        fused: on the GPU, run the update as one CuPy elementwise kernel per parameter.
+        fused: on the GPU, update all parameters of a dtype in one multi-tensor kernel launch (the same formula
+            as ``sgd_update``; results agree with it to rounding). Ignored for NumPy arrays.
 
     State per parameter (``opt.state[key]``): ``"mom"`` the momentum buffer ``buf`` (only when momentum > 0;
     the dict is empty otherwise).
@@ -61,13 +63,21 @@ class SGD(Optimizer):
         return {"mom": get_array_module(data).zeros_like(data)}
 
     def update(self, data, grad, state, weight_decay):
-        buf = state.get("mom")
-        xp = get_array_module(data)
-        if self.fused and buf is not None and xp.__name__ == "cupy":
-            t = data.dtype.type
-            _sgd_cupy_kernel()(grad, t(self.lr), t(self.momentum), t(weight_decay), self.nesterov, data, buf)
-            return
-        sgd_update(data, grad, buf, self.lr, self.momentum, self.nesterov, weight_decay)
+        sgd_update(data, grad, state.get("mom"), self.lr, self.momentum, self.nesterov, weight_decay)
+
+    def update_many(self, batch):
+        import cupy
+        kernel = multi_tensor.SGD_MOMENTUM if self.momentum else multi_tensor.SGD_PLAIN
+        for dtype, wd, items in multi_tensor.decay_groups(batch):
+            rows = [(data, cupy.ascontiguousarray(grad, dtype=dtype)) + ((state["mom"],) if self.momentum else ())
+                    for data, grad, state, _ in items]
+            if not multi_tensor.check_rows(rows):
+                super().update_many(items)
+                continue
+            t = dtype.type
+            scalars = ((t(self.lr), t(self.momentum), t(wd), np.int32(self.nesterov)) if self.momentum
+                       else (t(self.lr), t(wd)))
+            kernel(rows, [item[3] for item in items], scalars)
 
 
 def sgd_update(p, g, buf, lr, momentum, nesterov, weight_decay):
@@ -83,20 +93,3 @@ def sgd_update(p, g, buf, lr, momentum, nesterov, weight_decay):
         p -= lr * (g + momentum * buf)
     else:
         p -= lr * buf
-
-
-@functools.lru_cache(maxsize=None)
-def _sgd_cupy_kernel():
-    """One CuPy ElementwiseKernel doing ``sgd_update`` with momentum in a single pass (built once)."""
-    import cupy
-
-    return cupy.ElementwiseKernel(
-        "T g, T lr, T momentum, T wd, bool nesterov",
-        "T p, T buf",
-        """
-        T gw = g + wd * p;
-        buf = momentum * buf + gw;
-        p -= lr * (nesterov ? gw + momentum * buf : buf);
-        """,
-        "minception_sgd_update",
-    )

@@ -3,28 +3,57 @@ first; the formulas are there).
 
 Why kernels: the reference runs unchanged on CuPy, but as about twenty small kernel launches per call, which
 costs about 1 ms per batch-norm layer on an H100 whatever the size (launch and Python overhead, measured by
-``bench/pool_bn.py``); Inception has a batch norm after every convolution. Here each direction is two kernels:
+``bench/pool_bn.py``); Inception has a batch norm after every convolution. Here each direction is a per-channel
+reduction (one or two ``RawKernel`` launches) and one ``ElementwiseKernel`` over the data:
 
-* a per-channel reduction (``RawKernel``, one block per channel, float64 accumulators, a fixed tree reduction
-  in shared memory, so the result is deterministic) whose thread 0 also finishes the per-channel maths
-  (mean, variance, 1/std; or the two gradient sums and the three coefficients of the input gradient);
-* one ``ElementwiseKernel`` over the data that applies the per-channel coefficients.
+* the reduction sums, per channel, ``x - s`` and ``(x - s)^2`` (forward; ``s`` is the channel's first value, a
+  shift that keeps the one-pass variance free of cancellation) or ``gy`` and ``gy * (x - centre)`` (backward),
+  with float64 accumulators, and finishes the per-channel maths (mean, variance, 1/std; or the two gradient sums
+  and the three coefficients of the input gradient);
+* the elementwise kernel applies the per-channel coefficients: ``affine`` (forward) or ``input_grad``.
 
-Training forward: ``moments`` (sums of ``x - s`` and ``(x - s)^2``, ``s`` the channel's first value, a shift that
-keeps the one-pass variance free of cancellation) then ``affine``. Training backward: ``grad_sums`` then
-``input_grad``. Evaluation needs no reduction in the forward (``affine`` with the running statistics).
+The reduction splits each channel's ``M = N*L`` values over ``parts`` blocks (``blocks_per_channel``, chosen from
+M alone), so that a layer with few channels and many values per channel still fills the GPU: a stem layer with
+32 channels and 1.4M values each runs 32 * 256 blocks, not 32. Block ``g`` of a channel takes the values
+``k = g*BLOCK + t, k + parts*BLOCK, ...`` (thread ``t``), adds them up in that order, and the block's threads are
+then summed in a fixed tree. With ``parts > 1`` the blocks write their two partial sums and a second kernel adds
+a channel's ``parts`` partials, again in a fixed order. Nothing depends on timing or on the GPU's size: the
+results are the same bits on every run and every GPU.
 
-Batch norm followed by ReLU (``relu=True`` / ``y=``, as in the reference) is composed here from CuPy's own
-elementwise operations (``maximum``, and ``gy * (y > 0)`` before the backward), not fused into the kernels.
+Index arithmetic is done in ``idx_t``: 32-bit when the data has fewer than 2**31 elements, 64-bit otherwise
+(``indexing_cupy``). Arguments are checked and converted at the kernel boundary: data float32/float64, every
+per-channel array of shape (C,) and cast to the type the kernel reads (``gy`` to x's dtype, the float64
+statistics to float64), everything C-contiguous.
 
-Kernels are compiled once per dtype (memoised). This module imports CuPy only inside its functions, so it can be
-imported on a machine without CuPy or without a GPU.
+Evaluation needs no reduction in the forward (``affine`` with the running statistics). Batch norm followed by
+ReLU (``relu=True`` / ``y=``, as in the reference) is composed here from CuPy's own elementwise operations
+(``maximum``, and ``gy * (y > 0)`` before the backward), not fused into the kernels.
+
+Kernels are compiled once per dtype and index type (``lru_cache``). This module imports CuPy only inside its
+functions, so it can be imported on a machine without CuPy or without a GPU.
 """
 import functools
 
 import numpy as np
 
-_BLOCK = 256
+from .indexing_cupy import PARAM_TYPE, index_type, preamble
+
+BLOCK = 256                 # threads per block (a power of two: the tree sum halves it)
+VALUES_PER_THREAD = 16      # a channel gets one more block per BLOCK * VALUES_PER_THREAD values ...
+MAX_PARTS = 256             # ... up to this many blocks
+
+
+def blocks_per_channel(m):
+    """How many blocks share one channel's ``m`` values: about ``VALUES_PER_THREAD`` values per thread, at least
+    1 and at most ``MAX_PARTS``. A function of ``m`` only, so the summation order never depends on the GPU."""
+    return int(min(MAX_PARTS, max(1, m // (BLOCK * VALUES_PER_THREAD))))
+
+
+def reduction_index_type(x_shape, parts):
+    """The index type of the reduction for an (N, C, L) array: indices stay below its size plus one stride."""
+    n, c, l = x_shape
+    return index_type(n * c * l + parts * BLOCK)
+
 
 _REDUCTIONS = r"""
 typedef __T__ T;
@@ -41,19 +70,55 @@ __device__ void block_sum2(double* sa, double* sb, double a, double b) {
     }
 }
 
-extern "C" __global__ void moments(const T* x, long long n, long long c, long long l, double eps,
-                                   const T* gamma, double* mean, double* var, double* invstd,
+// The per-channel statistics from the two sums of (x - shift) and (x - shift)^2 over m values.
+__device__ void finish_moments(idx_t ch, double s1, double s2, double shift, idx_t m, double eps,
+                               const T* gamma, double* mean, double* var, double* invstd,
+                               T* centre_t, T* scale_t) {
+    const double mu = s1 / (double)m;
+    double v = s2 / (double)m - mu * mu;
+    if (v < 0.0) v = 0.0;
+    const double inv = 1.0 / sqrt(v + eps);
+    mean[ch] = shift + mu; var[ch] = v; invstd[ch] = inv;
+    centre_t[ch] = (T)(shift + mu);
+    scale_t[ch] = (T)((double)gamma[ch] * inv);
+}
+
+// From the sums of gy and gy * (x - centre): ggamma, gbeta and the input-gradient coefficients
+// gx = k1 * gy + k2 * (x - centre) + k3 (k2 = k3 = 0 in evaluation mode).
+__device__ void finish_grads(idx_t ch, double s1, double s2, double cen, idx_t m, const T* gamma,
+                             const double* invstd, int training, T* ggamma, T* gbeta, T* centre_t,
+                             T* k1, T* k2, T* k3) {
+    const double inv = invstd[ch], gb = s1, gg = s2 * inv, a1 = (double)gamma[ch] * inv;
+    ggamma[ch] = (T)gg; gbeta[ch] = (T)gb; centre_t[ch] = (T)cen; k1[ch] = (T)a1;
+    k2[ch] = training ? (T)(-a1 * inv * gg / (double)m) : (T)0;
+    k3[ch] = training ? (T)(-a1 * gb / (double)m) : (T)0;
+}
+
+// Adds a channel's `parts` partial sums (pairs in `partial`) in a fixed order; result in sa[0], sb[0].
+__device__ void sum_partials(double* sa, double* sb, const double* partial, idx_t ch, int parts) {
+    double s1 = 0.0, s2 = 0.0;
+    for (int p = threadIdx.x; p < parts; p += BLOCK) {
+        const idx_t at = 2 * ((idx_t)ch * parts + p);
+        s1 += partial[at]; s2 += partial[at + 1];
+    }
+    block_sum2(sa, sb, s1, s2);
+}
+
+// Training forward, pass 1: grid of C * parts blocks (block b = ch * parts + part).
+extern "C" __global__ void moments(const T* x, idx_t n, idx_t c, idx_t l, int parts, double eps,
+                                   const T* gamma, double* partial, double* mean, double* var, double* invstd,
                                    T* centre_t, T* scale_t) {
     __shared__ double sa[BLOCK], sb[BLOCK];
-    const double shift = (double)x[blockIdx.x * l];          // x[0, ch, 0]
+    const idx_t ch = blockIdx.x / parts, part = blockIdx.x % parts;
+    const double shift = (double)x[ch * l];          // x[0, ch, 0]
     double s1 = 0.0, s2 = 0.0;
-    const long long ch = blockIdx.x, m = n * l;
-    // one block per channel: its threads walk the N*L values of channel ch of the (N, C, L) array side by
-    // side, BLOCK apart, keeping (row, j) instead of dividing a flat index at every step
-    const long long qs = BLOCK / l, rs = BLOCK % l;
-    long long row = threadIdx.x / l, j = threadIdx.x % l;
+    // this block's share of channel ch: values k = part*BLOCK + t, then every parts*BLOCK further, of the
+    // (N, C, L) array (value k is row k / l, column k % l); (row, j) are advanced instead of divided each step
+    const idx_t stride = (idx_t)parts * BLOCK, qs = stride / l, rs = stride % l;
+    const idx_t k0 = part * BLOCK + threadIdx.x;
+    idx_t row = k0 / l, j = k0 % l;
     while (row < n) {
-        const long long idx = (row * c + ch) * l + j;
+        const idx_t idx = (row * c + ch) * l + j;
         const double d = (double)x[idx] - shift;
         s1 += d; s2 += d * d;
         row += qs; j += rs;
@@ -61,31 +126,40 @@ extern "C" __global__ void moments(const T* x, long long n, long long c, long lo
     }
     block_sum2(sa, sb, s1, s2);
     if (threadIdx.x == 0) {
-        const double mu = sa[0] / (double)m;
-        double v = sb[0] / (double)m - mu * mu;
-        if (v < 0.0) v = 0.0;
-        const double inv = 1.0 / sqrt(v + eps);
-        mean[ch] = shift + mu; var[ch] = v; invstd[ch] = inv;
-        centre_t[ch] = (T)(shift + mu);
-        scale_t[ch] = (T)((double)gamma[ch] * inv);
+        if (parts == 1) {
+            finish_moments(ch, sa[0], sb[0], shift, n * l, eps, gamma, mean, var, invstd, centre_t, scale_t);
+        } else {
+            partial[2 * blockIdx.x] = sa[0]; partial[2 * blockIdx.x + 1] = sb[0];
+        }
     }
 }
 
-// Sums of gy and gy * (x - centre); then ggamma, gbeta and the input-gradient coefficients
-// gx = k1 * gy + k2 * (x - centre) + k3 (k2 = k3 = 0 in evaluation mode).
-extern "C" __global__ void grad_sums(const T* gy, const T* x, const double* centre, long long n, long long c,
-                                     long long l, const T* gamma, const double* invstd, int training,
-                                     T* ggamma, T* gbeta, T* centre_t, T* k1, T* k2, T* k3) {
+// Training forward, pass 2 (only when parts > 1): one block per channel.
+extern "C" __global__ void moments_finish(const T* x, const double* partial, idx_t n, idx_t l, int parts,
+                                          double eps, const T* gamma, double* mean, double* var,
+                                          double* invstd, T* centre_t, T* scale_t) {
     __shared__ double sa[BLOCK], sb[BLOCK];
-    const double cen = centre[blockIdx.x];
+    const idx_t ch = blockIdx.x;
+    sum_partials(sa, sb, partial, ch, parts);
+    if (threadIdx.x == 0)
+        finish_moments(ch, sa[0], sb[0], (double)x[ch * l], n * l, eps, gamma, mean, var, invstd,
+                       centre_t, scale_t);
+}
+
+// Backward, pass 1: grid of C * parts blocks.
+extern "C" __global__ void grad_sums(const T* gy, const T* x, const double* centre, idx_t n, idx_t c, idx_t l,
+                                     int parts, const T* gamma, const double* invstd, int training,
+                                     double* partial, T* ggamma, T* gbeta, T* centre_t, T* k1, T* k2, T* k3) {
+    __shared__ double sa[BLOCK], sb[BLOCK];
+    const idx_t ch = blockIdx.x / parts, part = blockIdx.x % parts;
+    const double cen = centre[ch];
     double s1 = 0.0, s2 = 0.0;
-    const long long ch = blockIdx.x, m = n * l;
-    // one block per channel: its threads walk the N*L values of channel ch of the (N, C, L) array side by
-    // side, BLOCK apart, keeping (row, j) instead of dividing a flat index at every step
-    const long long qs = BLOCK / l, rs = BLOCK % l;
-    long long row = threadIdx.x / l, j = threadIdx.x % l;
+    // the same walk over this block's share of channel ch as in moments
+    const idx_t stride = (idx_t)parts * BLOCK, qs = stride / l, rs = stride % l;
+    const idx_t k0 = part * BLOCK + threadIdx.x;
+    idx_t row = k0 / l, j = k0 % l;
     while (row < n) {
-        const long long idx = (row * c + ch) * l + j;
+        const idx_t idx = (row * c + ch) * l + j;
         const double g = (double)gy[idx];
         s1 += g; s2 += g * ((double)x[idx] - cen);
         row += qs; j += rs;
@@ -93,55 +167,111 @@ extern "C" __global__ void grad_sums(const T* gy, const T* x, const double* cent
     }
     block_sum2(sa, sb, s1, s2);
     if (threadIdx.x == 0) {
-        const double inv = invstd[ch], gb = sa[0], gg = sb[0] * inv, a1 = (double)gamma[ch] * inv;
-        ggamma[ch] = (T)gg; gbeta[ch] = (T)gb; centre_t[ch] = (T)cen; k1[ch] = (T)a1;
-        k2[ch] = training ? (T)(-a1 * inv * gg / (double)m) : (T)0;
-        k3[ch] = training ? (T)(-a1 * gb / (double)m) : (T)0;
+        if (parts == 1) {
+            finish_grads(ch, sa[0], sb[0], cen, n * l, gamma, invstd, training, ggamma, gbeta, centre_t,
+                         k1, k2, k3);
+        } else {
+            partial[2 * blockIdx.x] = sa[0]; partial[2 * blockIdx.x + 1] = sb[0];
+        }
     }
+}
+
+// Backward, pass 2 (only when parts > 1): one block per channel.
+extern "C" __global__ void grad_sums_finish(const double* partial, const double* centre, idx_t n, idx_t l,
+                                            int parts, const T* gamma, const double* invstd, int training,
+                                            T* ggamma, T* gbeta, T* centre_t, T* k1, T* k2, T* k3) {
+    __shared__ double sa[BLOCK], sb[BLOCK];
+    const idx_t ch = blockIdx.x;
+    sum_partials(sa, sb, partial, ch, parts);
+    if (threadIdx.x == 0)
+        finish_grads(ch, sa[0], sb[0], centre[ch], n * l, gamma, invstd, training, ggamma, gbeta, centre_t,
+                     k1, k2, k3);
 }
 """
 
 
-@functools.lru_cache(maxsize=None)
-def _reductions(dtype_name):
-    import cupy
+def reduction_source(dtype_name, itype):
+    """The CUDA source of the reduction kernels for ``dtype_name`` data and ``itype`` index arithmetic."""
     ctype = {"float32": "float", "float64": "double"}[dtype_name]
-    module = cupy.RawModule(code=_REDUCTIONS.replace("__T__", ctype).replace("__BLOCK__", str(_BLOCK)))
-    return module.get_function("moments"), module.get_function("grad_sums")
+    return preamble(itype) + _REDUCTIONS.replace("__T__", ctype).replace("__BLOCK__", str(BLOCK))
 
 
 @functools.lru_cache(maxsize=None)
-def _elementwise():
+def _reductions(dtype_name, itype):
+    """``{name: RawKernel}`` of the four reduction kernels (compiled once per dtype and index type)."""
     import cupy
+    module = cupy.RawModule(code=reduction_source(dtype_name, itype))
+    return {name: module.get_function(name) for name in ("moments", "moments_finish", "grad_sums",
+                                                           "grad_sums_finish")}
+
+
+@functools.lru_cache(maxsize=None)
+def _elementwise(itype):
+    import cupy
+    sizes = f"{PARAM_TYPE[itype]} c, {PARAM_TYPE[itype]} l"
+    suffix = "_i32" if itype == "int" else "_i64"
     affine = cupy.ElementwiseKernel(
-        "T x, raw T centre, raw T scale, raw T shift, int64 c, int64 l", "T y",
-        "const ptrdiff_t ch = (i / l) % c; y = (x - centre[ch]) * scale[ch] + shift[ch];",
-        "minception_bn_affine")
+        "T x, raw T centre, raw T scale, raw T shift, " + sizes, "T y",
+        "const idx_t ch = ((idx_t)i / l) % c; y = (x - centre[ch]) * scale[ch] + shift[ch];",
+        "minception_bn_affine" + suffix, preamble=preamble(itype))
     input_grad = cupy.ElementwiseKernel(
-        "T gy, T x, raw T centre, raw T k1, raw T k2, raw T k3, int64 c, int64 l", "T gx",
-        "const ptrdiff_t ch = (i / l) % c; gx = gy * k1[ch] + (x - centre[ch]) * k2[ch] + k3[ch];",
-        "minception_bn_input_grad")
+        "T gy, T x, raw T centre, raw T k1, raw T k2, raw T k3, " + sizes, "T gx",
+        "const idx_t ch = ((idx_t)i / l) % c; gx = gy * k1[ch] + (x - centre[ch]) * k2[ch] + k3[ch];",
+        "minception_bn_input_grad" + suffix, preamble=preamble(itype))
     return affine, input_grad
 
 
-def _check_dtype(x):
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"batch_norm (GPU): supports float32 and float64, got {x.dtype}")
-    return x.dtype.name
+# ----------------------------------------------------------------------------------- the kernel boundary
+def _data(op, name, a):
+    """``a`` as a C-contiguous float32/float64 (N, C, L) CuPy array, or a clear error."""
+    import cupy
+    if not isinstance(a, cupy.ndarray):
+        raise TypeError(f"{op} (GPU): {name} must be a CuPy array, got {type(a).__name__}")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op} (GPU): supports float32 and float64, got {name} of dtype {a.dtype}")
+    if a.ndim != 3:
+        raise ValueError(f"{op} (GPU): {name} must have shape (N, C, L), got {a.shape}")
+    return cupy.ascontiguousarray(a)
 
 
+def _like(op, name, a, shape, dtype):
+    """``a`` (a CuPy array of ``shape``) as a C-contiguous array of ``dtype``: what the kernel reads."""
+    import cupy
+    if not isinstance(a, cupy.ndarray):
+        raise TypeError(f"{op} (GPU): {name} must be a CuPy array, got {type(a).__name__}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{op} (GPU): {name} must have shape {tuple(shape)}, got {a.shape}")
+    return cupy.ascontiguousarray(a, dtype=dtype)
+
+
+def _ints(itype, *values):
+    """Scalar kernel arguments of the C type ``idx_t``."""
+    t = np.int32 if itype == "int" else np.int64
+    return tuple(t(v) for v in values)
+
+
+# ----------------------------------------------------------------------------------- forward
 def forward_train(x, gamma, beta, eps, relu=False):
     """x: (N, C, L); gamma, beta: (C,) -> y: (N, C, L), mean, var (biased), invstd: (C,) float64 (``relu``:
     y = max(y, 0))."""
     import cupy
-    x = cupy.ascontiguousarray(x)
+    op = "batch_norm"
+    x = _data(op, "x", x)
     n, c, l = x.shape
-    moments, _ = _reductions(_check_dtype(x))
+    gamma, beta = _like(op, "gamma", gamma, (c,), x.dtype), _like(op, "beta", beta, (c,), x.dtype)
+    parts = blocks_per_channel(n * l)
+    itype = reduction_index_type(x.shape, parts)
+    kernels = _reductions(x.dtype.name, itype)
     mean, var, invstd = (cupy.empty(c, np.float64) for _ in range(3))
     centre_t, scale_t = cupy.empty(c, x.dtype), cupy.empty(c, x.dtype)
-    moments((c,), (_BLOCK,), (x, np.int64(n), np.int64(c), np.int64(l), np.float64(eps),
-                              cupy.ascontiguousarray(gamma, dtype=x.dtype), mean, var, invstd, centre_t, scale_t))
-    y = _elementwise()[0](x, centre_t, scale_t, beta.astype(x.dtype, copy=False), c, l)
+    partial = cupy.empty(2 * c * parts if parts > 1 else 1, np.float64)
+    nn, cc, ll = _ints(itype, n, c, l)
+    kernels["moments"]((c * parts,), (BLOCK,), (x, nn, cc, ll, np.int32(parts), np.float64(eps), gamma, partial,
+                                                mean, var, invstd, centre_t, scale_t))
+    if parts > 1:
+        kernels["moments_finish"]((c,), (BLOCK,), (x, partial, nn, ll, np.int32(parts), np.float64(eps), gamma,
+                                                   mean, var, invstd, centre_t, scale_t))
+    y = _elementwise(index_type(x.size))[0](x, centre_t, scale_t, beta, c, l)
     return _relu(y, relu), mean, var, invstd
 
 
@@ -149,11 +279,15 @@ def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
     """x: (N, C, L); gamma, beta, running_mean, running_var: (C,) -> y: (N, C, L), invstd: (C,) float64 (``relu``:
     y = max(y, 0))."""
     import cupy
-    x = cupy.ascontiguousarray(x)
+    op = "batch_norm (eval)"
+    x = _data(op, "x", x)
     n, c, l = x.shape
-    invstd = 1.0 / cupy.sqrt(running_var.astype(np.float64) + eps)
-    scale = (gamma.astype(np.float64) * invstd).astype(x.dtype)
-    y = _elementwise()[0](x, running_mean.astype(x.dtype), scale, beta.astype(x.dtype, copy=False), c, l)
+    gamma, beta = _like(op, "gamma", gamma, (c,), np.float64), _like(op, "beta", beta, (c,), x.dtype)
+    running_mean = _like(op, "running_mean", running_mean, (c,), x.dtype)
+    running_var = _like(op, "running_var", running_var, (c,), np.float64)
+    invstd = 1.0 / cupy.sqrt(running_var + eps)
+    scale = (gamma * invstd).astype(x.dtype)
+    y = _elementwise(index_type(x.size))[0](x, running_mean, scale, beta, c, l)
     return _relu(y, relu), invstd
 
 
@@ -164,18 +298,30 @@ def _relu(y, relu):
     return y
 
 
+# ----------------------------------------------------------------------------------- backward
 def _backward(gy, x, centre, invstd, gamma, training, y):
     import cupy
-    if y is not None:
-        gy = gy * (y > 0)                        # the ReLU's gradient first
-    gy, x = cupy.ascontiguousarray(gy), cupy.ascontiguousarray(x)
+    op = "batch_norm backward"
+    x = _data(op, "x", x)
     n, c, l = x.shape
-    _, grad_sums = _reductions(_check_dtype(x))
+    gy = _like(op, "gy", gy, x.shape, x.dtype)
+    if y is not None:
+        gy = gy * (_like(op, "y", y, x.shape, x.dtype) > 0)       # the ReLU's gradient first
+    centre = _like(op, "centre", centre, (c,), np.float64)
+    invstd = _like(op, "invstd", invstd, (c,), np.float64)
+    gamma_t = _like(op, "gamma", gamma, (c,), x.dtype)
+    parts = blocks_per_channel(n * l)
+    itype = reduction_index_type(x.shape, parts)
+    kernels = _reductions(x.dtype.name, itype)
     ggamma, gbeta, centre_t, k1, k2, k3 = (cupy.empty(c, x.dtype) for _ in range(6))
-    grad_sums((c,), (_BLOCK,), (gy, x, cupy.ascontiguousarray(centre, dtype=np.float64), np.int64(n), np.int64(c),
-                                np.int64(l), cupy.ascontiguousarray(gamma, dtype=x.dtype), invstd,
-                                np.int32(training), ggamma, gbeta, centre_t, k1, k2, k3))
-    gx = _elementwise()[1](gy, x, centre_t, k1, k2, k3, c, l)
+    partial = cupy.empty(2 * c * parts if parts > 1 else 1, np.float64)
+    nn, cc, ll = _ints(itype, n, c, l)
+    kernels["grad_sums"]((c * parts,), (BLOCK,), (gy, x, centre, nn, cc, ll, np.int32(parts), gamma_t, invstd,
+                                                  np.int32(training), partial, ggamma, gbeta, centre_t, k1, k2, k3))
+    if parts > 1:
+        kernels["grad_sums_finish"]((c,), (BLOCK,), (partial, centre, nn, ll, np.int32(parts), gamma_t, invstd,
+                                                     np.int32(training), ggamma, gbeta, centre_t, k1, k2, k3))
+    gx = _elementwise(index_type(x.size))[1](gy, x, centre_t, k1, k2, k3, c, l)
     return gx, ggamma.astype(gamma.dtype, copy=False), gbeta.astype(gamma.dtype, copy=False)
 
 

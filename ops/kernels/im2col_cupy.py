@@ -9,63 +9,86 @@
   exactly one thread, so there are no atomics: the result is deterministic and float64 works (CUDA has no fast
   float64 atomicAdd on every card anyway).
 
-CuPy is imported inside the functions, so this module imports fine on machines without CuPy; the kernels are
-built once per process (memoised) and compiled by CuPy for each dtype at first use.
+Index arithmetic is done in ``idx_t``: 32-bit when both arrays have fewer than 2**31 elements (every index and
+intermediate is below the larger size), 64-bit otherwise (``indexing_cupy``).
+
+CuPy is imported inside the functions, so this module imports fine on machines without CuPy; each kernel variant
+is built once per process (``lru_cache``) and compiled by CuPy for each dtype at first use.
 """
+import functools
+
+import numpy as np
+
 from ..geometry import conv_out_size
+from .indexing_cupy import PARAM_TYPE, index_type, preamble
 
-_KERNELS = {}
+_SIZES = ("int64 c, int64 h, int64 w, int64 kh, int64 kw, int64 sh, int64 sw, int64 ph, int64 pw, int64 oh, "
+          "int64 ow, int64 m")
+
+IM2COL = """
+// i = r * m + q: row r = (ch*kh + ki)*kw + kj, column q = (b*oh + oy)*ow + ox
+const idx_t k = (idx_t)i;
+const idx_t r = k / m, q = k % m;
+const idx_t kj = r % kw, ki = (r / kw) % kh, ch = r / (kw * kh);
+const idx_t ox = q % ow, oy = (q / ow) % oh, b = q / (ow * oh);
+const idx_t y = oy * sh + ki - ph, xx = ox * sw + kj - pw;
+if (0 <= y && y < h && 0 <= xx && xx < w) {
+    col = x[((b * c + ch) * h + y) * w + xx];
+} else {
+    col = (T)0;
+}
+"""
+
+COL2IM = """
+// i = ((b*c + ch)*h + y)*w + xx: this thread owns pixel (b, ch, y, xx) and gathers into it
+const idx_t k = (idx_t)i;
+const idx_t xx = k % w, y = (k / w) % h, ch = (k / (w * h)) % c, b = k / (w * h * c);
+T acc = (T)0;
+for (idx_t ki = 0; ki < kh; ++ki) {
+    const idx_t ty = y + ph - ki;          // = oy * sh for the window that holds this pixel
+    if (ty < 0 || ty % sh != 0) continue;
+    const idx_t oy = ty / sh;
+    if (oy >= oh) continue;
+    for (idx_t kj = 0; kj < kw; ++kj) {
+        const idx_t tx = xx + pw - kj;
+        if (tx < 0 || tx % sw != 0) continue;
+        const idx_t ox = tx / sw;
+        if (ox >= ow) continue;
+        acc += cols[((ch * kh + ki) * kw + kj) * m + (b * oh + oy) * ow + ox];
+    }
+}
+dx = acc;
+"""
 
 
-def _kernels():
-    """Build (once) and return the two ElementwiseKernels."""
-    if not _KERNELS:
-        import cupy as cp
+def kernel_index_type(x_shape, kernel_size, stride, padding):
+    """The index type the kernels use for this geometry: every index is below max(x.size, cols.size)."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
+    return index_type(max(n * c * h * w, c * kh * kw * n * oh * ow))
 
-        _KERNELS["im2col"] = cp.ElementwiseKernel(
-            "raw T x, int64 c, int64 h, int64 w, int64 kh, int64 kw, int64 sh, int64 sw, "
-            "int64 ph, int64 pw, int64 oh, int64 ow, int64 m",
-            "T col",
-            """
-            // i = r * m + q: row r = (ch*kh + ki)*kw + kj, column q = (b*oh + oy)*ow + ox
-            const long long r = i / m, q = i % m;
-            const long long kj = r % kw, ki = (r / kw) % kh, ch = r / (kw * kh);
-            const long long ox = q % ow, oy = (q / ow) % oh, b = q / (ow * oh);
-            const long long y = oy * sh + ki - ph, xx = ox * sw + kj - pw;
-            if (0 <= y && y < h && 0 <= xx && xx < w) {
-                col = x[((b * c + ch) * h + y) * w + xx];
-            } else {
-                col = (T)0;
-            }
-            """,
-            "minception_im2col",
-        )
-        _KERNELS["col2im"] = cp.ElementwiseKernel(
-            "raw T cols, int64 c, int64 h, int64 w, int64 kh, int64 kw, int64 sh, int64 sw, "
-            "int64 ph, int64 pw, int64 oh, int64 ow, int64 m",
-            "T dx",
-            """
-            // i = ((b*c + ch)*h + y)*w + xx: this thread owns pixel (b, ch, y, xx) and gathers into it
-            const long long xx = i % w, y = (i / w) % h, ch = (i / (w * h)) % c, b = i / (w * h * c);
-            T acc = (T)0;
-            for (long long ki = 0; ki < kh; ++ki) {
-                const long long ty = y + ph - ki;          // = oy * sh for the window that holds this pixel
-                if (ty < 0 || ty % sh != 0) continue;
-                const long long oy = ty / sh;
-                if (oy >= oh) continue;
-                for (long long kj = 0; kj < kw; ++kj) {
-                    const long long tx = xx + pw - kj;
-                    if (tx < 0 || tx % sw != 0) continue;
-                    const long long ox = tx / sw;
-                    if (ox >= ow) continue;
-                    acc += cols[((ch * kh + ki) * kw + kj) * m + (b * oh + oy) * ow + ox];
-                }
-            }
-            dx = acc;
-            """,
-            "minception_col2im",
-        )
-    return _KERNELS
+
+@functools.lru_cache(maxsize=None)
+def _kernels(itype):
+    """The two ElementwiseKernels with ``itype`` index arithmetic (built once per type)."""
+    import cupy as cp
+
+    sizes = _SIZES.replace("int64", PARAM_TYPE[itype])
+    suffix = "i32" if itype == "int" else "i64"
+    im2col = cp.ElementwiseKernel("raw T x, " + sizes, "T col", IM2COL, f"minception_im2col_{suffix}",
+                                  preamble=preamble(itype))
+    col2im = cp.ElementwiseKernel("raw T cols, " + sizes, "T dx", COL2IM, f"minception_col2im_{suffix}",
+                                  preamble=preamble(itype))
+    return im2col, col2im
+
+
+def _check_float(name, a):
+    import cupy as cp
+    if not isinstance(a, cp.ndarray):
+        raise TypeError(f"{name}: expected a CuPy array, got {type(a).__name__}")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: supports float32 and float64, got {a.dtype}")
 
 
 def im2col(x, kernel_size, stride, padding, out=None):
@@ -81,6 +104,9 @@ def im2col(x, kernel_size, stride, padding, out=None):
     """
     import cupy as cp
 
+    _check_float("im2col_cupy", x)
+    if x.ndim != 4:
+        raise ValueError(f"im2col_cupy: expected x of shape (N, C, H, W), got {x.shape}")
     x = cp.ascontiguousarray(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -91,7 +117,8 @@ def im2col(x, kernel_size, stride, padding, out=None):
     elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
         raise ValueError(f"im2col_cupy: out must be a C-contiguous {shape} {x.dtype} array, "
                          f"got {out.shape} {out.dtype}")
-    _kernels()["im2col"](x, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, n * oh * ow, out)
+    kernel = _kernels(kernel_index_type(x.shape, kernel_size, stride, padding))[0]
+    kernel(x, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, n * oh * ow, out)
     return out
 
 
@@ -109,6 +136,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding, out=None):
     """
     import cupy as cp
 
+    _check_float("col2im_cupy", cols)
     cols = cp.ascontiguousarray(cols)
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -122,5 +150,6 @@ def col2im(cols, x_shape, kernel_size, stride, padding, out=None):
     elif out.shape != shape or out.dtype != cols.dtype or not out.flags.c_contiguous:
         raise ValueError(f"col2im_cupy: out must be a C-contiguous {shape} {cols.dtype} array, "
                          f"got {out.shape} {out.dtype}")
-    _kernels()["col2im"](cols, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, n * oh * ow, out)
+    kernel = _kernels(kernel_index_type(x_shape, kernel_size, stride, padding))[1]
+    kernel(cols, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, n * oh * ow, out)
     return out

@@ -341,3 +341,17 @@ def test_the_default_location_falls_back_to_the_synthetic_set(example, tmp_path,
     assert code == 0, text
     line, = [ln for ln in text.splitlines() if "Training on the synthetic" in ln]
     assert "not found" in line
+
+
+def test_device_cuda_without_a_usable_gpu_is_one_clear_line(example, tmp_path, monkeypatch):
+    """``--device cuda`` where CuPy is missing (simulated where it is installed) stops before any work, with exit 2
+    and the cause, and writes no run folder."""
+    import sys as _sys
+    monkeypatch.setitem(_sys.modules, "cupy", None)          # `import cupy` now raises ImportError
+    from autograd import backend
+    monkeypatch.setattr(backend, "_gpu", None)                # forget an earlier probe's answer
+    out = tmp_path / "run"
+    code, text = _run(example, "--device", "cuda", "--out", out, *SYNTHETIC)
+    assert code == 2, text
+    assert "CuPy is not installed" in text and "gpu-cuda12" in text
+    assert not out.exists()

@@ -1,0 +1,763 @@
+"""The GPU machine check: everything issue 13 asks of a GPU host, in one command, results in one folder.
+
+    python bench/device_check.py OUT                 # the whole check (at most --budget seconds, 470 by default)
+    python bench/device_check.py OUT --quick         # smaller everything (a smoke run, or CPU-only machines)
+    python bench/device_check.py OUT --only env,cpu-scaling --threads 1,2
+    python bench/device_check.py OUT --skip train-example
+
+Steps, in this order (``--only`` / ``--skip`` take these names); none stops the ones after it:
+
+    env            GPU name, CUDA driver and runtime, CuPy, NumPy, Numba, Python, PyTorch versions
+    pytest-gpu     ``pytest -m gpu tests`` (all GPU tests except the network gradient checks), with its summary
+    parity         every op on the GPU against the CPU in float64: the largest output and gradient errors
+                   per op (target 1e-10), as a table
+    gradcheck      whole-network float64 directional gradient checks on the GPU, the four networks, tiny width
+    bench-conv     ``bench/conv.py --device cuda``
+    bench-pool-bn  ``bench/pool_bn.py --device cuda``
+    train-step     one training step of each scaled network (width 0.25, blocks 2,2,2, batch 64) and of the
+                   training example's configuration: minception on CuPy against PyTorch CUDA eager on the same
+                   architecture (``bench/torch_models.py``), float32, TF32 off on both sides, then on for both
+    train-example  300 steps of ``examples/train_cifar_scaled.py --device cuda`` on the synthetic set: the loss
+                   curve and images/s
+    cpu-scaling    the CPU training step at 16, 8, 4, 2 and 1 threads (those the host has), minception against
+                   PyTorch at the same thread counts (``bench/train_step.py``'s workers)
+
+Each step runs in its own subprocess with its own time limit (a crash or a hung GPU loses that step only); its
+output goes to ``OUT/<step>.log`` and its results to ``OUT/<step>.json`` (and ``.txt`` tables). At the end
+``OUT/summary.txt`` (also printed) and ``OUT/summary.json`` list every step: status (ok, failed, timeout,
+skipped), seconds, and a one-line result. The limits add up to less than ``--budget``; a step that overruns
+cuts into the later ones' share, and a step left with less than 5 s is skipped, so the whole check always ends
+within the budget (8 minutes of device time: 470 s leaves room for starting and copying).
+
+Without CuPy or a GPU the GPU steps are skipped with the reason (which extra to install, or CUDA's message);
+without PyTorch the comparisons say "torch not installed" and report minception's side alone.
+
+Compiled CuPy kernels are shared by all steps through one cache folder (``CUPY_CACHE_DIR``, in the system's temp
+folder unless already set), so each kernel is compiled once per check.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+#: (name, planned seconds, needs the GPU); the planned seconds add up to the default budget
+STEPS = [
+    ("env", 15, False),
+    ("pytest-gpu", 120, True),
+    ("parity", 30, True),
+    ("gradcheck", 40, True),
+    ("bench-conv", 30, True),
+    ("bench-pool-bn", 25, True),
+    ("train-step", 90, True),
+    ("train-example", 60, True),
+    ("cpu-scaling", 60, False),
+]
+STEP_NAMES = [name for name, _, _ in STEPS]
+MIN_SECONDS = 5            # a step with less time left than this is skipped
+DEFAULT_BUDGET = 470
+
+NETWORKS = ["inception_v4", "inception_resnet_v1", "inception_resnet_v2", "inception_resnet_v2_released"]
+#: the scaled benchmark configuration, and the training example's (examples/train_cifar_scaled.py DEFAULTS)
+SCALED = dict(width=0.25, blocks=(2, 2, 2), batch=64, dropout=0.0, weight_decay=0.0, smoothing=0.0, clip=0.0,
+              ema=False)
+EXAMPLE = dict(network="inception_resnet_v2", width=0.125, blocks=(1, 1, 1), batch=32, dropout=0.2,
+               weight_decay=4e-5, smoothing=0.1, clip=2.0, ema=True)
+
+
+# =============================================================================================  helpers
+
+def write_json(path, data):
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def child_env(extra=None):
+    """The environment of every subprocess: the repository importable, one CuPy kernel cache for all steps."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("CUPY_CACHE_DIR", os.path.join(tempfile.gettempdir(), "minception_cupy_kernel_cache"))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run_logged(cmd, log_path, timeout, env=None, cwd=ROOT):
+    """Run ``cmd`` with stdout and stderr to ``log_path`` (appended), killed with its process group after
+    ``timeout`` seconds. Returns ``(returncode or None on timeout, seconds)``."""
+    t0 = time.perf_counter()
+    with open(log_path, "a") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env or child_env(),
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=max(timeout, 0.1))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)          # the step and anything it started
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            code = None
+            log.write(f"\n[device_check] killed after {timeout:.0f} s\n")
+    return code, time.perf_counter() - t0
+
+
+def tail(path, n=3):
+    try:
+        with open(path) as f:
+            lines = [line.rstrip() for line in f if line.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+def step_limit(planned, now, deadline, later_steps):
+    """Seconds a step may take: its planned time, cut so that the later steps keep ``MIN_SECONDS`` each and the
+    whole check ends by ``deadline``. Below ``MIN_SECONDS`` the step is skipped (returns 0)."""
+    available = deadline - now - MIN_SECONDS * later_steps
+    limit = min(planned, available)
+    return limit if limit >= MIN_SECONDS else 0
+
+
+def python_has(module, python=sys.executable, report=None):
+    """``(True, version)`` when ``python`` can import ``module``, else ``(False, one-line reason)``. ``report``:
+    the statement that prints what to return instead of the version."""
+    code = f"import {module}; " + (report or f"print(getattr({module}, '__version__', '?'))")
+    try:
+        r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, env=child_env())
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"{type(e).__name__}: {e}"
+    if r.returncode == 0:
+        return True, r.stdout.strip()
+    last = (r.stderr.strip().splitlines() or ["?"])[-1]
+    return False, last
+
+
+# =============================================================================================  workers
+# Each worker runs in its own process: ``device_check.py --worker NAME OUT [options]``. It prints what it does
+# and writes OUT/NAME.json; the parent turns that into one summary line.
+
+def worker_env(args):
+    sys.path.insert(0, ROOT)
+    import numpy as np
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "numpy": np.__version__}
+    try:
+        import numba
+        info["numba"] = numba.__version__
+    except ImportError as e:
+        info["numba"] = f"not installed ({e})"
+    from autograd.backend import gpu_unavailable_reason
+    reason = gpu_unavailable_reason()
+    info["gpu_available"] = reason is None
+    info["gpu_reason"] = reason
+    if reason is None:
+        import cupy
+        rt = cupy.cuda.runtime
+        props = rt.getDeviceProperties(0)
+        info.update({
+            "cupy": cupy.__version__, "gpu": props["name"].decode(), "gpus": rt.getDeviceCount(),
+            "compute_capability": f"{props['major']}.{props['minor']}",
+            "gpu_memory_gib": round(props["totalGlobalMem"] / 2 ** 30, 1),
+            "multiprocessors": props["multiProcessorCount"],
+            "cuda_driver": rt.driverGetVersion(), "cuda_runtime": rt.runtimeGetVersion(),
+        })
+    else:
+        try:
+            import cupy
+            info["cupy"] = cupy.__version__
+        except Exception as e:                       # noqa: BLE001 (any import failure is the report)
+            info["cupy"] = f"not importable ({type(e).__name__}: {e})"
+    ok, version = python_has("torch", args.torch_python,
+                             "print(torch.__version__, 'CUDA', torch.version.cuda, 'GPU', torch.cuda.is_available())")
+    info["torch"] = version if ok else f"not installed ({version})"
+    for key, value in info.items():
+        print(f"{key}: {value}")
+    write_json(os.path.join(args.out, "env.json"), info)
+
+
+def worker_parity(args):
+    """Largest GPU-CPU differences per op case of tests/ops/test_gpu_parity.py, in a table."""
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "ops"))
+    import numpy as np
+    import cupy
+    from test_gpu_parity import CASES, TOL, run
+    rows = []
+    for case in CASES:
+        try:
+            y_c, g_c, gy = run(case, np)
+            y_g, g_g, _ = run(case, cupy, gy)
+            errs = [_max_error(y_g, y_c)] + [_max_error(a, b) for a, b in zip(g_g, g_c) if b is not None]
+            worst = max(errs)
+            rows.append({"op": case.name, "output": errs[0], "gradients": max(errs[1:], default=0.0),
+                         "ok": bool(worst <= TOL["rtol"])})
+        except Exception as e:                       # noqa: BLE001 (one broken op must not hide the others)
+            rows.append({"op": case.name, "error": f"{type(e).__name__}: {e}"[:300], "ok": False})
+        r = rows[-1]
+        print(f"{r['op']:28s} " + (f"output {r['output']:.2e}  gradients {r['gradients']:.2e}  "
+                                    f"{'ok' if r['ok'] else 'ABOVE 1e-10'}" if "error" not in r else r["error"]),
+              flush=True)
+    write_json(os.path.join(args.out, "parity.json"), rows)
+    with open(os.path.join(args.out, "parity.txt"), "w") as f:
+        f.write("| op | max output error | max gradient error | within 1e-10 |\n|---|---|---|---|\n")
+        for r in rows:
+            if "error" in r:
+                f.write(f"| {r['op']} | {r['error']} | | no |\n")
+            else:
+                f.write(f"| {r['op']} | {r['output']:.2e} | {r['gradients']:.2e} | {'yes' if r['ok'] else 'NO'} |\n")
+
+
+def _max_error(a, b):
+    """max |a - b| / max(1, |b|) elementwise: relative for large values, absolute near zero."""
+    import numpy as np
+    if a is None or b is None:
+        return 0.0 if a is b else float("inf")
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))))
+
+
+# ----------------------------------------------------------------------------------------- training step
+def _configs(quick):
+    """The training-step configurations: the four scaled networks, then the training example's."""
+    scaled = dict(SCALED, batch=16) if quick else SCALED
+    configs = [dict(scaled, name=n, network=n) for n in NETWORKS]
+    configs.append(dict(EXAMPLE, name="example (" + EXAMPLE["network"] + ")"))
+    if quick:
+        configs = [dict(c, width=0.0625, blocks=(1, 1, 1), batch=min(c["batch"], 8)) for c in configs]
+    return configs
+
+
+def _time_steps(step, sync, warmup, steps):
+    """First step (with kernel compilation), then ``warmup`` more, then ``steps`` timed steps: per-step times
+    (synchronised after each) and the pipelined time per step (``steps`` in a row, one synchronisation)."""
+    t0 = time.perf_counter()
+    losses = [step()]
+    sync()
+    first = time.perf_counter() - t0
+    for _ in range(warmup):
+        losses.append(step())
+    sync()
+    single = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        losses.append(step())
+        sync()
+        single.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        losses.append(step())
+    sync()
+    pipelined = (time.perf_counter() - t0) / steps
+    return {"first_s": first, "step_ms": 1e3 * statistics.median(single), "min_ms": 1e3 * min(single),
+            "max_ms": 1e3 * max(single), "pipelined_ms": 1e3 * pipelined}, losses
+
+
+def worker_train_engine(args):
+    """One engine (ours on CuPy, or PyTorch CUDA) over every configuration; TF32 as ``--tf32`` says."""
+    results = []
+    for cfg in _configs(args.quick)[:args.max_configs]:
+        try:
+            if args.engine == "ours":
+                r = _step_ours(cfg, args)
+            else:
+                r = _step_torch(cfg, args)
+        except Exception as e:                       # noqa: BLE001 (report and go on with the next network)
+            r = {"error": f"{type(e).__name__}: {e}"[:400]}
+        r.update(config=cfg["name"], engine=args.engine, tf32=args.tf32)
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    write_json(os.path.join(args.out, f"train-step-{args.engine}-tf32{args.tf32}.json"), results)
+
+
+def _step_ours(cfg, args):
+    """Our training step on ``args.device`` (the check uses "cuda"; "cpu" runs the same code in the tests)."""
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, HERE)
+    import numpy as np
+    import ops
+    from autograd import Tensor
+    from minception import optim
+    from train_step import build_minception
+    if args.device == "cuda":
+        import cupy as xp
+        sync = xp.cuda.Device().synchronize
+    else:
+        xp, sync = np, (lambda: None)
+    net = build_minception(cfg["network"], num_classes=10, width=cfg["width"], blocks=cfg["blocks"],
+                           small_input=True, dropout=cfg["dropout"]).to(args.device).train()
+    params = net.named_parameters()
+    opt = optim.RMSProp(params, lr=0.01, decay=0.9, eps=1.0, momentum=0.9, weight_decay=cfg["weight_decay"],
+                        weight_decay_filter=optim.weights_only)
+    ema = None
+    if cfg["ema"]:
+        averaged = params + [(n, b) for n, b in net.named_buffers() if b.dtype.kind == "f"]
+        ema = optim.EMA(averaged, decay=0.9999, module=net)
+    rng = np.random.default_rng(0)
+    x = Tensor(xp.asarray(rng.standard_normal((cfg["batch"], 3, 32, 32)).astype(np.float32)))
+    y = xp.asarray(rng.integers(0, 10, cfg["batch"]))
+
+    def step():
+        loss = ops.softmax_cross_entropy(net(x), y, label_smoothing=cfg["smoothing"])
+        opt.zero_grad()
+        loss.backward()
+        if cfg["clip"]:
+            optim.clip_grad_norm(net.parameters(), cfg["clip"], sync=False)
+        opt.step()
+        if ema is not None:
+            ema.update()
+        return loss.data
+
+    timing, losses = _time_steps(step, sync, args.warmup, args.steps)
+    if xp is not np:
+        timing["gpu_pool_mib"] = xp.get_default_memory_pool().total_bytes() / 2 ** 20
+    timing.update(images_per_s=cfg["batch"] / (timing["pipelined_ms"] / 1e3), params=net.num_parameters(),
+                  losses=[float(v) for v in losses[:3]] + [float(losses[-1])])
+    return timing
+
+
+def _step_torch(cfg, args):
+    sys.path.insert(0, HERE)
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    import torch_models
+    tf32 = args.tf32 == "on"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.manual_seed(0)
+    net = torch_models.build(cfg["network"], num_classes=10, width=cfg["width"], blocks=cfg["blocks"],
+                             small_input=True, dropout=cfg["dropout"]).cuda().train()
+    decay = [p for p in net.parameters() if p.ndim >= 2]
+    no_decay = [p for p in net.parameters() if p.ndim < 2]
+    opt = torch.optim.RMSprop([{"params": decay, "weight_decay": cfg["weight_decay"]},
+                               {"params": no_decay, "weight_decay": 0.0}], lr=0.01, alpha=0.9, eps=1.0,
+                              momentum=0.9)
+    averaged = list(net.parameters()) + [b for b in net.buffers() if b.dtype.is_floating_point]
+    shadows = [a.detach().clone() for a in averaged] if cfg["ema"] else None
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((cfg["batch"], 3, 32, 32)).astype(np.float32)).cuda()
+    y = torch.from_numpy(rng.integers(0, 10, cfg["batch"])).cuda()
+
+    def step():
+        loss = F.cross_entropy(net(x), y, label_smoothing=cfg["smoothing"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg["clip"]:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["clip"])
+        opt.step()
+        if shadows is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(shadows, [a.detach() for a in averaged], 1.0 - 0.9999)
+        return loss.detach()
+
+    torch.cuda.reset_peak_memory_stats()
+    timing, losses = _time_steps(step, torch.cuda.synchronize, args.warmup, args.steps)
+    timing.update(images_per_s=cfg["batch"] / (timing["pipelined_ms"] / 1e3),
+                  gpu_peak_mib=torch.cuda.max_memory_allocated() / 2 ** 20,
+                  params=sum(p.numel() for p in net.parameters()),
+                  losses=[float(v) for v in losses[:3]] + [float(losses[-1])],
+                  torch=torch.__version__, cudnn_benchmark=torch.backends.cudnn.benchmark)
+    return timing
+
+
+def worker_train_step(args):
+    """Spawns the engines: ours with TF32 off and on (CuPy reads CUPY_TF32 at import), then PyTorch (off, on)."""
+    deadline = time.perf_counter() + args.limit
+    log = os.path.join(args.out, "train-step.engines.log")
+    runs = [("ours", "off"), ("ours", "on"), ("torch", "off"), ("torch", "on")]
+    torch_ok, torch_version = python_has("torch", args.torch_python)
+    for i, (engine, tf32) in enumerate(runs):
+        if engine == "torch" and not torch_ok:
+            write_json(os.path.join(args.out, f"train-step-torch-tf32{tf32}.json"),
+                       [{"config": c["name"], "engine": "torch", "tf32": tf32,
+                         "error": f"torch not installed ({torch_version})"} for c in _configs(args.quick)])
+            print(f"torch not installed ({torch_version}): PyTorch side skipped", flush=True)
+            continue
+        share = (deadline - time.perf_counter()) / (len(runs) - i)
+        python = args.torch_python if engine == "torch" else sys.executable
+        cmd = [python, os.path.abspath(__file__), "--worker", "train-engine", args.out, "--engine", engine,
+               "--tf32", tf32, "--warmup", str(args.warmup), "--steps", str(args.steps)]
+        cmd += ["--quick"] if args.quick else []
+        code, seconds = run_logged(cmd, log, share, child_env({"CUPY_TF32": "1" if tf32 == "on" else "0"}))
+        print(f"{engine} tf32 {tf32}: exit {code} after {seconds:.0f} s", flush=True)
+    _train_step_table(args.out, args.quick)
+
+
+def _train_step_table(out, quick):
+    results = {}
+    for engine in ("ours", "torch"):
+        for tf32 in ("off", "on"):
+            for r in read_json(os.path.join(out, f"train-step-{engine}-tf32{tf32}.json")) or []:
+                results[(r["config"], engine, tf32)] = r
+    lines = ["| configuration | TF32 | ours ms/step | torch ms/step | ours/torch | ours img/s | torch img/s | "
+             "ours first step s |", "|---|---|---|---|---|---|---|---|"]
+    for cfg in _configs(quick):
+        for tf32 in ("off", "on"):
+            o, t = results.get((cfg["name"], "ours", tf32), {}), results.get((cfg["name"], "torch", tf32), {})
+            om, tm = o.get("pipelined_ms"), t.get("pipelined_ms")
+            cell = lambda r, key, fmt: fmt.format(r[key]) if key in r else (r.get("error", "not run")[:60])  # noqa
+            ratio = f"{om / tm:.2f}" if om and tm else "-"
+            lines.append(f"| {cfg['name']} | {tf32} | {cell(o, 'pipelined_ms', '{:.1f}')} | "
+                         f"{cell(t, 'pipelined_ms', '{:.1f}')} | {ratio} | {cell(o, 'images_per_s', '{:.0f}')} | "
+                         f"{cell(t, 'images_per_s', '{:.0f}')} | {cell(o, 'first_s', '{:.1f}')} |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "train-step.txt"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+# ----------------------------------------------------------------------------------------- training example
+def worker_train_example(args):
+    run_dir = os.path.join(args.out, "train-example")
+    steps = 10 if args.quick else 300
+    cmd = [sys.executable, os.path.join(ROOT, "examples", "train_cifar_scaled.py"), "--device", args.device,
+           "--synthetic", "--no-download", "--max-steps", str(steps), "--out", run_dir, "--no-progress",
+           "--log-every", "10", "--test-subset", "500", "--checkpoint-every", str(steps)]
+    if args.quick:
+        cmd += ["--width", "0.0625", "--subset", "160", "--test-subset", "100", "--batch-size", "16",
+                "--log-every", "5"]
+    t0 = time.perf_counter()
+    code = subprocess.call(cmd, cwd=ROOT, env=child_env())
+    seconds = time.perf_counter() - t0
+    curve = _loss_curve(run_dir)
+    result = {"exit": code, "seconds": seconds, "steps": steps, "points": len(curve)}
+    if curve:
+        result.update(first_loss=curve[0]["loss"], last_loss=curve[-1]["loss"],
+                      images_per_s=statistics.median([p["images_per_s"] for p in curve if p.get("images_per_s")]
+                                                     or [float("nan")]))
+        with open(os.path.join(args.out, "train-example-loss.txt"), "w") as f:
+            f.write("step loss images_per_s\n")
+            for p in curve:
+                f.write(f"{p.get('step')} {p['loss']:.4f} {p.get('images_per_s', float('nan')):.1f}\n")
+    print(json.dumps(result))
+    write_json(os.path.join(args.out, "train-example.json"), result)
+    sys.exit(code)
+
+
+def _loss_curve(run_dir):
+    """Points of the training log: step, loss and images/s, read without assuming more of its format than a
+    JSON object per line with a loss."""
+    points = []
+    try:
+        with open(os.path.join(run_dir, "train_log.jsonl")) as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                loss = d.get("loss", d.get("train_loss"))
+                if not isinstance(loss, (int, float)):
+                    continue
+                ips = d.get("images_per_s")
+                if ips is None and d.get("seconds") and d.get("images"):
+                    ips = d["images"] / d["seconds"]
+                points.append({"step": d.get("step"), "loss": float(loss), "images_per_s": ips})
+    except OSError:
+        pass
+    return points
+
+
+# ----------------------------------------------------------------------------------------- CPU scaling
+def worker_cpu_scaling(args):
+    """bench/train_step.py's workers at each thread count: ours, then PyTorch (when installed)."""
+    deadline = time.perf_counter() + args.limit
+    threads = [t for t in args.threads if t <= (os.cpu_count() or 1)] or [1]
+    network = args.network
+    batch, steps, warmup = (4, 1, 1) if args.quick else (64, 3, 1)
+    torch_ok, torch_version = python_has("torch", args.torch_python)
+    log = os.path.join(args.out, "cpu-scaling.workers.log")
+    runs = [(t, e) for t in threads for e in ("ours", "torch")]
+    rows = {t: {"threads": t} for t in threads}
+    for i, (t, engine) in enumerate(runs):
+        if engine == "torch" and not torch_ok:
+            rows[t]["torch"] = f"torch not installed ({torch_version})"
+            continue
+        left = deadline - time.perf_counter()
+        if left < MIN_SECONDS:
+            rows[t][engine] = "skipped: out of time"
+            continue
+        python = args.torch_python if engine == "torch" else sys.executable
+        cmd = [python, os.path.join(HERE, "train_step.py"), "--worker", engine, "--network", network,
+               "--what", "train", "--batch", str(batch), "--size", "32", "--steps", str(steps),
+               "--warmup", str(warmup), "--threads", str(t)]
+        env = child_env({k: str(t) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+                                             "MKL_NUM_THREADS")})
+        share = left / sum(1 for tt, e in runs[i:] if e == "ours" or torch_ok)
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=share, env=env, cwd=ROOT)
+            with open(log, "a") as f:
+                f.write(f"$ {' '.join(cmd)}\n{r.stdout}\n{r.stderr}\n")
+            if r.returncode == 0:
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                rows[t][engine] = res["step"]["median"]
+                rows[t][engine + "_cpu"] = res.get("cpu")
+            else:
+                rows[t][engine] = f"failed: {(r.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+        except subprocess.TimeoutExpired:
+            rows[t][engine] = f"timeout after {share:.0f} s"
+        print(json.dumps(rows[t]), flush=True)
+    table = [f"CPU training step, {network}, width 0.25, blocks 2,2,2, batch {batch}, 32x32, float32 "
+             f"(median of {steps} steps after {warmup} warm-up)",
+             "| threads | ours s | torch s | ours/torch |", "|---|---|---|---|"]
+    for t in threads:
+        o, p = rows[t].get("ours"), rows[t].get("torch")
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+        ratio = f"{o / p:.2f}" if isinstance(o, float) and isinstance(p, float) else "-"
+        table.append(f"| {t} | {fmt(o)} | {fmt(p)} | {ratio} |")
+    text = "\n".join(table) + "\n"
+    print(text)
+    with open(os.path.join(args.out, "cpu-scaling.txt"), "w") as f:
+        f.write(text)
+    write_json(os.path.join(args.out, "cpu-scaling.json"), {"network": network, "batch": batch,
+                                                            "rows": [rows[t] for t in threads]})
+
+
+WORKERS = {"env": worker_env, "parity": worker_parity, "train-engine": worker_train_engine,
+           "train-step": worker_train_step, "train-example": worker_train_example,
+           "cpu-scaling": worker_cpu_scaling}
+
+
+# =============================================================================================  the steps
+
+def pytest_cmd(args, *selection):
+    return [sys.executable, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider", "-o", "addopts=",
+            "-rfE", *selection]
+
+
+def step_command(name, args, limit):
+    """The command line of step ``name`` (run from the repository root)."""
+    me = [sys.executable, os.path.abspath(__file__)]
+    common = ["--torch-python", args.torch_python] + (["--quick"] if args.quick else [])
+    if name == "env":
+        return me + ["--worker", "env", args.out] + common
+    if name == "pytest-gpu":
+        return pytest_cmd(args, "tests", "-k", "not directional_gradcheck",
+                          f"--junitxml={os.path.join(args.out, 'pytest-gpu.xml')}")
+    if name == "parity":
+        return me + ["--worker", "parity", args.out] + common
+    if name == "gradcheck":
+        return pytest_cmd(args, "tests/minception/test_gpu_training.py", "-k", "directional_gradcheck",
+                          f"--junitxml={os.path.join(args.out, 'gradcheck.xml')}")
+    if name == "bench-conv":
+        return [sys.executable, "bench/conv.py", "--device", "cuda", "--no-wait"] + (["--quick"] if args.quick
+                                                                                     else ["--reps", "5"])
+    if name == "bench-pool-bn":
+        return [sys.executable, "bench/pool_bn.py", "--device", "cuda"] + (["--quick"] if args.quick else [])
+    if name == "train-step":
+        return me + ["--worker", "train-step", args.out, "--limit", f"{limit - 2:.0f}", "--warmup",
+                     str(args.warmup), "--steps", str(args.steps)] + common
+    if name == "train-example":
+        return me + ["--worker", "train-example", args.out, "--device", "cuda"] + common
+    if name == "cpu-scaling":
+        return me + ["--worker", "cpu-scaling", args.out, "--limit", f"{limit - 2:.0f}", "--network",
+                     args.network, "--threads", ",".join(map(str, args.threads))] + common
+    raise KeyError(name)
+
+
+def summarize(name, out, log, code):
+    """One line of results for the summary table."""
+    if name == "env":
+        info = read_json(os.path.join(out, "env.json")) or {}
+        if info.get("gpu_available"):
+            return (f"{info.get('gpu')} (cc {info.get('compute_capability')}, {info.get('gpu_memory_gib')} GiB), "
+                    f"CUDA driver {info.get('cuda_driver')} runtime {info.get('cuda_runtime')}, CuPy "
+                    f"{info.get('cupy')}, NumPy {info.get('numpy')}, Numba {info.get('numba')}, torch "
+                    f"{info.get('torch')}")
+        return (f"no GPU: {info.get('gpu_reason')}; NumPy {info.get('numpy')}, Numba {info.get('numba')}, "
+                f"torch {info.get('torch')}")
+    if name in ("pytest-gpu", "gradcheck"):
+        text = open(log).read() if os.path.exists(log) else ""
+        m = re.findall(r"=+ (.*? in [\d.]+s.*?) =+", text)
+        if m:
+            return m[-1]
+        counts = {k: len(re.findall(rf" {k.upper()}", text)) for k in ("passed", "failed", "error")}
+        return f"(interrupted) so far: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors"
+    if name == "parity":
+        rows = read_json(os.path.join(out, "parity.json")) or []
+        bad = [r["op"] for r in rows if not r.get("ok")]
+        worst = max((max(r.get("output", 0), r.get("gradients", 0)) for r in rows if "error" not in r), default=0)
+        return f"{len(rows) - len(bad)}/{len(rows)} ops within 1e-10 (worst {worst:.1e})" + (
+            f"; above: {', '.join(bad[:8])}" if bad else "")
+    if name == "train-step":
+        rows = {}
+        for engine in ("ours", "torch"):
+            for r in read_json(os.path.join(out, f"train-step-{engine}-tf32off.json")) or []:
+                rows.setdefault(r["config"], {})[engine] = r.get("pipelined_ms")
+        parts = [f"{c.split(' ')[0].replace('inception_', '')}: {v.get('ours') or 0:.0f}/{v.get('torch') or 0:.0f}"
+                 for c, v in rows.items()]
+        return ("ms/step ours/torch, TF32 off: " + "; ".join(parts)) if parts else tail(log, 1)
+    if name == "train-example":
+        r = read_json(os.path.join(out, "train-example.json")) or {}
+        if "last_loss" in r:
+            return (f"{r['steps']} steps in {r['seconds']:.0f} s, loss {r['first_loss']:.3f} -> {r['last_loss']:.3f}, "
+                    f"{r['images_per_s']:.0f} images/s")
+        return tail(log, 2)
+    if name == "cpu-scaling":
+        r = read_json(os.path.join(out, "cpu-scaling.json")) or {}
+        parts = []
+        for row in r.get("rows", []):
+            o, t = row.get("ours"), row.get("torch")
+            fmt = lambda v: f"{v:.2f}s" if isinstance(v, float) else str(v).split(" (")[0]  # noqa: E731
+            parts.append(f"{row['threads']}t {fmt(o)}/{fmt(t)}")
+        return ("ours/torch: " + "; ".join(parts)) if parts else tail(log, 1)
+    return tail(log, 2)
+
+
+def run_check(args):
+    os.makedirs(args.out, exist_ok=True)
+    selected = [s for s in STEPS if (not args.only or s[0] in args.only) and s[0] not in args.skip]
+    start = time.perf_counter()
+    deadline = start + args.budget
+    results = []
+    gpu_reason, gpu_known = None, False
+    print(f"device_check: {len(selected)} steps, budget {args.budget:.0f} s, results in {args.out}", flush=True)
+    for i, (name, planned, needs_gpu) in enumerate(selected):
+        log = os.path.join(args.out, f"{name}.log")
+        if os.path.exists(log):
+            os.remove(log)
+        now = time.perf_counter()
+        limit = step_limit(max(planned * args.time_scale, 2 * MIN_SECONDS), now, deadline, len(selected) - i - 1)
+        if needs_gpu and not gpu_known:
+            gpu_reason, gpu_known = _probe_gpu(), True
+        if needs_gpu and gpu_reason:
+            status, seconds, line = "skipped", 0.0, f"no GPU: {gpu_reason.split('. ')[0]}"
+        elif limit == 0:
+            status, seconds, line = "skipped", 0.0, "out of time budget"
+        else:
+            print(f"[{time.perf_counter() - start:5.0f} s] {name} (limit {limit:.0f} s)", flush=True)
+            code, seconds = run_logged(step_command(name, args, limit), log, limit)
+            status = "timeout" if code is None else ("ok" if code == 0 else f"failed ({code})")
+            try:
+                line = summarize(name, args.out, log, code)
+            except Exception as e:                   # noqa: BLE001 (the summary must not end the check)
+                line = f"(no summary: {type(e).__name__}: {e})"
+            info = read_json(os.path.join(args.out, "env.json")) if name == "env" else None
+            if info:                                 # else the first GPU step probes for itself
+                gpu_reason, gpu_known = (None if info.get("gpu_available") else info.get("gpu_reason")), True
+        results.append({"step": name, "status": status, "seconds": round(seconds, 1), "result": line})
+        print(f"    {name}: {status}, {seconds:.0f} s: {line}", flush=True)
+    total = time.perf_counter() - start
+    write_json(os.path.join(args.out, "summary.json"), {"seconds": total, "budget": args.budget,
+                                                       "steps": results})
+    table = _summary_table(results, total, args)
+    with open(os.path.join(args.out, "summary.txt"), "w") as f:
+        f.write(table)
+    print("\n" + table)
+    return 0
+
+
+def _probe_gpu():
+    """The reason the GPU cannot be used (None when it can), asked in a subprocess (CUDA stays out of here)."""
+    code = ("import sys; sys.path.insert(0, %r); from autograd.backend import gpu_unavailable_reason; "
+            "print(gpu_unavailable_reason() or '')" % ROOT)
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           env=child_env())
+    except subprocess.TimeoutExpired:
+        return "probing the GPU timed out"
+    if r.returncode != 0:
+        return (r.stderr.strip().splitlines() or ["probing the GPU failed"])[-1]
+    return r.stdout.strip() or None
+
+
+def _summary_table(results, total, args):
+    lines = [f"device_check summary ({time.strftime('%Y-%m-%d %H:%M')}, {total:.0f} s of {args.budget:.0f} s"
+             f"{', quick' if args.quick else ''})",
+             f"{'step':14s} {'status':11s} {'s':>5s}  result", "-" * 100]
+    for r in results:
+        lines.append(f"{r['step']:14s} {r['status']:11s} {r['seconds']:5.0f}  {r['result']}")
+    return "\n".join(lines) + "\n"
+
+
+# =============================================================================================  arguments
+
+def parse_steps(text):
+    names = [s for s in (text or "").split(",") if s]
+    unknown = [s for s in names if s not in STEP_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown step(s) {', '.join(unknown)}; the steps are "
+                                         f"{', '.join(STEP_NAMES)}")
+    return names
+
+
+def parse_threads(text):
+    try:
+        threads = [int(v) for v in text.split(",") if v]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        raise argparse.ArgumentTypeError(f"--threads takes positive integers separated by commas, got {text!r}")
+    return threads
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="steps: " + ", ".join(STEP_NAMES))
+    p.add_argument("out", help="folder for every result (created; earlier results of the same steps replaced)")
+    p.add_argument("--only", type=parse_steps, default=[], metavar="A,B", help="run only these steps")
+    p.add_argument("--skip", type=parse_steps, default=[], metavar="A,B", help="leave these steps out")
+    p.add_argument("--quick", action="store_true", help="small networks, batches and step counts (a smoke run)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help=f"seconds for the whole check "
+                   f"(default {DEFAULT_BUDGET}: 8 minutes of device time less start-up and copying)")
+    p.add_argument("--time-scale", type=float, default=None,
+                   help="multiply every step's planned time (default: budget / the planned total)")
+    p.add_argument("--threads", type=parse_threads, default=[16, 8, 4, 2, 1],
+                   help="CPU thread counts for cpu-scaling (default 16,8,4,2,1; those above the host's cores "
+                        "are left out)")
+    p.add_argument("--network", default="inception_resnet_v2", choices=NETWORKS, help="network of cpu-scaling")
+    p.add_argument("--warmup", type=int, default=3, help="train-step: warm-up steps after the first")
+    p.add_argument("--steps", type=int, default=10, help="train-step: timed steps")
+    p.add_argument("--torch-python", default=sys.executable, help="interpreter of the PyTorch side")
+    # internal: the workers
+    p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    p.add_argument("--limit", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.add_argument("--engine", choices=("ours", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--tf32", choices=("off", "on"), default="off", help=argparse.SUPPRESS)
+    p.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
+    p.add_argument("--max-configs", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.out = os.path.abspath(args.out)
+    if args.worker:
+        os.makedirs(args.out, exist_ok=True)
+        WORKERS[args.worker](args)
+        return 0
+    if args.quick:
+        args.warmup, args.steps = min(args.warmup, 1), min(args.steps, 2)
+    if args.time_scale is None:
+        planned = sum(t for n, t, _ in STEPS if (not args.only or n in args.only) and n not in args.skip)
+        args.time_scale = max(args.budget, 1.0) / max(planned, 1) if planned > args.budget else 1.0
+    return run_check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
