@@ -278,6 +278,12 @@ class TestLoadTimmWeights:
         (tmp_path / "w.safetensors").write_bytes(b"garbage!garbage")
         with pytest.raises(WeightsError):
             read_weights(tmp_path / "w.safetensors")
+        (tmp_path / "w.npz").write_bytes(b"PK\x03\x04garbage")
+        with pytest.raises(WeightsError, match="w.npz: not a .npz file"):
+            read_weights(tmp_path / "w.npz")
+        np.savez(tmp_path / "o.npz", a=np.array([{}], dtype=object))
+        with pytest.raises(WeightsError, match="o.npz: not a readable .npz file.*Object arrays"):
+            read_weights(tmp_path / "o.npz")
 
     def test_reachable_from_models(self):
         # the API name: minception/models/__init__.py re-exports it
