@@ -4,6 +4,7 @@
 of Functions in reverse topological order. No layers and no kernels live here (those are in ``ops`` and
 ``minception``); the array library is NumPy, or CuPy for data on the GPU.
 """
+__minception__ = True    # marks minception's own top-level "autograd" (checked by minception/__init__.py)
 from .anomaly import AnomalyError, detect_anomaly
 from .backend import get_array_module, gpu_available
 from .config import enable_grad, is_grad_enabled, name_scope, no_grad, set_grad_enabled

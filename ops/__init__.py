@@ -4,6 +4,7 @@ Each op is a ``Function`` subclass (forward and backward on raw arrays) plus a l
 its arguments. Kernels live in ``ops.kernels``: a readable NumPy reference, a Numba CPU version and a CuPy GPU
 version of each hot loop.
 """
+__minception__ = True    # marks minception's own top-level "ops" (checked by minception/__init__.py)
 from .activation import relu
 from .arithmetic import add, div, exp, log, mul, neg, pow, sqrt, sub
 from .conv import conv2d
