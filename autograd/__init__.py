@@ -10,6 +10,7 @@ Inspection sits on top of the core and plugs in through one hook point (hooks.py
 the step-by-step trace (trace.py), graph drawing (graph.py), anomaly mode (anomaly.py) and the printing,
 timing and memory hooks (function_hooks.py). The core modules import none of them.
 """
+__minception__ = True    # marks minception's own top-level "autograd" (checked by minception/__init__.py)
 from .backend import get_array_module, gpu_available
 from .config import enable_grad, is_grad_enabled, name_scope, no_grad, set_grad_enabled
 from .engine import backward

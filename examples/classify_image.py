@@ -5,8 +5,8 @@
 The weights are timm's conversion of the TF-slim checkpoints (``timm/inception_v4.tf_in1k``,
 ``timm/inception_resnet_v2.tf_in1k`` on the Hugging Face hub, ``model.safetensors``). Without ``--weights`` the
 file is looked for in ``~/.cache/minception/`` (or ``$MINCEPTION_CACHE``). A missing file is downloaded when the
-network allows it and checked (SHA-256 against the hub's published one when the hub sends it, every key and shape
-always); otherwise the script prints, in one line, where to get it. ``--no-download`` never touches the network.
+network allows it and checked (SHA-256 against the value pinned in ``minception/pretrained/catalog.py``, every key
+and shape); otherwise the script prints, in one line, where to get it. ``--no-download`` never touches the network.
 
 PHOTO may be omitted: the script then uses ``grace_hopper.jpg``, a sample photo shipped with matplotlib.
 

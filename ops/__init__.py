@@ -5,6 +5,7 @@ its arguments. Kernels live in ``ops.kernels``: a readable NumPy reference, a Nu
 version of each hot loop, in two tiers behind one switch: ``ops.kernels.use("reference")`` runs the readable
 kernels, ``"fast"`` (the default) Numba on the CPU and CuPy on the GPU.
 """
+__minception__ = True    # marks minception's own top-level "ops" (checked by minception/__init__.py)
 from . import kernels
 from .activation import relu
 from .arithmetic import add, div, exp, log, mul, neg, pow, sqrt, sub

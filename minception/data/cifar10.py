@@ -15,12 +15,13 @@ Errors (all subclasses of ``DatasetError``, so a caller can fall back to synthet
 ``DatasetUnavailable`` (nothing found and no download: offline, refused, or ``ChecksumError``),
 ``CorruptDataset`` (a file is there but truncated, not a CIFAR pickle, or incomplete; the message names it).
 
-Pickle can run code while loading, so the files are read with an unpickler that only builds dicts, lists,
-bytes, ints and NumPy arrays; anything else is rejected as corrupt.
+Pickle can run code while loading, so the files are read with ``minception.restricted_pickle``: it builds only
+dicts, lists, bytes, numbers and NumPy arrays of plain numeric types; anything else is rejected as corrupt. Files
+over ``MAX_FILE_BYTES`` (64 MB; a batch is 31 MB) are refused before they are read, and an archive member only
+after its size is checked, so a malformed copy raises ``CorruptDataset`` and never exhausts memory.
 """
 import hashlib
 import http.client
-import io
 import os
 import pickle
 import tarfile
@@ -29,6 +30,8 @@ import zlib
 from urllib.request import urlopen
 
 import numpy as np
+
+from minception.restricted_pickle import RestrictedUnpickler, describe
 
 from .dataset import ImageSet
 
@@ -66,34 +69,105 @@ def default_data_dir():
 
 
 # ---------------------------------------------------------------------------------------------- reading ---
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Builds only plain containers and NumPy arrays; refuses every other global a pickle may name."""
+# A batch file is about 31 MB (10,000 rows of 3,072 bytes, plus labels and file names); the meta file is tiny.
+# Anything much larger is not CIFAR-10, and reading it whole could exhaust memory.
+MAX_FILE_BYTES = 64 << 20
+_MAX_ARCHIVE_MEMBERS = 64          # the official archive has 8 entries
 
-    _ndarray_globals = {"_reconstruct": np.empty(0).__reduce__()[0],
-                        "_frombuffer": np.empty(0).__reduce_ex__(5)[0]}
 
-    def find_class(self, module, name):
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
-                      "numpy._core.numeric") and name in self._ndarray_globals:
-            return self._ndarray_globals[name]
-        if (module, name) == ("numpy", "ndarray"):
-            return np.ndarray
-        if (module, name) == ("numpy", "dtype"):
-            return np.dtype
-        if (module, name) == ("_codecs", "encode"):   # how Python 3 writes bytes in protocol 2
-            import codecs
-            return codecs.encode
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a CIFAR file)")
+class _NdarrayClass:
+    """Stands for the global ``numpy.ndarray``, which a pickled array names only as an argument of
+    ``_reconstruct``. The real class is never handed to the pickle: called, it would allocate uninitialised memory
+    of any shape the file asks for."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NdarrayClass()
+# The element types a CIFAR pickle may use (uint8 pixels; the rest for re-pickled copies). No object arrays.
+_DTYPE_CODES = {"u1", "i1", "b1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8"}
+
+
+def _refuse(message):
+    raise pickle.UnpicklingError(message)
+
+
+def _text(value):
+    """A Python 2 ``str`` arrives as bytes (``encoding="bytes"``); a Python 3 one as str."""
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _reconstruct(subtype, shape, typecode):
+    """``numpy.core.multiarray._reconstruct(ndarray, (0,), b"b")``: the empty array that BUILD then fills."""
+    if subtype is not _NDARRAY or shape != (0,) or _text(typecode) != "b":
+        _refuse(f"_reconstruct must be called as NumPy pickles an array, (ndarray, (0,), 'b'), got "
+                f"{describe((subtype, shape, typecode))}")
+    return np.empty(0, np.int8)          # zero elements: nothing uninitialised can leak out
+
+
+def _make_dtype(code, align=False, copy=False):
+    """``numpy.dtype(code, align, copy)`` for the plain numeric codes only."""
+    code = _text(code)
+    if type(code) is not str or code not in _DTYPE_CODES or type(align) is not bool or type(copy) is not bool:
+        _refuse(f"numpy.dtype is allowed for {sorted(_DTYPE_CODES)}, got {describe((code, align, copy))}")
+    return np.dtype(code)
+
+
+def _check_dtype_state(dtype, state):
+    """BUILD on a dtype: NumPy's state ``(3, byteorder, None, None, None, -1, -1, 0)``. The dtype already is what
+    ``_make_dtype`` made; a state asking for anything else (fields, another byte order) is refused."""
+    if (type(state) is not tuple or len(state) != 8 or state[0] != 3 or state[2:] != (None, None, None, -1, -1, 0)
+            or _text(state[1]) not in ("|", "<", "=")):
+        _refuse(f"dtype state {describe(state)} is not that of a plain little-endian {dtype}")
+
+
+def _fill_array(array, state):
+    """BUILD on the empty array from ``_reconstruct``: ``(version, shape, dtype, fortran_order, raw bytes)``.
+    NumPy itself checks that the bytes are exactly what the shape needs."""
+    if (type(state) is not tuple or len(state) != 5 or type(state[1]) is not tuple
+            or not all(type(d) is int and d >= 0 for d in state[1]) or not isinstance(state[2], np.dtype)
+            or type(state[4]) is not bytes):
+        _refuse(f"array state must be (version, shape, dtype, fortran_order, bytes), got {describe(state)}")
+    array.__setstate__(state)
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    """``numpy.core.numeric._frombuffer``: how protocol 5 pickles an array in band."""
+    if type(buffer) not in (bytes, bytearray) or not isinstance(dtype, np.dtype) or type(shape) is not tuple \
+            or order not in ("C", "F"):
+        _refuse(f"_frombuffer(buffer, dtype, shape, order) got {describe((buffer, dtype, shape, order))}")
+    return np.frombuffer(buffer, dtype).reshape(shape, order=order).copy()
+
+
+def _encode(text, encoding):
+    """``_codecs.encode(text, "latin1")``: how Python 3 writes bytes at protocol 2."""
+    if type(text) is not str or encoding not in ("latin1", "latin-1"):
+        _refuse(f"_codecs.encode is allowed for (str, 'latin1'), got {describe((text, encoding))}")
+    return text.encode("latin-1")
+
+
+def _names_for_one_load():
+    names = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _make_dtype, ("_codecs", "encode"): _encode}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        names[(module, "_reconstruct")] = _reconstruct
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):
+        names[(module, "_frombuffer")] = _frombuffer
+    return names
 
 
 def _unpickle(raw, source):
-    """The dict stored in the pickle bytes ``raw``; ``source`` names the file in error messages."""
+    """The dict stored in the pickle bytes ``raw``; ``source`` names the file in error messages.
+
+    Pickle can run code while loading, so the bytes are read by ``minception.restricted_pickle`` with only the
+    names a pickled NumPy array needs (each replaced by a function that checks its arguments)."""
+    unpickler = RestrictedUnpickler(raw, names=_names_for_one_load(), encoding="bytes",
+                                    build={np.ndarray: _fill_array, np.dtype: _check_dtype_state})
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, MemoryError) as e:
-        raise CorruptDataset(f"{source}: not a readable CIFAR-10 pickle (truncated or corrupt?): "
-                             f"{type(e).__name__}: {e}") from e
+        obj = unpickler.load()
+    except pickle.UnpicklingError as e:
+        raise CorruptDataset(f"{source}: not a readable CIFAR-10 pickle (truncated or corrupt?): {e}") from e
     if not isinstance(obj, dict):
         raise CorruptDataset(f"{source}: expected a pickled dict, found {type(obj).__name__}")
     return obj
@@ -103,7 +177,27 @@ def _field(d, key, source):
     for k in (key.encode(), key):            # Python 2 pickles have bytes keys; re-pickled copies may have str
         if k in d:
             return d[k]
-    raise CorruptDataset(f"{source}: the pickled dict has no {key!r} entry (keys: {sorted(map(str, d))})")
+    keys = sorted(map(describe, d))
+    raise CorruptDataset(f"{source}: the pickled dict has no {key!r} entry (keys: {', '.join(keys[:10])}"
+                         f"{', ...' if len(keys) > 10 else ''})")
+
+
+def _labels(labels, count, source):
+    """``labels`` (a list of ints 0..9, or a 1-D integer array) as int64 ``(count,)``. Checked element by element
+    before NumPy sees it: ``np.asarray`` of nested lists that share items could fill memory."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        values = labels
+    elif type(labels) is list and all(type(v) is int for v in labels):
+        values = labels
+    else:
+        raise CorruptDataset(f"{source}: 'labels' must be a list of {count} integers, found "
+                             f"{type(labels).__name__}")
+    if len(values) != count:
+        raise CorruptDataset(f"{source}: 'labels' must be {count} integers (one per row of 'data'), found "
+                             f"{len(values)}")
+    if count and (min(values) < 0 or max(values) >= len(CLASS_NAMES)):
+        raise CorruptDataset(f"{source}: labels outside 0..9 (min {min(values)}, max {max(values)})")
+    return np.array(values, dtype=np.int64)
 
 
 def _parse_batch(raw, source):
@@ -115,21 +209,17 @@ def _parse_batch(raw, source):
         shape = getattr(data, "shape", None)
         dtype = getattr(data, "dtype", type(data).__name__)
         raise CorruptDataset(f"{source}: 'data' must be a uint8 array (N, {size}), found {dtype} {shape}")
-    labels = np.asarray(labels)
-    if labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu":
-        raise CorruptDataset(f"{source}: 'labels' must be {data.shape[0]} integers, found {labels.dtype} "
-                             f"{labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
-        raise CorruptDataset(f"{source}: labels outside 0..9 (min {labels.min()}, max {labels.max()})")
-    return data.reshape((-1,) + IMAGE_SHAPE), labels.astype(np.int64)
+    return data.reshape((-1,) + IMAGE_SHAPE), _labels(labels, data.shape[0], source)
 
 
 def _parse_meta(raw, source):
     names = _field(_unpickle(raw, source), "label_names", source)
-    names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    if type(names) not in (list, tuple) or not all(type(n) in (bytes, str) for n in names):
+        raise CorruptDataset(f"{source}: 'label_names' must be a list of {len(CLASS_NAMES)} strings, found "
+                             f"{type(names).__name__}")
     if len(names) != len(CLASS_NAMES):
         raise CorruptDataset(f"{source}: expected {len(CLASS_NAMES)} label names, found {len(names)}")
-    return names
+    return tuple(_text(n) for n in names)
 
 
 def _assemble(read, describe):
@@ -151,12 +241,49 @@ def read_cifar10_folder(folder):
         path = os.path.join(folder, name)
         try:
             with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_FILE_BYTES:
+                    raise CorruptDataset(f"{path}: {size} bytes, more than a CIFAR-10 file can hold "
+                                         f"({MAX_FILE_BYTES}); not CIFAR-10?")
                 return f.read()
         except FileNotFoundError:
             raise CorruptDataset(f"{path}: missing; the CIFAR-10 copy in {folder} is incomplete (expected "
                                  f"{', '.join(TRAIN_FILES + (TEST_FILE, META_FILE))})") from None
+        except OSError as e:                      # a folder in its place, no permission, an I/O error
+            raise CorruptDataset(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
 
     return _assemble(read, lambda name: os.path.join(folder, name))
+
+
+def _archive_members(tar, archive):
+    """``{file name: TarInfo}`` of the regular files in the archive, refusing archives that cannot be CIFAR-10's:
+    more than a few dozen entries, or a wanted file over ``MAX_FILE_BYTES``."""
+    members = {}
+    for count, member in enumerate(tar, 1):       # one header at a time: never a list of millions of entries
+        if count > _MAX_ARCHIVE_MEMBERS:
+            raise CorruptDataset(f"{archive}: more than {_MAX_ARCHIVE_MEMBERS} entries; not the CIFAR-10 python "
+                                 f"archive?")
+        name = os.path.basename(member.name)
+        if member.isfile() and name in TRAIN_FILES + (TEST_FILE, META_FILE):
+            if member.size > MAX_FILE_BYTES:
+                raise CorruptDataset(f"{archive}: {member.name} is {member.size} bytes, more than a CIFAR-10 file "
+                                     f"can hold ({MAX_FILE_BYTES}); not the CIFAR-10 python archive?")
+            members[name] = member
+    return members
+
+
+def _member_bytes(tar, members, name, archive):
+    """The bytes of one member, read 1 MB at a time: a header that lies about the size costs no more memory than
+    the data that is really there."""
+    if name not in members:
+        raise CorruptDataset(f"{archive}: has no {FOLDER_NAME}/{name}; not the CIFAR-10 python archive?")
+    member, blocks = tar.extractfile(members[name]), []
+    for block in iter(lambda: member.read(1 << 20), b""):
+        blocks.append(block)
+    return b"".join(blocks)
+
+
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError, UnicodeError)
 
 
 def read_cifar10_archive(archive):
@@ -167,15 +294,10 @@ def read_cifar10_archive(archive):
     """
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
-
-            def read(name):
-                if name not in members:
-                    raise CorruptDataset(f"{archive}: has no {FOLDER_NAME}/{name}; not the CIFAR-10 python archive?")
-                return tar.extractfile(members[name]).read()
-
-            return _assemble(read, lambda name: f"{archive}:{FOLDER_NAME}/{name}")
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            members = _archive_members(tar, archive)
+            return _assemble(lambda name: _member_bytes(tar, members, name, archive),
+                             lambda name: f"{archive}:{FOLDER_NAME}/{name}")
+    except _ARCHIVE_ERRORS as e:
         raise CorruptDataset(f"{archive}: cannot read the archive (truncated or corrupt?): "
                              f"{type(e).__name__}: {e}") from e
 
@@ -267,13 +389,12 @@ def extract_cifar10(archive, root):
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
-                members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
+                members = _archive_members(tar, archive)
                 for name in TRAIN_FILES + (TEST_FILE, META_FILE):
-                    if name not in members:
-                        raise CorruptDataset(f"{archive}: has no {FOLDER_NAME}/{name}")
+                    raw = _member_bytes(tar, members, name, archive)
                     with open(os.path.join(tmp, name), "wb") as out:
-                        out.write(tar.extractfile(members[name]).read())
-        except (tarfile.TarError, EOFError, zlib.error) as e:
+                        out.write(raw)
+        except _ARCHIVE_ERRORS as e:
             raise CorruptDataset(f"{archive}: cannot unpack (truncated or corrupt?): {e}") from e
         if not os.path.exists(target):
             os.replace(tmp, target)

@@ -12,9 +12,10 @@ The preprocessing numbers are timm's ``pretrained_cfg`` for these two tags (``ti
 ``inception_resnet_v2.py``): input 299x299, bicubic resize, centre-crop fraction 0.875 / 0.8975, mean = std = 0.5
 (pixels scaled to [-1, 1]). timm's ImageNet accuracies for these weights were measured with exactly that pipeline.
 
-No SHA-256 is written here: none was published where we could read it. The hub does publish each file's SHA-256
-(its Git LFS object id, sent in the ``X-Linked-Etag`` response header), and the downloader checks the file against
-it when the hub sends it; every loaded file is also checked key by key and shape by shape against the manifest.
+Each file's SHA-256 is pinned here, as the hub publishes it (the Git LFS object id shown under "Git LFS Details" on
+``https://huggingface.co/<hub_id>/blob/main/model.safetensors``), with the size the hub lists (in MB, rounded).
+The downloader accepts a file only if its bytes hash to the pinned value, never to a hash the server sends along
+with the file; every loaded file is also checked key by key and shape by shape against the manifest.
 """
 from __future__ import annotations
 
@@ -39,7 +40,10 @@ class PretrainedInfo:
         mean, std: per-channel normalisation of pixels in [0, 1]: ``(x - mean) / std``.
         num_classes: logits produced (timm dropped TF-slim's background class 0).
         manifest: file (next to this module) listing every key and shape of the checkpoint.
-        sha256: the file's SHA-256 if known in advance (None: checked against the hub's header when downloading).
+        sha256: the file's published SHA-256 (hex). None: unknown, and the downloader refuses to fetch the file
+            unless the caller passes the expected hash.
+        size_mb: the file's size as the hub lists it, in MB (10**6 bytes), rounded; a download stops when the
+            server sends more than that (see ``max_bytes``).
     """
     model: str
     hub_id: str
@@ -51,11 +55,17 @@ class PretrainedInfo:
     std: tuple = (0.5, 0.5, 0.5)
     num_classes: int = 1000
     sha256: str | None = None
+    size_mb: int | None = None
     manifest: str = field(default="")
 
     @property
     def url(self) -> str:
         return f"https://huggingface.co/{self.hub_id}/resolve/main/{self.filename}"
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The most bytes a download may bring: the listed size rounded up (None when no size is listed)."""
+        return None if self.size_mb is None else int((self.size_mb + 0.5) * 10 ** 6)
 
     @property
     def page(self) -> str:
@@ -72,11 +82,15 @@ class PretrainedInfo:
 
 
 PRETRAINED = {
+    # The manifests' tensors take 170,971,936 and 223,616,032 bytes; the num_batches_tracked counters and the JSON
+    # header make up the rest of the listed sizes.
     "inception_v4": PretrainedInfo(
         model="inception_v4", hub_id="timm/inception_v4.tf_in1k", crop_pct=0.875,
+        sha256="a756a086851c8d5a8de135ec15c76b90ea56cb5aef450e3299107e659e725bb1", size_mb=171,
         manifest="timm_inception_v4_keys.txt"),
     "inception_resnet_v2": PretrainedInfo(
         model="inception_resnet_v2", hub_id="timm/inception_resnet_v2.tf_in1k", crop_pct=0.8975,
+        sha256="dbea26b13a5fc8351919fed6a94222c0577ce324b2765fd081a798f837ca9d72", size_mb=224,
         manifest="timm_inception_resnet_v2_keys.txt"),
 }
 

@@ -4,20 +4,26 @@
     path = download_weights("inception_v4")        # ~/.cache/minception/inception_v4.tf_in1k.safetensors
     print(where_to_get("inception_v4"))            # one line: the URL and where to put the file
 
-Checks, in order:
-1. SHA-256. The hub stores weights with Git LFS; its answer to a HEAD request on the ``resolve`` URL (before the
-   redirect to the CDN) carries the file's SHA-256 in ``X-Linked-Etag``. When the hub sends it (or the caller passes
-   ``sha256=``), the downloaded bytes must hash to it. When neither is available the check is skipped, and a note says so.
-2. Structure. Every key and shape of the file must be those of the published checkpoint (the manifest shipped with
-   the package), and every value finite.
-The file is written to ``<name>.part.safetensors`` and renamed only after both checks pass.
+The bytes go to a temporary ``<dest>.<random>.part.safetensors`` beside ``dest``, which becomes ``dest`` only after
+every check passes; on any failure (or Ctrl-C) it is deleted, so ``dest`` never holds a partial or unverified file.
+The checks, in order:
+
+1. Transfer. The server must send exactly the ``Content-Length`` it announced and at most the size the catalog
+   lists (a broken or endless transfer stops there).
+2. SHA-256. The bytes must hash to the value pinned in the catalog (``catalog.PRETRAINED``), or to the ``sha256=``
+   the caller passes. A hash sent by the same server would prove nothing, so none is taken from it; with no
+   expected hash at all the download is refused.
+3. Structure. Every key and shape must be those of the published checkpoint (the manifest shipped with the
+   package), and every value finite.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -30,7 +36,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class DownloadError(RuntimeError):
-    """The weights could not be fetched (no network, HTTP error) or failed verification."""
+    """The weights could not be fetched (no network, HTTP error, broken transfer) or failed verification."""
 
 
 def default_weights_path(model_name) -> str:
@@ -47,8 +53,9 @@ def where_to_get(model_name, dest=None, reason=None) -> str:
     info = get_info(model_name)
     dest = dest or default_weights_path(model_name)
     why = f" ({reason})" if reason else ""
+    check = f"; its SHA-256 must be {info.sha256}" if info.sha256 else ""
     return (f"weights for {model_name} not found{why}: download {info.url} (model card: {info.page}) "
-            f"and save it as {dest} (or pass the file's path)")
+            f"and save it as {dest} (or pass the file's path){check}")
 
 
 def sha256_of(path, chunk=1 << 20) -> str:
@@ -60,27 +67,47 @@ def sha256_of(path, chunk=1 << 20) -> str:
     return h.hexdigest()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
+def _expected_sha256(info, sha256):
+    expected = (sha256 or info.sha256 or "").lower()
+    if not expected:
+        raise DownloadError(f"no SHA-256 is pinned for {info.hub_id}, and a file that cannot be verified is not "
+                            f"downloaded: pass the expected hash, download_weights(..., sha256='<64 hex digits>'), "
+                            f"taken from {info.page}/blob/main/{info.filename} (\"Git LFS Details\")")
+    if not _HEX64.fullmatch(expected):
+        raise DownloadError(f"sha256 must be 64 hex digits, got {expected!r}")
+    return expected
 
 
-def _published_sha256(url, timeout):
-    """The SHA-256 the server publishes for ``url`` (hub: ``X-Linked-Etag`` on the un-redirected HEAD), or None."""
-    request = urllib.request.Request(url, method="HEAD")
+def _fetch(url, out, timeout, max_bytes, progress, label):
+    """Copy the body at ``url`` into the open file ``out``; returns its SHA-256 (hex). Raises ``DownloadError``."""
+    h = hashlib.sha256()
     try:
-        headers = urllib.request.build_opener(_NoRedirect).open(request, timeout=timeout).headers
-    except urllib.error.HTTPError as e:          # a refused redirect (302) arrives as an HTTPError with headers
-        headers = e.headers
-    except (urllib.error.URLError, OSError):
-        return None
-    for name in ("X-Linked-Etag", "ETag"):
-        value = (headers.get(name) or "").strip()
-        value = value[2:] if value.startswith("W/") else value
-        value = value.strip('"').lower()
-        if _HEX64.fullmatch(value):
-            return value
-    return None
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            announced = response.headers.get("Content-Length")
+            total = int(announced) if announced is not None and announced.strip().isdigit() else None
+            if total is not None and max_bytes is not None and total > max_bytes:
+                raise DownloadError(f"{url}: the server announces {total} bytes, more than the {max_bytes} the "
+                                    f"published file has; refusing it")
+            done = 0
+            for block in iter(lambda: response.read(1 << 20), b""):
+                done += len(block)
+                if max_bytes is not None and done > max_bytes:
+                    raise DownloadError(f"{url}: the server sends more than the {max_bytes} bytes the published "
+                                        f"file has; refusing it")
+                out.write(block)
+                h.update(block)
+                if progress:
+                    of = f" of {total / 1e6:.0f}" if total else ""
+                    print(f"\rdownloading {label}: {done / 1e6:.0f}{of} MB", end="", file=sys.stderr)
+            if progress:
+                print(file=sys.stderr)
+            if total is not None and done != total:
+                raise DownloadError(f"{url}: the transfer broke off after {done} of {total} bytes")
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+        # URLError/HTTPError, timeouts, resets, IncompleteRead and other malformed responses, a full disk
+        reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
+        raise DownloadError(f"download failed: {reason}") from None
+    return h.hexdigest()
 
 
 def download_weights(model_name, dest=None, sha256=None, url=None, timeout=30.0, progress=True) -> str:
@@ -89,55 +116,43 @@ def download_weights(model_name, dest=None, sha256=None, url=None, timeout=30.0,
     Args:
         model_name: ``"inception_v4"`` or ``"inception_resnet_v2"``.
         dest: target file (default ``default_weights_path(model_name)``); its folder is created.
-        sha256: expected hex digest; default: the catalog's, else the one the hub publishes in its headers.
+        sha256: expected hex digest; default: the one pinned in the catalog.
         url: where to fetch from (default: the hub's ``resolve`` URL); a mirror, or a ``file://`` URL in tests.
         timeout: seconds for connecting and for each read.
         progress: print a progress line to stderr.
     Returns:
-        ``dest``.
+        ``dest``, which now holds the verified file.
     Raises:
-        DownloadError: no network, an HTTP error, a checksum mismatch or a structurally wrong file (the partial
-            file is removed).
+        DownloadError: no expected hash, no network, an HTTP error, a broken or oversized transfer, a checksum
+            mismatch or a structurally wrong file. The temporary file is removed; ``dest`` is left as it was.
     """
     info = get_info(model_name)
+    expected = _expected_sha256(info, sha256)
     dest = os.fspath(dest or default_weights_path(model_name))
     url = url or info.url
-    expected = (sha256 or info.sha256 or _published_sha256(url, timeout) or "").lower() or None
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    root, ext = os.path.splitext(dest)
-    part = f"{root}.part{ext}"                   # keeps the extension: the reader is chosen by it
-    h = hashlib.sha256()
+    folder = os.path.dirname(os.path.abspath(dest))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-                h.update(block)
-                done += len(block)
-                if progress:
-                    of = f" of {total / 1e6:.0f}" if total else ""
-                    print(f"\rdownloading {info.hub_id}: {done / 1e6:.0f}{of} MB", end="", file=sys.stderr)
-        if progress:
-            print(file=sys.stderr)
-    except (urllib.error.URLError, OSError) as e:
-        _remove(part)
-        reason = getattr(e, "reason", e)
-        raise DownloadError(f"download failed: {reason}") from None
-
-    digest = h.hexdigest()
-    if expected is not None and digest != expected:
-        _remove(part)
-        raise DownloadError(f"{url}: SHA-256 {digest} does not match the published {expected}; file discarded")
+        os.makedirs(folder, exist_ok=True)
+        fd, part = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".part" + os.path.splitext(dest)[1],
+                                    dir=folder)      # keeps the extension: the reader is chosen by it
+    except OSError as e:
+        raise DownloadError(f"cannot download {url}: cannot write to {folder}: {e}") from None
     try:
-        verify_checkpoint(part, model_name)
-    except Exception as e:
-        _remove(part)
-        raise DownloadError(f"{url}: downloaded file failed the structural check: {e}") from None
-    os.replace(part, dest)
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(url, out, timeout, info.max_bytes, progress, info.hub_id)
+        if digest != expected:
+            raise DownloadError(f"{url}: SHA-256 {digest} does not match the expected {expected}; file discarded")
+        try:
+            verify_checkpoint(part, model_name)
+        except Exception as e:           # WeightsError, or anything a damaged file provokes: the file is not used
+            raise DownloadError(f"{url}: downloaded file failed the structural check: {e}") from None
+        os.replace(part, dest)
+        part = None
+    finally:
+        if part is not None:
+            _remove(part)
     if progress:
-        how = f"SHA-256 {digest} matches the hub's" if expected else f"SHA-256 {digest} (no published checksum seen)"
-        print(f"saved {dest}: {how}; all keys and shapes as published", file=sys.stderr)
+        print(f"saved {dest}: SHA-256 {digest} as published; all keys and shapes as published", file=sys.stderr)
     return dest
 
 

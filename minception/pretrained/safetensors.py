@@ -21,10 +21,13 @@ distributes weights this way. This module needs neither PyTorch nor the ``safete
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 
 import numpy as np
+
+from minception.restricted_pickle import describe
 
 __all__ = ["load_file", "save_file", "read_header", "SafetensorsError", "DTYPES"]
 
@@ -43,6 +46,7 @@ _NAMES = {dt: name for name, dt in DTYPES.items()}
 
 # Refuse absurd headers before allocating for them (the reference implementation uses the same 100 MB bound).
 _MAX_HEADER = 100_000_000
+_MAX_DIMS = 64                      # NumPy's limit on the number of dimensions
 
 
 class SafetensorsError(ValueError):
@@ -50,12 +54,17 @@ class SafetensorsError(ValueError):
 
 
 def read_header(path):
-    """Parse only the header of a safetensors file.
+    """Parse and check only the header of a safetensors file.
 
     Returns ``(tensors, metadata, data_start)``: ``tensors`` maps each name to ``{"dtype", "shape",
     "data_offsets"}``; ``metadata`` is the ``__metadata__`` dict (``{}`` if absent); ``data_start`` is the byte
-    position where the tensor data begins.
+    position where the tensor data begins. Every entry has been checked (see ``_validate``), so the offsets can be
+    used as they are.
+
+    Raises:
+        SafetensorsError: the message names the file, the entry and the field at fault.
     """
+    path = os.fspath(path)
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(8)
@@ -67,47 +76,73 @@ def read_header(path):
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError) as e:          # ValueError: bad JSON, or an integer of 5000 digits
         raise SafetensorsError(f"{path}: the header is not valid UTF-8 JSON ({e})") from None
+    except RecursionError:
+        raise SafetensorsError(f"{path}: the header is not valid safetensors JSON (nested too deeply)") from None
     if not isinstance(header, dict):
         raise SafetensorsError(f"{path}: the header must be a JSON object, got {type(header).__name__}")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise SafetensorsError(f"{path}: field '__metadata__' must map strings to strings")
     data_start = 8 + n
-    data_len = size - data_start
-    _validate(path, header, data_len)
+    _validate(path, header, size - data_start)
     return header, metadata, data_start
 
 
 def _itemsize(dtype_name):
     if dtype_name == "BF16":
         return _BF16_BYTES
-    if dtype_name not in DTYPES:
-        raise SafetensorsError(f"dtype {dtype_name!r} is not supported (supported: {sorted(DTYPES) + ['BF16']})")
     return DTYPES[dtype_name].itemsize
 
 
+def _is_int(value):
+    return type(value) is int                   # JSON true/false are bools, which Python also counts as ints
+
+
 def _validate(path, header, data_len):
-    """Every entry well formed, sizes consistent, no overlaps, nothing past the end of the file."""
+    """Every entry well formed, sizes consistent (in Python ints: no overflow), and every data byte owned by
+    exactly one tensor: no overlaps, no gaps, nothing past the end of the file (as the reference implementation
+    requires)."""
     spans = []
     for name, info in header.items():
+        where = f"{path}: entry {describe(name)}"
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
-            raise SafetensorsError(f"{path}: entry {name!r} needs dtype, shape and data_offsets, got {info!r}")
-        shape = info["shape"]
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise SafetensorsError(f"{path}: entry {name!r} has an invalid shape {shape!r}")
-        begin, end = info["data_offsets"]
-        expected = int(np.prod(shape, dtype=np.int64)) * _itemsize(info["dtype"])
+            raise SafetensorsError(f"{where} needs the fields dtype, shape and data_offsets, got {describe(info)}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or (dtype not in DTYPES and dtype != "BF16"):
+            raise SafetensorsError(f"{where}: field 'dtype' is {describe(dtype)}, which is not supported "
+                                   f"(supported: {', '.join(sorted(DTYPES) + ['BF16'])})")
+        if not isinstance(shape, list) or len(shape) > _MAX_DIMS or not all(_is_int(d) and d >= 0 for d in shape):
+            raise SafetensorsError(f"{where}: field 'shape' must be a list of at most {_MAX_DIMS} non-negative "
+                                   f"integers, got {describe(shape)}")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets):
+            raise SafetensorsError(f"{where}: field 'data_offsets' must be two integers [begin, end], got "
+                                   f"{describe(offsets)}")
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_len:
+            raise SafetensorsError(f"{where}: field 'data_offsets' [{begin}, {end}) must lie within the "
+                                   f"{data_len} data bytes (truncated file?); they run past them")
+        if math.prod(max(d, 1) for d in shape) * _itemsize(dtype) >= 2 ** 62:   # NumPy refuses such shapes, even empty
+            raise SafetensorsError(f"{where}: field 'shape' {describe(shape)} is too large for an array")
+        expected = math.prod(shape) * _itemsize(dtype)
         if end - begin != expected:
-            raise SafetensorsError(f"{path}: entry {name!r} ({info['dtype']} {tuple(shape)}) needs {expected} bytes, "
-                                   f"its data_offsets [{begin}, {end}) hold {end - begin}")
-        if begin < 0 or end > data_len:
-            raise SafetensorsError(f"{path}: entry {name!r} data_offsets [{begin}, {end}) run past the "
-                                   f"{data_len} data bytes (truncated file?)")
+            raise SafetensorsError(f"{where} ({dtype} {tuple(shape)}) needs {expected} bytes, its field "
+                                   f"'data_offsets' [{begin}, {end}) holds {end - begin}")
         spans.append((begin, end, name))
     spans.sort()
-    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
-        if b1 < e0:
-            raise SafetensorsError(f"{path}: entries {n0!r} and {n1!r} overlap")
+    covered = 0
+    for begin, end, name in spans:
+        if begin < covered:
+            raise SafetensorsError(f"{path}: entry {describe(name)} overlaps the entry before it in the file")
+        if begin > covered:
+            raise SafetensorsError(f"{path}: data bytes [{covered}, {begin}) belong to no tensor (entry "
+                                   f"{describe(name)} starts after a gap)")
+        covered = end
+    if covered != data_len:
+        raise SafetensorsError(f"{path}: the last {data_len - covered} data bytes belong to no tensor")
 
 
 def load_file(path, names=None):
@@ -119,26 +154,30 @@ def load_file(path, names=None):
     Returns:
         dict name -> array, in file order. BF16 tensors come back as float32; every other dtype as stored.
         Arrays are writable copies, independent of the file.
+    Raises:
+        SafetensorsError: a malformed file (the message names the file and the field), or a name not in it.
     """
+    path = os.fspath(path)
     header, _, data_start = read_header(path)
-    wanted = header if names is None else {k: header[k] for k in names}
-    if not wanted:
-        return {}
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start) if os.path.getsize(path) > data_start \
-        else np.zeros(0, np.uint8)
+    if names is not None:
+        missing = [n for n in names if n not in header]
+        if missing:
+            raise SafetensorsError(f"{path}: no tensor named {', '.join(map(repr, missing[:5]))} in the file")
     out = {}
-    for name, info in wanted.items():
-        begin, _ = info["data_offsets"]
-        shape = tuple(info["shape"])
-        count = int(np.prod(shape, dtype=np.int64))
-        if info["dtype"] == "BF16":
-            bits = np.frombuffer(data, dtype="<u2", count=count, offset=begin).astype(np.uint32) << 16
-            arr = bits.view(np.float32)
-        else:
-            dt = DTYPES[info["dtype"]]
-            arr = np.frombuffer(data, dtype=dt, count=count, offset=begin).astype(dt.newbyteorder("="), copy=True)
-        out[name] = arr.reshape(shape)   # a writable copy in native byte order, independent of the file
-    del data
+    with open(path, "rb") as f:          # plain reads, no memory map: a file truncated meanwhile gives a short read
+        for name, info in header.items():
+            if names is not None and name not in names:
+                continue
+            begin, end = info["data_offsets"]
+            stored = np.dtype("<u2") if info["dtype"] == "BF16" else DTYPES[info["dtype"]]
+            arr = np.empty(tuple(info["shape"]), stored)
+            f.seek(data_start + begin)
+            if f.readinto(arr.reshape(-1).view(np.uint8)) != end - begin:      # fills every byte, or fails
+                raise SafetensorsError(f"{path}: entry {describe(name)} ends past the end of the file (it "
+                                       f"changed while being read?)")
+            if info["dtype"] == "BF16":
+                arr = (arr.astype(np.uint32) << 16).view(np.float32)
+            out[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)
     return out
 
 

@@ -8,10 +8,22 @@ Since PyTorch 1.6 ``torch.save`` writes a zip archive::
 
 Inside ``data.pkl`` each tensor is a call ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)``
 whose ``storage`` is a *persistent id* ``("storage", torch.FloatStorage, "0", "cpu", numel)`` pointing at
-``archive/data/0``. An ordinary ``pickle.load`` would import torch and could run arbitrary code named in the file.
-This reader's unpickler knows a short allow-list of names (the OrderedDict, the two rebuild functions, the storage
-types) and maps each to a NumPy equivalent; any other name in the file is an error. Tensors become NumPy arrays
-(``as_strided`` over the storage, then copied), bfloat16 widened to float32.
+``archive/data/0``. Element ``(i, j, ...)`` of the tensor is element ``offset + i*stride[0] + j*stride[1] + ...``
+of its storage. An ordinary ``pickle.load`` would import torch and could run arbitrary code named in the file.
+
+This reader unpickles with ``minception.restricted_pickle`` and a short allow-list (the OrderedDict, the two rebuild
+functions, the storage types), all built afresh for each load; any other name in the file is an error. The
+pickle yields only *descriptions* of tensors; after it, each tensor is checked and copied out of its storage:
+
+- every element the (offset, size, stride) view can reach lies inside the storage: offset, sizes and strides
+  are non-negative integers (Python ints, so nothing overflows), and the last element reachable is below the
+  storage's length. Only then is a NumPy view made, and copied (C order, bfloat16 widened to float32);
+- the archive members read (``data.pkl`` and the storages) total at most the file's size, so overlapping or
+  compressed zip entries cannot inflate a small file into gigabytes;
+- the tensors total at most twice the file's size in bytes: room for tied weights (two keys, one storage) and
+  small expanded tensors (stride 0), not for a 64 TiB tensor made of one float.
+
+Every problem raises ``TorchPickleError`` naming the file and, where it can, the key and the field.
 
     from minception.pretrained.torch_pickle import load_torch_state_dict
     state = load_torch_state_dict("inception_v4.pth")        # {key: numpy array}
@@ -21,113 +33,252 @@ The legacy (pre-1.6, non-zip) format is not supported: re-save such a file with 
 from __future__ import annotations
 
 import collections
+import lzma
+import math
+import os
 import pickle
+import struct
 import zipfile
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 
+from minception.restricted_pickle import RestrictedUnpickler, describe
+
 __all__ = ["load_torch_state_dict", "TorchPickleError"]
+
+_BF16 = "bfloat16"
+# torch.<name>Storage -> element dtype on disk (little-endian); bfloat16 is widened to float32 on load.
+_STORAGE_DTYPES = {
+    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "BFloat16Storage": _BF16,
+    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1",
+    "BoolStorage": "?",
+}
+_MAX_DIMS = 64                 # NumPy's limit on the number of dimensions
+_TENSOR_BYTES_PER_FILE_BYTE = 2
+# What a broken zip archive can raise while it is opened or read.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, OSError,
+               ValueError, NotImplementedError, RuntimeError, struct.error)
 
 
 class TorchPickleError(ValueError):
-    """The file is not a zip-format ``torch.save`` state dict, or names something outside the allow-list."""
+    """The file is not a zip-format ``torch.save`` state dict, names something outside the allow-list, or
+    describes a tensor that does not fit its storage."""
 
 
-class _StorageType:
-    """Stands for ``torch.FloatStorage`` & co.: remembers the element dtype."""
+class _StorageType(NamedTuple):
+    """Stands for ``torch.FloatStorage`` & co. Immutable: a pickle cannot change it for the next load."""
+    name: str
+    dtype: str                 # NumPy dtype string, or "bfloat16"
 
-    def __init__(self, name, dtype):
-        self.name, self.dtype = name, dtype
+
+class _StorageRef(NamedTuple):
+    """A persistent id: storage ``key`` (member ``data/<key>``) of ``numel`` elements of ``kind``."""
+    kind: _StorageType
+    key: str
+    numel: int
 
 
-_BF16 = "bfloat16"
-_STORAGE_TYPES = {name: _StorageType(name, dtype) for name, dtype in {
-    "FloatStorage": np.dtype("<f4"), "DoubleStorage": np.dtype("<f8"), "HalfStorage": np.dtype("<f2"),
-    "BFloat16Storage": _BF16,
-    "LongStorage": np.dtype("<i8"), "IntStorage": np.dtype("<i4"), "ShortStorage": np.dtype("<i2"),
-    "CharStorage": np.dtype("i1"), "ByteStorage": np.dtype("u1"), "BoolStorage": np.dtype("?"),
-}.items()}
+class _TensorSpec(NamedTuple):
+    """What ``_rebuild_tensor_v2`` was asked for; checked and copied out after unpickling."""
+    storage: _StorageRef
+    offset: object
+    size: object
+    stride: object
+
+
+def _refuse(message):
+    raise pickle.UnpicklingError(message)
+
+
+# ------------------------------------------------------------------------- the names a state dict uses ---
+def _make_ordered_dict(*args):
+    """``collections.OrderedDict()``: torch pickles an empty one, then fills it with SETITEMS."""
+    if args not in ((), ([],)):
+        _refuse(f"OrderedDict is built empty in a state dict, got arguments {describe(args)}")
+    return collections.OrderedDict()
+
+
+def _ignore_ordered_dict_state(obj, state):
+    """BUILD on an OrderedDict carries its attributes (torch's ``_metadata``), which a reader does not need."""
+    if not isinstance(state, dict):
+        _refuse(f"an OrderedDict's state must be a dict, got {type(state).__name__}")
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
                        metadata=None):
-    size, stride = tuple(size), tuple(stride)
-    if not size:
-        return np.array(storage[storage_offset])          # 0-d array
-    if any(d == 0 for d in size):
-        return np.zeros(size, storage.dtype)
-    last = storage_offset + sum((d - 1) * s for d, s in zip(size, stride))
-    if last >= storage.size:
-        raise TorchPickleError(f"a tensor of size {size} stride {stride} at offset {storage_offset} runs past its "
-                               f"storage of {storage.size} elements")
-    view = np.lib.stride_tricks.as_strided(storage[storage_offset:], shape=size,
-                                           strides=tuple(s * storage.itemsize for s in stride), writeable=False)
-    return np.array(view, order="C")              # a C-ordered copy, independent of the storage
+    if not isinstance(storage, _StorageRef):
+        _refuse(f"_rebuild_tensor_v2 needs a storage (a persistent id), got {type(storage).__name__}")
+    return _TensorSpec(storage, storage_offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
+    if not isinstance(data, _TensorSpec):
+        _refuse(f"_rebuild_parameter needs a tensor, got {type(data).__name__}")
     return data
 
 
-_ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-}
+def _names_for_one_load():
+    """The allow-list, built for each load; nothing in it can be changed by a pickle (see restricted_pickle)."""
+    names = {("collections", "OrderedDict"): _make_ordered_dict,
+             ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+             ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
+    for name, dtype in _STORAGE_DTYPES.items():
+        names[("torch", name)] = _StorageType(name, dtype)
+    return names
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, archive, prefix):
-        super().__init__(file)
-        self.archive, self.prefix, self.storages = archive, prefix, {}
+def _storage_ref(pid):
+    """A persistent id ``("storage", torch.<X>Storage, key, location, numel)`` -> ``_StorageRef``."""
+    if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
+        _refuse(f"persistent id must be ('storage', type, key, location, numel), got {describe(pid)}")
+    _, kind, key, location, numel = pid
+    if not isinstance(kind, _StorageType):
+        _refuse(f"persistent id: storage type must be one of torch.{', torch.'.join(_STORAGE_DTYPES)}, "
+                f"got {describe(kind)}")
+    if type(key) is not str or not key or "/" in key or len(key) > 100:
+        _refuse(f"persistent id: storage key must be a short name like '0', got {describe(key)}")
+    if type(location) is not str:
+        _refuse(f"persistent id: location must be a string like 'cpu', got {describe(location)}")
+    if type(numel) is not int or numel < 0:
+        _refuse(f"persistent id: numel must be a non-negative integer, got {describe(numel)}")
+    return _StorageRef(kind, key, numel)
 
-    def find_class(self, module, name):
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        if module == "torch" and name in _STORAGE_TYPES:
-            return _STORAGE_TYPES[name]
-        raise TorchPickleError(f"the file names {module}.{name}, which a plain state dict does not contain; "
-                               f"refusing to load it (save model.state_dict(), not the model object)")
 
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise TorchPickleError(f"unknown persistent id {pid!r}")
-        _, storage_type, key, _location, _numel = pid
-        if not isinstance(storage_type, _StorageType):
-            raise TorchPickleError(f"unsupported storage type {storage_type!r}")
-        if key not in self.storages:
-            raw = self.archive.read(f"{self.prefix}/data/{key}")
-            if storage_type.dtype == _BF16:
-                bits = np.frombuffer(raw, "<u2").astype(np.uint32) << 16
-                self.storages[key] = bits.view(np.float32)
+# ---------------------------------------------------------------------------------------- the archive ---
+class _Archive:
+    """The zip members of one torch file, read under a byte budget: at most the file's size in total."""
+
+    def __init__(self, path):
+        self.path = path
+        self.budget = os.path.getsize(path)
+        self.zip = zipfile.ZipFile(path)
+        self.names = set(self.zip.namelist())
+        self.storages = {}
+
+    def read(self, name):
+        info = self.zip.getinfo(name)
+        if info.file_size > self.budget:
+            raise TorchPickleError(f"{self.path}: member {name} claims {info.file_size} bytes, more than the rest "
+                                   f"of the file can hold ({self.budget}); overlapping or compressed entries?")
+        self.budget -= info.file_size
+        raw = self.zip.read(name)
+        if len(raw) != info.file_size:
+            raise TorchPickleError(f"{self.path}: member {name} holds {len(raw)} bytes, its header says "
+                                   f"{info.file_size}")
+        return raw
+
+    def storage(self, prefix, ref, key_for_errors):
+        """The storage's elements as a 1-D array (bfloat16 widened to float32), read once per storage key."""
+        if ref.key not in self.storages:
+            name = f"{prefix}/data/{ref.key}"
+            if name not in self.names:
+                raise TorchPickleError(f"{self.path}: tensor {key_for_errors!r}: its storage {name} is not in "
+                                       f"the archive")
+            raw = self.read(name)
+            itemsize = 2 if ref.kind.dtype == _BF16 else np.dtype(ref.kind.dtype).itemsize
+            if len(raw) != ref.numel * itemsize:
+                raise TorchPickleError(f"{self.path}: storage {name} holds {len(raw)} bytes, but its persistent "
+                                       f"id says {ref.numel} elements of {ref.kind.name} ({itemsize} bytes each)")
+            if ref.kind.dtype == _BF16:
+                elements = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
             else:
-                self.storages[key] = np.frombuffer(raw, storage_type.dtype)
-        return self.storages[key]
+                elements = np.frombuffer(raw, ref.kind.dtype)
+            self.storages[ref.key] = (ref.kind, elements)
+        kind, elements = self.storages[ref.key]
+        if kind != ref.kind:
+            raise TorchPickleError(f"{self.path}: tensor {key_for_errors!r}: storage {ref.key} is read as "
+                                   f"{ref.kind.name} here and as {kind.name} elsewhere")
+        return elements
+
+
+def _is_int(value):
+    return type(value) is int          # not bool, not float
+
+
+def _tensor(path, key, spec, elements, bytes_left):
+    """Check ``spec`` against the storage ``elements`` and copy the tensor out, if it needs at most ``bytes_left``
+    bytes. Returns a C-ordered array."""
+    where = f"{path}: tensor {key!r}"
+    offset, size, stride = spec.offset, spec.size, spec.stride
+    if not _is_int(offset) or offset < 0:
+        raise TorchPickleError(f"{where}: storage offset must be a non-negative integer, got {describe(offset)}")
+    for field, dims in (("size", size), ("stride", stride)):
+        if type(dims) not in (tuple, list) or len(dims) > _MAX_DIMS or not all(_is_int(d) and d >= 0 for d in dims):
+            raise TorchPickleError(f"{where}: {field} must be at most {_MAX_DIMS} non-negative integers, got "
+                                   f"{describe(dims)}")
+    if len(size) != len(stride):
+        raise TorchPickleError(f"{where}: size {tuple(size)} and stride {tuple(stride)} differ in length")
+    size, stride = tuple(size), tuple(stride)
+    count = math.prod(size)
+    if count == 0:
+        # NumPy refuses an empty shape whose other dimensions multiply past its address space.
+        if math.prod(max(d, 1) for d in size) * elements.itemsize >= 2 ** 62:
+            raise TorchPickleError(f"{where}: size {size} is too large even for an empty tensor")
+        return np.zeros(size, elements.dtype)
+    last = offset + sum((d - 1) * s for d, s in zip(size, stride))      # the farthest element the view reaches
+    if last >= elements.size:
+        raise TorchPickleError(f"{where}: size {size} with stride {stride} at offset {offset} reaches element "
+                               f"{last}, past the end of its storage of {elements.size} elements")
+    if count * elements.itemsize > bytes_left:
+        raise TorchPickleError(f"{where}: size {size} would bring the tensors past {_TENSOR_BYTES_PER_FILE_BYTE}x "
+                               f"the file's size; refusing to expand a small file into a large one")
+    stride = tuple(s if d > 1 else 0 for d, s in zip(size, stride))    # unused strides may be any size; drop them
+    view = np.lib.stride_tricks.as_strided(elements[offset:], shape=size,
+                                           strides=tuple(s * elements.itemsize for s in stride), writeable=False)
+    return np.array(view, order="C")              # a C-ordered copy, independent of the storage
 
 
 def load_torch_state_dict(path) -> dict:
     """Read a zip-format ``torch.save(state_dict)`` file into ``{key: numpy array}`` (native byte order).
 
+    A ``{"state_dict": {...}, ...}`` checkpoint gives its ``state_dict``.
+
     Raises:
-        TorchPickleError: not a zip-format torch file, a big-endian file, or a pickle naming anything besides
-            tensors in (ordered) dicts.
+        TorchPickleError: not a zip-format torch file, a big-endian file, a pickle naming anything besides tensors
+            in (ordered) dicts, or a tensor that does not fit its storage. The message names the file.
     """
+    path = os.fspath(path)
     try:
-        archive = zipfile.ZipFile(path)
+        return _load(path)
+    except TorchPickleError:
+        raise
+    except _ZIP_ERRORS as e:
+        raise TorchPickleError(f"{path}: cannot read the zip archive ({type(e).__name__}: {e})") from None
+
+
+def _load(path):
+    try:
+        archive = _Archive(path)
     except zipfile.BadZipFile:
         raise TorchPickleError(f"{path}: not a zip-format torch.save file (legacy pre-1.6 files are not "
                                f"supported; re-save with a recent PyTorch, or use .safetensors)") from None
-    with archive:
-        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+    with archive.zip:
+        pickles = sorted(n for n in archive.names if n.endswith("/data.pkl") and n.count("/") == 1)
         if len(pickles) != 1:
-            raise TorchPickleError(f"{path}: expected one <name>/data.pkl in the archive, found {pickles}")
+            raise TorchPickleError(f"{path}: expected one <name>/data.pkl in the archive, found "
+                                   f"{describe(pickles)}")
         prefix = pickles[0].split("/")[0]
-        if f"{prefix}/byteorder" in archive.namelist() and archive.read(f"{prefix}/byteorder").strip() != b"little":
+        if f"{prefix}/byteorder" in archive.names and archive.read(f"{prefix}/byteorder").strip() != b"little":
             raise TorchPickleError(f"{path}: a big-endian file; only little-endian files are supported")
-        with archive.open(pickles[0]) as f:
-            obj = _Unpickler(f, archive, prefix).load()
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):     # {"state_dict": ..., "epoch": ...}
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
-        raise TorchPickleError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
-    return dict(obj)
+        unpickler = RestrictedUnpickler(archive.read(pickles[0]), names=_names_for_one_load(),
+                                        build={collections.OrderedDict: _ignore_ordered_dict_state},
+                                        persistent_load=_storage_ref)
+        try:
+            obj = unpickler.load()
+        except pickle.UnpicklingError as e:
+            raise TorchPickleError(f"{path}: {pickles[0]}: {e}") from None
+        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):     # {"state_dict": ..., "epoch": ...}
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict):
+            raise TorchPickleError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
+        state, bytes_left = {}, _TENSOR_BYTES_PER_FILE_BYTE * os.path.getsize(path)
+        for key, spec in obj.items():
+            if type(key) is not str or not isinstance(spec, _TensorSpec):
+                raise TorchPickleError(f"{path}: expected a dict of tensors, but key {describe(key)} holds a "
+                                       f"{type(spec).__name__}")
+            elements = archive.storage(prefix, spec.storage, key)
+            state[key] = _tensor(path, key, spec, elements, bytes_left)
+            bytes_left -= state[key].nbytes
+        return state
