@@ -50,7 +50,7 @@ def load_dataset(name, data_dir=None, download_missing=True, timeout=30.0, progr
         return LoadedData(train, test, "CIFAR-10", CIFAR10_MEAN, CIFAR10_STD)
     if name == "fashion-mnist":
         train, test = load_fashion_mnist(**where)
-        return LoadedData(train, test, "Fashion-MNIST (28x28 gray padded to 32x32, channel x3)",
+        return LoadedData(train, test, "Fashion-MNIST (28x28 gray padded to 32x32 RGB)",
                           FASHION_MNIST_MEAN, FASHION_MNIST_STD)
     if name == "synthetic":
         train, test = make_synthetic(synthetic_sizes[0], synthetic_sizes[1], seed=synthetic_seed)
