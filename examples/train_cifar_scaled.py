@@ -152,9 +152,9 @@ def build_parser():
     g.add_argument("--dataset", choices=data.DATASETS,
                    help=f"data set (default {d['dataset']}; fashion-mnist: 28x28 gray padded to 32x32, channel x3; "
                         "a real set that is unavailable falls back to synthetic)")
-    g.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz, or Fashion-MNIST's "
-                                      "IDX files (default $MINCEPTION_DATA or ~/.cache/minception; Fashion-MNIST is "
-                                      "also found in Debian's /usr/share/datasets/fashion-mnist)")
+    g.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz, or "
+                                      "Fashion-MNIST's IDX files (default $MINCEPTION_DATA or ~/.cache/minception; "
+                                      "Fashion-MNIST is also found in Debian's /usr/share/datasets/fashion-mnist)")
     g.add_argument("--synthetic", action="store_true", help="the same as --dataset synthetic")
     g.add_argument("--no-download", dest="download", action="store_false", help="never try to download the data set")
     g = p.add_argument_group("run")
