@@ -37,8 +37,9 @@ deepest networks take most of it. ``--estimate-only`` prints the estimate for ot
 Outputs in ``--out`` (default ``runs/residual_vs_plain``): ``results.md`` (the table, the settings and the command
 line), ``accuracy_vs_steps.png`` (test accuracy against steps, one panel per depth, a thin line per seed and a
 thick one for the mean), ``results.json`` (everything, curves included) and ``runs/<depth>_<network>_seed<k>.json``
-(one per finished run). A run whose file exists with the same settings is not trained again, so a sweep stopped
-by Ctrl-C continues where it stopped when started again with the same arguments (``--fresh`` retrains all).
+(one per finished run, with each step's time). A run whose file exists with the same settings is not trained
+again, so a sweep stopped by Ctrl-C continues where it stopped when started again with the same arguments
+(``--fresh`` retrains all).
 
 Exit status: 0 done, 2 bad arguments or the data set is unavailable, 130 Ctrl-C (the finished runs are kept and
 the table shows them).
@@ -375,8 +376,11 @@ def write_report(results, depths, args, loaded, argv, out):
             f"at the evaluations (every {args.eval_every} steps); training seconds exclude evaluation.\n\n"
             f"![accuracy vs steps]({os.path.basename(png)})\n")
     atomic_write(os.path.join(out, "results.md"), lambda f: f.write(text.encode()))
-    blob = {"settings": dict(vars(args)), "recipe": RECIPE, "data": loaded.description,
-            "targets": targets, "runs": results}
+    # each step's time stays in runs/*.json; here only its median, to keep the file small
+    runs = [dict({k: v for k, v in r.items() if k != "step_s"},
+                 median_step_s=float(np.median(r["step_s"][1:] or r["step_s"] or [0.0]))) for r in results]
+    blob = {"settings": dict(vars(args)), "recipe": RECIPE, "data": loaded.description, "targets": targets,
+            "runs": runs}
     atomic_write(os.path.join(out, "results.json"), lambda f: f.write(json.dumps(blob, indent=1).encode()))
     return table
 

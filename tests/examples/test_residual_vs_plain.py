@@ -1,6 +1,6 @@
 """CI smoke test of the depth sweep, ``examples/residual_vs_plain.py``: tiny networks, a few steps, in-process,
-on the synthetic set and on small Fashion-MNIST IDX files written here. The sweep itself (about 2 hours) is not
-run here."""
+on small Fashion-MNIST IDX files written here (and the synthetic set for the estimate). The sweep itself (about
+2 hours) is not run here."""
 import contextlib
 import importlib.util
 import io
@@ -48,20 +48,43 @@ def table_rows(markdown):
     return rows
 
 
+def write_small_fashion_mnist(folder, n_train=16, n_test=8):
+    """The four IDX files (training set gzipped, test set raw) with random 28x28 images."""
+    rng = np.random.default_rng(0)
+    os.makedirs(folder, exist_ok=True)
+    for images, labels, n in (("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", n_train),
+                              ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", n_test)):
+        data.write_idx(os.path.join(folder, images), rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        data.write_idx(os.path.join(folder, labels), (np.arange(n) % 10).astype(np.uint8))
+
+
+SWEEP = ["--dataset", "fashion-mnist", "--depths", "1,1,1", "1,2,1", "--seeds", "2", *TINY]
+
+
 @pytest.fixture(scope="module")
-def synthetic_run(sweep, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sweep") / "out"
-    code, text = _run(sweep, "--dataset", "synthetic", "--depths", "1,1,1", "1,2,1", "--seeds", "2", "--out", out,
-                      *TINY)
+def sweep_run(sweep, tmp_path_factory):
+    """The sweep at two depths with two seeds on small Fashion-MNIST files (12 runs of 3 steps)."""
+    root = tmp_path_factory.mktemp("sweep")
+    write_small_fashion_mnist(root / "fm")
+    hidden = fashion_mnist.SYSTEM_DIRS
+    fashion_mnist.SYSTEM_DIRS = ()                  # never the system's copy
+    try:
+        code, text = _run(sweep, *SWEEP, "--data-dir", root / "fm", "--out", root / "out")
+    finally:
+        fashion_mnist.SYSTEM_DIRS = hidden
     assert code == 0, text
-    return out, text
+    return root, text
 
 
-def test_sweep_writes_the_table_the_plot_and_every_run(synthetic_run):
-    out, text = synthetic_run
+def test_sweep_writes_the_table_the_plot_and_every_run(sweep_run):
+    root, text = sweep_run
+    out = root / "out"
+    assert "data: Fashion-MNIST" in text and "8 training and 8 test images" in text
     assert "expected run time: about" in text and "12 runs of 3 steps" in text
     assert "depth 1x2x1: inception_v4" in text and " s/step" in text
-    rows = table_rows((out / "results.md").read_text())
+    md = (out / "results.md").read_text()
+    assert "Fashion-MNIST" in md and "--depths 1,1,1 1,2,1" in md                     # data and command line
+    rows = table_rows(md)
     assert set(rows) == {(d, n) for d in ("1,1,1", "1,2,1") for n in NETWORKS}
     for cells in rows.values():
         per_seed = cells[3].split("(")[1].rstrip(")").split(" / ")
@@ -72,14 +95,15 @@ def test_sweep_writes_the_table_the_plot_and_every_run(synthetic_run):
     blob = json.loads((out / "results.json").read_text())
     assert len(blob["runs"]) == 12 and blob["settings"]["steps"] == 3
     for r in blob["runs"]:
-        assert [c[0] for c in r["curve"]] == [2, 3] and r["status"] == "completed" and len(r["step_s"]) == 3
+        assert [c[0] for c in r["curve"]] == [2, 3] and r["status"] == "completed" and r["median_step_s"] > 0
     assert len(os.listdir(out / "runs")) == 12
-    assert "--depths 1,1,1 1,2,1" in (out / "results.md").read_text()                   # the command line
+    one = json.loads((out / "runs" / "1x2x1_inception_v4_seed1.json").read_text())
+    assert len(one["step_s"]) == 3 and one["seed"] == 1 and one["blocks"] == [1, 2, 1]
 
 
-def test_seeds_are_runs_of_their_own_and_the_networks_differ(synthetic_run):
-    out, _ = synthetic_run
-    runs = json.loads((out / "results.json").read_text())["runs"]
+def test_seeds_are_runs_of_their_own_and_the_networks_differ(sweep_run):
+    root, _ = sweep_run
+    runs = json.loads((root / "out" / "results.json").read_text())["runs"]
     by = {(r["depth"], r["network"], r["seed"]): r for r in runs}
     params = {n: by[("1x2x1", n, 0)]["params"] for n in NETWORKS}
     assert params["inception_v4"] != params["inception_resnet_v2"] == params["inception_resnet_v2_scale1"]
@@ -88,9 +112,9 @@ def test_seeds_are_runs_of_their_own_and_the_networks_differ(synthetic_run):
     assert by[("1x1x1", "inception_resnet_v2", 0)]["curve"] != by[("1x1x1", "inception_resnet_v2_scale1", 0)]["curve"]
 
 
-def test_a_second_call_trains_only_the_missing_runs(sweep, synthetic_run, tmp_path, monkeypatch):
-    out, _ = synthetic_run
-    copy = tmp_path / "copy"
+def test_a_second_call_trains_only_the_missing_runs(sweep, sweep_run, monkeypatch):
+    root, _ = sweep_run
+    out, copy = root / "out", root / "copy"
     os.makedirs(copy / "runs")
     for name in os.listdir(out / "runs"):
         (copy / "runs" / name).write_bytes((out / "runs" / name).read_bytes())
@@ -103,40 +127,27 @@ def test_a_second_call_trains_only_the_missing_runs(sweep, synthetic_run, tmp_pa
         return real(network, blocks, seed, *args, **kwargs)
 
     monkeypatch.setattr(sweep, "train_one", counting)
-    code, text = _run(sweep, "--dataset", "synthetic", "--depths", "1,1,1", "1,2,1", "--seeds", "2", "--out", copy,
-                      *TINY)
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", ())
+    code, text = _run(sweep, *SWEEP, "--data-dir", root / "fm", "--out", copy)
     assert code == 0, text
     assert "11 runs were done before" in text
     # one timing probe (seed 0) and the one missing run
     assert trained == [("inception_resnet_v2", (1, 2, 1), 0), ("inception_resnet_v2", (1, 2, 1), 1)]
     assert table_rows((copy / "results.md").read_text()).keys() == table_rows((out / "results.md").read_text()).keys()
     # a saved run made with other settings is not reused
-    saved = json.loads((copy / "runs" / "1x1x1_inception_v4_seed0.json").read_text())
-    assert sweep.load_run(copy / "runs" / "1x1x1_inception_v4_seed0.json", saved["key"]) == saved
-    assert sweep.load_run(copy / "runs" / "1x1x1_inception_v4_seed0.json", dict(saved["key"], lr=0.01)) is None
+    path = copy / "runs" / "1x1x1_inception_v4_seed0.json"
+    saved = json.loads(path.read_text())
+    assert sweep.load_run(path, saved["key"]) == saved
+    assert sweep.load_run(path, dict(saved["key"], lr=0.01)) is None
     (copy / "runs" / "broken.json").write_text("{not json")
     assert sweep.load_run(copy / "runs" / "broken.json", saved["key"]) is None
-
-
-def test_sweep_on_small_fashion_mnist_files(sweep, tmp_path, monkeypatch):
-    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", ())
-    rng = np.random.default_rng(0)
-    for images, labels, n in (("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 16),
-                              ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 8)):
-        data.write_idx(tmp_path / images, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        data.write_idx(tmp_path / labels, (np.arange(n) % 10).astype(np.uint8))
-    code, text = _run(sweep, "--dataset", "fashion-mnist", "--data-dir", tmp_path, "--depths", "1,1,1",
-                      "--seeds", "1", "--out", tmp_path / "out", *TINY)
-    assert code == 0, text
-    assert "data: Fashion-MNIST" in text and "8 training and 8 test images" in text
-    md = (tmp_path / "out" / "results.md").read_text()
-    assert "Fashion-MNIST" in md and set(table_rows(md)) == {("1,1,1", n) for n in NETWORKS}
 
 
 def test_estimate_only_trains_nothing(sweep, tmp_path):
     code, text = _run(sweep, "--dataset", "synthetic", "--depths", "1,1,1", "--seeds", "3", "--out", tmp_path / "o",
                       "--estimate-only", *TINY)
     assert code == 0, text
+    assert "data: synthetic shapes" in text
     assert "expected run time: about" in text and "for 9 runs" in text
     assert not (tmp_path / "o" / "results.md").exists()
 
