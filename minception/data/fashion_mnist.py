@@ -11,15 +11,16 @@ then the system's copy installed by Debian's package ``dataset-fashion-mnist`` (
 fashion-mnist``). When none has them and downloading is allowed, the four ``.gz`` files are fetched from the
 authors' repository into ``<data_dir>/fashion-mnist/``, each checked twice: the MD5 of the ``.gz`` file against
 the value the authors publish, and the SHA-256 of the decompressed IDX bytes (the same for every copy of the
-data set, however it was compressed: Debian's ``.gz`` files differ from the authors' in their gzip header only).
+data set, however it was compressed: Debian's ``.gz`` files were recompressed, so their MD5 differ from the
+published ones, but they decompress to the same bytes).
 
 **From 28x28 gray to the 3x32x32 the networks take.** The networks of ``minception.models`` take RGB images of
 32x32 (``small_input=True`` halves them to 16 and 8). Each image is *padded* with 2 black pixels on every side
 (28 + 2 + 2 = 32) and its one channel is *repeated* three times:
 
 - padding, not resizing: the pixels stay exactly as recorded (no interpolation blur) and the garment keeps
-  its size; the border is the value of the images' own background (0: the photographs are cut out on black,
-  81% of the pixels of each image's top row are exactly 0), so the network sees no edge. LeNet-5 fed
+  its size; the border is the value of the images' own background (0: the garments are cut out on black;
+  81% of the pixels in the images' top rows are exactly 0), so the network sees no edge. LeNet-5 fed
   MNIST to its 32x32 input the same way.
 - repeating the channel, not a 1-channel stem: the same network code, weights layout and data pipeline serve
   CIFAR-10 and Fashion-MNIST. The cost is the first convolution's 3 input channels where 1 would do, a small
