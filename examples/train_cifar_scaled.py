@@ -20,9 +20,11 @@ network (batch 32): after 250 steps 0.045 reached 24% test accuracy, 0.01 30%; a
 acts like momentum SGD with step ``lr * g``, so 0.02 with momentum 0.9 is like SGD at 0.2.
 
 Data: CIFAR-10 from ``--data-dir`` (or ``$MINCEPTION_DATA``, or ``~/.cache/minception``), downloaded there when
-missing. A folder you named (``--data-dir`` or ``$MINCEPTION_DATA``) that holds no readable CIFAR-10 is an error;
-only when the default location has none (and it cannot be downloaded), or with ``--synthetic``, the run uses a
-synthetic 10-class shapes set drawn with Pillow.
+missing. A folder you named (``--data-dir`` or ``$MINCEPTION_DATA``) that holds no readable data set is an
+error; only when the default location has none (and it cannot be downloaded), or with ``--synthetic``, the run
+uses a synthetic 10-class shapes set drawn with Pillow. ``--dataset fashion-mnist`` trains on Fashion-MNIST
+instead (28x28 gray images padded to 32x32, channel x3), read from ``--data-dir``, from Debian's
+``dataset-fashion-mnist``, or downloaded with checksums.
 
 Outputs go to ``--out`` (default ``runs/<model>``): ``metrics.jsonl`` (one JSON line per epoch), ``train_log.jsonl``
 (every few steps), ``last.npz`` (the whole training state, for ``--resume``), ``best.npz`` (the weights of the best
@@ -92,6 +94,7 @@ DEFAULTS = {
     "augment": True,
     "subset": 10000,
     "test_subset": 1000,
+    "dataset": "cifar10",
     "data_dir": None,
     "synthetic": False,
     "download": True,
@@ -172,11 +175,15 @@ def build_parser():
                    help=f"train on the first N training images (default {d['subset']}; 0: all)")
     g.add_argument("--test-subset", type=int, metavar="N",
                    help=f"evaluate on the first N test images (default {d['test_subset']}; 0: all)")
-    g.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz (default "
-                                      "$MINCEPTION_DATA or ~/.cache/minception); a folder you name must hold it "
-                                      "(or receive the download)")
-    g.add_argument("--synthetic", action="store_true", help="use the synthetic shapes set even if CIFAR-10 is there")
-    g.add_argument("--no-download", dest="download", action="store_false", help="never try to download CIFAR-10")
+    g.add_argument("--dataset", choices=data.DATASETS,
+                   help=f"data set (default {d['dataset']}; fashion-mnist: 28x28 gray padded to 32x32, channel x3; "
+                        "one that is unavailable at the default location falls back to synthetic)")
+    g.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz, or "
+                                      "Fashion-MNIST's IDX files (default $MINCEPTION_DATA or ~/.cache/minception; "
+                                      "Fashion-MNIST is also found in Debian's /usr/share/datasets/fashion-mnist); "
+                                      "a folder you name must hold the data set (or receive the download)")
+    g.add_argument("--synthetic", action="store_true", help="the same as --dataset synthetic")
+    g.add_argument("--no-download", dest="download", action="store_false", help="never try to download the data set")
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
     g.add_argument("--device", choices=["cpu", "cuda"], help=f"(default {d['device']})")
@@ -254,36 +261,32 @@ class DataDirError(ValueError):
 
 
 def load_data(cfg, say):
-    """(train ImageSet, test ImageSet, description, mean, std) following --data-dir / --synthetic / --subset.
+    """(train ImageSet, test ImageSet, description, mean, std) following --dataset / --data-dir / --subset.
 
-    A folder the user named (--data-dir or $MINCEPTION_DATA) that yields no CIFAR-10 raises DataDirError; only
-    the default location falls back to the synthetic set.
+    A folder the user named (--data-dir or $MINCEPTION_DATA) that yields no readable data set raises DataDirError;
+    only the default location falls back to the synthetic set.
     """
     n_train, n_test = cfg["subset"] or 0, cfg["test_subset"] or 0
-    train = test = None
-    if not cfg["synthetic"]:
+    name = "synthetic" if cfg["synthetic"] else cfg["dataset"]
+    loaded = None
+    if name != "synthetic":
         named = cfg["data_dir"] or os.environ.get("MINCEPTION_DATA")
         try:
-            train, test = data.load_cifar10(cfg["data_dir"], download_missing=cfg["download"], timeout=10.0)
-            source = "CIFAR-10"
+            loaded = data.load_dataset(name, cfg["data_dir"], download_missing=cfg["download"], timeout=10.0)
         except (data.DatasetError, OSError) as e:
-            what = "CIFAR-10 could not be read: " if isinstance(e, (data.CorruptDataset, OSError)) else ""
+            what = f"{name} could not be read: " if isinstance(e, (data.CorruptDataset, OSError)) else ""
             if named:
                 raise DataDirError(f"{what}{e} (the data folder {named} was named explicitly; use --synthetic "
                                    "for the synthetic set)") from None
             say(f"{what}{e}. Training on the synthetic shapes set instead.")
-    if train is None:
-        # the synthetic set is generated at the size needed (about 0.4 ms per image)
-        train, test = data.make_synthetic(n_train or 10000, n_test or 2000, seed=12345)
-        source = "synthetic shapes"
+    if loaded is None:
+        # the synthetic set is generated at the size needed (about 0.4 ms per image); its mean/std are its own
+        loaded = data.load_dataset("synthetic", synthetic_sizes=(n_train or 10000, n_test or 2000))
+    train, test, source, mean, std = loaded
     if n_train:
         train = train.subset(slice(0, n_train))
     if n_test:
         test = test.subset(slice(0, n_test))
-    if source == "CIFAR-10":
-        mean, std = data.CIFAR10_MEAN, data.CIFAR10_STD
-    else:
-        mean, std = (tuple(float(v) for v in a) for a in data.channel_stats(train.images))
     return train, test, source, mean, std
 
 
