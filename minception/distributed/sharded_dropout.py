@@ -1,0 +1,80 @@
+"""``ShardedDropout``: dropout masks drawn for the whole global batch, each rank keeping the rows of its shard.
+
+In one process, a dropout layer on a batch of ``N*B`` images draws one mask of ``N*B`` rows from its generator. To
+make ``N`` ranks with ``B`` images each take exactly that step, every rank holds the same generator (same seed,
+same state) and draws the same ``N*B``-row mask; rank ``r`` uses rows ``r*B .. (r+1)*B - 1``, the rows of its own
+images in the global batch (the data loader gives rank ``r`` that contiguous slice of each global batch). So:
+
+- the union of the ranks' masks is exactly the single-process mask;
+- the generators stay identical on every rank, so rank 0's checkpoint restores them all on ``--resume``.
+
+The price is drawing ``N`` times more random numbers than the shard needs. The Inception networks have one
+dropout layer, on the pooled (B, 1536) features, so that is a few microseconds per step.
+
+``shard_dropout(model, comm)`` replaces every ``nn.Dropout`` of a model by a ``ShardedDropout`` (in place). A layer
+without a generator (``rng=None``; the ``Trainer`` seeds them) draws independent per-rank masks instead.
+"""
+import ops
+from autograd import Function
+from autograd.backend import get_array_module
+
+from minception import nn
+
+
+class ShardedDropoutFunction(Function):
+    """Inverted dropout with rows ``rank*B .. (rank+1)*B`` of a mask drawn for ``size*B`` rows."""
+
+    def __init__(self, p, rng, rank, size):
+        self.p, self.rng, self.rank, self.size = p, rng, rank, size
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        rows = x.shape[0]
+        keep_all = self.rng.random((self.size * rows,) + tuple(x.shape[1:])) >= self.p   # the global mask
+        keep = keep_all[self.rank * rows:(self.rank + 1) * rows]                         # this shard's rows
+        self.scale = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self.scale
+
+    def backward(self, gy):
+        return gy * self.scale
+
+
+class ShardedDropout(nn.Dropout):
+    """``nn.Dropout`` for rank ``comm.rank`` of ``comm.size`` equal shards (see the module docstring).
+
+    Shape:
+        x: (B, ...) -> (B, ...), B the shard's batch size
+    """
+
+    def __init__(self, p=0.5, rng=None, comm=None):
+        super().__init__(p, rng)
+        if comm is None:
+            from .environment import init
+            comm = init()
+        self.comm = comm
+
+    @classmethod
+    def from_dropout(cls, dropout, comm=None):
+        """A ``ShardedDropout`` with ``dropout``'s probability, generator, mode, hooks and name."""
+        sharded = cls(dropout.p, dropout.rng, comm)
+        sharded.train(dropout.training)
+        for attr in ("_scope_name", "_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
+            sharded.__dict__[attr] = dropout.__dict__[attr]
+        return sharded
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0 or self.rng is None or self.comm.size == 1:
+            return ops.dropout(x, self.p, self.training, self.rng)
+        return ShardedDropoutFunction(self.p, self.rng, self.comm.rank, self.comm.size)(x)
+
+
+def shard_dropout(model, comm=None):
+    """Replace every ``nn.Dropout`` of ``model`` by a ``ShardedDropout`` (in place); returns ``model``."""
+    if comm is None:
+        from .environment import init
+        comm = init()
+    for _, module in model.named_modules():
+        for name, child in list(module._modules.items()):
+            if isinstance(child, nn.Dropout) and not isinstance(child, ShardedDropout):
+                setattr(module, name, ShardedDropout.from_dropout(child, comm))
+    return model
