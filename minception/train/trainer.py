@@ -112,12 +112,17 @@ class Trainer:
         print_fn: where the one-line epoch summaries go (``None`` to stay quiet).
         handle_sigint: catch Ctrl-C to stop cleanly (only possible in the main thread).
         eval_raw: with an EMA, also evaluate the raw weights each epoch (``test_acc_raw``, ``test_loss_raw``).
+        distributed: a ``distributed.DataParallel`` when this is one rank of a data-parallel job, else None.
+            The trainer then averages the gradients after backward, reports the global batch's loss and
+            accuracy, stops (Ctrl-C) only when the ranks agree, and reads ``resume()``'s checkpoint on rank 0
+            only. Give ``run_dir``, ``test_loader``, ``progress`` and ``print_fn`` on rank 0 only (None/False
+            elsewhere) and a ``train_loader`` sharded with ``shard=distributed.shard``.
     """
 
     def __init__(self, model, optimizer, train_loader, test_loader=None, *, epochs=1, schedule=None, ema=None,
                  label_smoothing=0.0, clip_norm=None, run_dir=None, name="model", device="cpu",
                  checkpoint_every=0, log_every=20, max_steps=None, progress=None, callbacks=(), config=None,
-                 seed=0, print_fn=print, handle_sigint=True, eval_raw=True):
+                 seed=0, print_fn=print, handle_sigint=True, eval_raw=True, distributed=None):
         if epochs < 0:
             raise ValueError(f"Trainer: epochs must be >= 0, got {epochs}")
         if len(train_loader) == 0:
@@ -132,6 +137,7 @@ class Trainer:
         self.progress, self.config, self.print_fn = progress, dict(config or {}), print_fn
         self.handle_sigint, self.eval_raw = handle_sigint, bool(eval_raw)
         self.callbacks = list(callbacks)
+        self.distributed = distributed
 
         # where the run is
         self.epoch = 0          # epochs finished
@@ -261,9 +267,13 @@ class Trainer:
 
     def resume(self, path=None):
         """Load ``path`` (default ``run_dir/last.npz``) and drop log lines written after it. Returns the path."""
-        if path is None:
+        if path is None and self.run_dir is not None:
             path = os.path.join(self.run_dir, LAST)
-        self.load_state_dict(load_checkpoint(path))
+        if self.distributed is None:
+            state = load_checkpoint(path)
+        else:          # rank 0 reads the file (the others may not see it), every rank gets the state
+            state = self.distributed.load_on_main(lambda: load_checkpoint(path))
+        self.load_state_dict(state)
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         self._open_logs(fresh=False)
         if self.metrics is not None:
@@ -314,12 +324,16 @@ class Trainer:
         logits = self.model(xt)
         loss = ops.softmax_cross_entropy(logits, yt, label_smoothing=self.label_smoothing)
         loss_value = loss.item()
+        correct = int(to_numpy((logits.data.argmax(axis=1) == yt).sum()))
+        if self.distributed is not None:        # the global batch's numbers, the same on every rank
+            loss_value, correct = self.distributed.batch_totals(loss_value, correct, len(y))
         if not math.isfinite(loss_value):
             self._non_finite("loss", loss_value, snap)
-        correct = int(to_numpy((logits.data.argmax(axis=1) == yt).sum()))
         self._phase = "backward"
         self.optimizer.zero_grad()
         loss.backward()
+        if self.distributed is not None:
+            self.distributed.average_gradients()
         if self.clip_norm is not None:
             norm = optim.clip_grad_norm(self.optimizer.params, self.clip_norm)
         else:
@@ -449,7 +463,7 @@ class Trainer:
                           enabled=self.progress)
         try:
             while self.batch < n:
-                if self._stop_requested:
+                if self._should_stop():
                     return "interrupted"
                 if self.max_steps is not None and self.step >= self.max_steps:
                     return "stopped"
@@ -457,7 +471,8 @@ class Trainer:
                 x, y = self.train_loader.batch(self.epoch, self.batch)
                 loss, correct, norm = self.train_step(x, y)
                 dt = time.perf_counter() - t0
-                self._account(len(y), loss, correct, norm, dt)
+                images = len(y) * (1 if self.distributed is None else self.distributed.world_size)
+                self._account(images, loss, correct, norm, dt)
                 bar.update(1, loss=self.epoch_loss.mean, acc=self.epoch_correct / self.epoch_images,
                            images_per_s=self.epoch_images / max(self.epoch_train_time, 1e-9), lr=self.optimizer.lr)
                 if self.log_every and self.step % self.log_every == 0:
@@ -465,15 +480,22 @@ class Trainer:
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.batch < n:
                     self.save()
                 self._callbacks("on_step_end", {"step": self.step, "epoch": self.epoch, "batch": self.batch,
-                                                "loss": loss, "correct": correct, "batch_size": len(y),
+                                                "loss": loss, "correct": correct, "batch_size": images,
                                                 "grad_norm": norm, "lr": self.optimizer.lr, "seconds": dt})
-            if self._stop_requested:
+            if self._should_stop():
                 return "interrupted"
             record = self._end_epoch(bar)
         finally:
             bar.close()
         self._callbacks("on_epoch_end", record)
         return "completed"
+
+    def _should_stop(self):
+        """Stop requested (Ctrl-C)? With several ranks, the answer is agreed on: True when any rank was asked, so
+        that all stop after the same step."""
+        if self.distributed is None:
+            return self._stop_requested
+        return self.distributed.any(self._stop_requested)
 
     def _account(self, batch_size, loss, correct, norm, dt):
         self.train_time += dt
@@ -504,9 +526,11 @@ class Trainer:
         t0 = time.perf_counter()
         raw_loss = raw_acc = None
         if self.test_loader is not None:
-            test_loss, test_acc = self.evaluate(_check_stop=True)
+            # with several ranks only rank 0 evaluates: a stop must wait for the next step, where all ranks agree
+            check = self.distributed is None
+            test_loss, test_acc = self.evaluate(_check_stop=check)
             if self.ema is not None and self.eval_raw:
-                raw_loss, raw_acc = self.evaluate(use_ema=False, _check_stop=True)
+                raw_loss, raw_acc = self.evaluate(use_ema=False, _check_stop=check)
             test_images = len(self.test_loader.labels)
         else:
             test_loss = test_acc = None
