@@ -4,6 +4,7 @@
     python examples/train_cifar_scaled.py                       # the default run: about 5 minutes on 2 cores
     python examples/train_cifar_scaled.py --model compare       # Inception-v4 vs the Inception-ResNets
     python examples/train_cifar_scaled.py --resume              # continue the run in --out exactly
+    mpiexec -n 2 python examples/train_cifar_scaled.py          # data-parallel: 2 processes, batch 2 x 32
 
 The networks are the paper's, with the CIFAR adaptations of docs/design.md: ``small_input=True`` (stride-1 stem,
 "same" padding, 32 -> 16 -> 8), every filter count multiplied by ``--width`` and ``--blocks`` A/B/C repeats.
@@ -27,6 +28,13 @@ Outputs go to ``--out`` (default ``runs/<model>``): ``metrics.jsonl`` (one JSON 
 epoch, ``model.load("best.npz")``), ``run.json`` (the settings) and ``curves.png``; in compare mode one such folder
 per model plus ``compare.png`` and ``compare.txt``.
 
+Data parallel (``pip install -e '.[distributed]'``): under ``mpiexec -n N`` each process trains a replica on its
+own ``--batch-size`` slice of every global batch of ``N * batch-size`` images (rank r takes the r-th contiguous
+slice), the gradients are averaged every step, and rank 0 alone evaluates, prints and writes the run folder.
+``--sync-bn`` makes batch norm use the global batch's statistics: N processes then follow the single-process run
+with batch ``N * batch-size`` step for step. ``--resume`` needs the same N. The learning rate is not rescaled
+for the larger global batch. If one process fails, all of them exit.
+
 Exit status: 0 done, 1 the loss became NaN/inf (the message names the step), 2 bad arguments, 130 Ctrl-C (a
 checkpoint was saved; ``--resume`` continues).
 """
@@ -43,7 +51,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from minception import data, models, nn, optim  # noqa: E402
+from minception import data, distributed, models, nn, optim  # noqa: E402
 from minception.train import (NonFiniteLossError, Trainer, atomic_write, compare, load_checkpoint,  # noqa: E402
                               read_jsonl)
 
@@ -90,6 +98,7 @@ DEFAULTS = {
     "checkpoint_every": 100,
     "log_every": 10,
     "progress": None,
+    "sync_bn": False,
 }
 # settings that may change when resuming (everything else must match the saved run)
 RESUME_MAY_CHANGE = {"epochs", "device", "data_dir", "download", "out", "resume", "max_steps", "progress",
@@ -141,6 +150,9 @@ def build_parser():
                    help="no random crop and flip")
     g.add_argument("--seed", type=int, help=f"seeds weights, data order, augmentation, dropout (default {d['seed']})")
     g.add_argument("--max-steps", type=int, help="stop after this many steps (a checkpoint is saved)")
+    g.add_argument("--sync-bn", action="store_true",
+                   help="under mpiexec: batch norm uses the statistics of the global batch over all processes "
+                        "(default: each process its own batch's)")
     g = p.add_argument_group("data")
     g.add_argument("--subset", type=int, metavar="N",
                    help=f"train on the first N training images (default {d['subset']}; 0: all)")
@@ -188,8 +200,10 @@ def check_config(cfg):
         raise ValueError(f"--lr must be > 0, got {cfg['lr']}")
     if cfg["subset"] is not None and cfg["subset"] < 0:
         raise ValueError(f"--subset must be >= 0, got {cfg['subset']}")
-    if cfg["subset"] and cfg["subset"] < cfg["batch_size"]:
-        raise ValueError(f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}")
+    processes = cfg.get("processes", 1)
+    if cfg["subset"] and cfg["subset"] < cfg["batch_size"] * processes:
+        raise ValueError(f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}"
+                         + (f" x {processes} processes" if processes > 1 else ""))
 
 
 # ------------------------------------------------------------------------------------------------ data ---
@@ -220,8 +234,11 @@ def load_data(cfg, say):
 
 
 # ------------------------------------------------------------------------------------------------- run ---
-def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
-    """Model, optimizer, schedule, EMA, loaders and the Trainer for one model."""
+def build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm=None):
+    """Model, optimizer, schedule, EMA, loaders and the Trainer for one model.
+
+    With ``comm`` of several processes: data-parallel (rank 0 alone evaluates and writes ``run_dir``)."""
+    comm = comm or distributed.Communicator()
     seed = cfg["seed"]
     nn.init.manual_seed(seed)
     extra = {}
@@ -230,6 +247,7 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
     model = MODELS[name](num_classes=train.num_classes, width=cfg["width"], blocks=parse_blocks(cfg["blocks"]),
                          small_input=True, dropout=cfg["dropout"], **extra)
     model.to(cfg["device"])           # before the optimizer and EMA, so that their arrays live there too
+    dp = distributed.DataParallel(model, comm, sync_batch_norm=cfg["sync_bn"]) if comm.size > 1 else None
     params = model.named_parameters()
     if cfg["optimizer"] == "rmsprop":
         opt = optim.RMSProp(params, lr=cfg["lr"], decay=0.9, eps=cfg["rmsprop_eps"], momentum=cfg["momentum"],
@@ -239,8 +257,8 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
                         weight_decay=cfg["weight_decay"], weight_decay_filter=optim.weights_only)
     transform = data.standard_augmentation(padding=4) if cfg["augment"] else None
     train_loader = data.DataLoader(train, cfg["batch_size"], shuffle=True, drop_last=True, transform=transform,
-                                   mean=mean, std=std, seed=seed)
-    test_loader = data.DataLoader(test, 250, shuffle=False, mean=mean, std=std)
+                                   mean=mean, std=std, seed=seed, shard=(comm.rank, comm.size))
+    test_loader = data.DataLoader(test, 250, shuffle=False, mean=mean, std=std) if comm.is_main else None
     schedule = optim.exponential_decay(cfg["lr"], len(train_loader), rate=cfg["lr_decay"],
                                        epochs_per_decay=cfg["lr_decay_epochs"])
     # The average covers the BN running statistics too (as TF-slim's moving averages do): averaged weights
@@ -248,11 +266,13 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
     averaged = params + ([(n, b) for n, b in model.named_buffers() if b.dtype.kind == "f"]
                          if cfg["ema_bn"] else [])
     ema = optim.EMA(averaged, decay=cfg["ema_decay"]) if cfg["ema_decay"] else None
+    main = comm.is_main
     return Trainer(model, opt, train_loader, test_loader, epochs=cfg["epochs"], schedule=schedule, ema=ema,
-                   label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None, run_dir=run_dir,
-                   name=name, device=cfg["device"], checkpoint_every=cfg["checkpoint_every"],
-                   log_every=cfg["log_every"], max_steps=cfg["max_steps"], progress=cfg["progress"],
-                   config=cfg, seed=seed, print_fn=say)
+                   label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None,
+                   run_dir=run_dir if main else None, name=name, device=cfg["device"],
+                   checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"], max_steps=cfg["max_steps"],
+                   progress=cfg["progress"] if main else False, config=cfg, seed=seed,
+                   print_fn=say if main else None, distributed=dp)
 
 
 def clear_run(run_dir):
@@ -264,13 +284,16 @@ def clear_run(run_dir):
             os.remove(path)
 
 
-def resolve_config(given):
-    """The run's settings: defaults + command line, or, with --resume, the saved run's + allowed changes."""
+def resolve_config(given, processes=1):
+    """The run's settings: defaults + command line, or, with --resume, the saved run's + allowed changes.
+
+    ``processes``: the number of data-parallel processes of a new run (a resumed run keeps its saved number)."""
     cfg = dict(DEFAULTS)
     cfg.update(given)
     if cfg["out"] is None:
         cfg["out"] = os.path.join("runs", "compare" if cfg["model"] == "compare" else cfg["model"])
     if not cfg["resume"]:
+        cfg["processes"] = processes
         return cfg
     path = os.path.join(cfg["out"], "run.json")
     if not os.path.exists(path):
@@ -283,35 +306,61 @@ def resolve_config(given):
         raise ValueError(f"--resume continues the run in {cfg['out']} with its saved settings; these differ: {what}. "
                          "Start a new run in another --out folder instead.")
     merged = dict(DEFAULTS)
+    merged["processes"] = 1                  # runs saved before data parallelism had one process
     merged.update(saved)
     merged.update({k: v for k, v in given.items() if k in RESUME_MAY_CHANGE})
     merged["out"], merged["resume"] = cfg["out"], True
     return merged
 
 
+def check_processes(cfg, comm):
+    """Raise ValueError for settings that cannot work with ``comm.size`` processes."""
+    if cfg["processes"] != comm.size:
+        raise ValueError(f"--resume: the run in {cfg['out']} was trained with {cfg['processes']} process(es), this "
+                         f"job has {comm.size}; resume it with mpiexec -n {cfg['processes']}")
+    if comm.size > 1 and cfg["model"] == "compare":
+        raise ValueError("--model compare is not available under mpiexec; train the models one at a time")
+
+
+def _quiet(*args, **kwargs):
+    """``print`` on the ranks other than 0."""
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     given = vars(args)
-    say = print
+    comm = distributed.init()           # rank 0 of 1 unless started by mpiexec
+    say = print if comm.is_main else _quiet
     try:
-        cfg = resolve_config(given)
+        # rank 0 reads run.json (--resume); every rank gets the same settings (or the same error)
+        cfg = comm.on_main(lambda: resolve_config(given, processes=comm.size))
+        check_processes(cfg, comm)
         check_config(cfg)
     except ValueError as e:
-        print(f"train_cifar_scaled.py: error: {e}", file=sys.stderr)
+        say(f"train_cifar_scaled.py: error: {e}", file=sys.stderr)
         return 2
     if cfg["device"] == "cuda":
         from autograd import gpu_available
         if not gpu_available():
-            print("train_cifar_scaled.py: error: --device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')",
-                  file=sys.stderr)
+            say("train_cifar_scaled.py: error: --device cuda needs CuPy and a CUDA GPU (pip install -e '.[gpu]')",
+                file=sys.stderr)
             return 2
+        if comm.size > 1:
+            distributed.use_local_gpu(comm)
     out = cfg["out"]
-    os.makedirs(out, exist_ok=True)
+    if comm.is_main:
+        os.makedirs(out, exist_ok=True)
     t_start = time.perf_counter()
 
+    # one process per machine first (it may download CIFAR-10), then the others read what it left
+    first = comm.local_rank == 0
+    if not first:
+        comm.barrier()
     train, test, source, mean, std = load_data(cfg, say)
+    if first:
+        comm.barrier()
     say(f"data: {source}, {len(train)} training and {len(test)} test images")
-    if not cfg["resume"]:
+    if comm.is_main and not cfg["resume"]:
         clear_run(out)
         saved = {k: v for k, v in cfg.items() if k not in ("resume",)}
         atomic_write(os.path.join(out, "run.json"), lambda f: f.write(json.dumps(saved, indent=1).encode()))
@@ -320,9 +369,9 @@ def main(argv=None):
     params = {}
 
     def make(name, run_dir):
-        trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say)
+        trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm)
         params[name] = trainer.model.num_parameters()
-        if not cfg["resume"]:
+        if not cfg["resume"] and comm.is_main:
             clear_run(run_dir)
         return trainer
 
@@ -334,12 +383,18 @@ def main(argv=None):
             if cfg["resume"]:
                 path = trainer.resume()
                 say(f"resuming {path}: epoch {trainer.epoch + 1}, step {trainer.step}")
+            batch = (f"batch {cfg['batch_size']}" if comm.size == 1 else
+                     f"global batch {cfg['batch_size'] * comm.size} = {comm.size} processes x {cfg['batch_size']}"
+                     + (", synchronised batch norm" if cfg["sync_bn"] else ", per-process batch norm"))
             say(f"model: {names[0]} width {cfg['width']} blocks {cfg['blocks']}: {params[names[0]]:,} parameters; "
-                f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps (batch {cfg['batch_size']})")
+                f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps ({batch})")
             results = {names[0]: trainer.fit()}
     except NonFiniteLossError as e:
-        print(f"train_cifar_scaled.py: {e}", file=sys.stderr)
+        say(f"train_cifar_scaled.py: {e}", file=sys.stderr)
         return 1
+    if not comm.is_main:            # rank 0 reports; the others only say how they ended
+        statuses = {r.status for r in results.values()}
+        return 130 if "interrupted" in statuses else 0
 
     # ---- report
     dirs = {n: (os.path.join(out, n) if cfg["model"] == "compare" else out) for n in results}
@@ -381,4 +436,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # under mpiexec: an exception on one process ends all of them (with its message) instead of a hang
+    sys.exit(distributed.run_or_abort(main))
