@@ -132,6 +132,13 @@ class MPICommunicator(Communicator):
         array.set(host)
         return array
 
+    @property
+    def gpu_path(self):
+        """How CuPy arrays are reduced: "nccl", "host" (MPI on host copies), or None before the first one."""
+        if not self._nccl_checked:
+            return None
+        return "nccl" if self._nccl is not None else "host"
+
     def _nccl_communicator(self):
         """The NCCL communicator, created by every rank together on first use; None where NCCL can't be used."""
         if not self._nccl_checked:

@@ -20,7 +20,7 @@ import socket
 import numpy as np
 
 
-def _nccl_module():
+def nccl_module():
     """``cupy.cuda.nccl`` when CuPy was built with NCCL, else None."""
     try:
         from cupy.cuda import nccl
@@ -42,7 +42,7 @@ def create_nccl_allreduce(comm):
     """An ``NcclAllreduce`` over the ranks of ``comm`` (an ``MPICommunicator``), or None on every rank when NCCL
     cannot be used by all of them. Collective: every rank calls it at the same point (their first GPU reduction).
     """
-    nccl = _nccl_module()
+    nccl = nccl_module()
     gpu = _this_gpu() if nccl is not None else None
     gpus = comm.comm.allgather(gpu)
     shared = len(set(gpus)) < len(gpus)
