@@ -44,7 +44,14 @@ import os
 import sys
 import time
 
-import numpy as np
+# Under mpiexec, the processes started on one machine share its cores: unless OMP_NUM_THREADS says otherwise, each
+# takes its share (N processes each using every core would fight over them). Set before NumPy loads its BLAS.
+_LOCAL_PROCESSES = os.environ.get("MPI_LOCALNRANKS") or os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or ""
+if _LOCAL_PROCESSES.isdigit() and int(_LOCAL_PROCESSES) > 1 and "OMP_NUM_THREADS" not in os.environ:
+    _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _CORES // int(_LOCAL_PROCESSES)))
+
+import numpy as np  # noqa: E402
 
 # Runs from a fresh clone without installing: put the repository root on the path.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
