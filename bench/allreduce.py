@@ -68,6 +68,27 @@ def timed(comm, fn, warmup, repeats, sync=lambda: None):
     return statistics.median(times), min(times), max(times)
 
 
+def measure(name, comm, xp, sync, bucket_bytes, args):
+    """One table row: build the network, give every parameter a gradient, time the all-reduces."""
+    model = NETWORKS[name]()
+    if args.device == "cuda":
+        model.to("cuda")
+    named = model.named_parameters()
+    for _, param in named:
+        param.grad = xp.full(param.shape, 1.0 + comm.rank, dtype=param.dtype)
+    buckets = distributed.GradientBuckets(named, bucket_bytes)
+    total = sum(int(param.size) for _, param in named)
+    flat = xp.ones(total, dtype=np.float32)
+
+    med, lo, hi = timed(comm, lambda: buckets.allreduce_mean(comm), args.warmup, args.repeats, sync)
+    flat_med, _, _ = timed(comm, lambda: comm.allreduce_sum_(flat), args.warmup, args.repeats, sync)
+    mb = total * 4 / 1e6
+    algbw = mb / 1e3 / med if med > 0 else float("nan")
+    busbw = algbw * 2 * (comm.size - 1) / comm.size
+    return (f"{name:30s} {total:11,d} {mb:7.1f} {len(buckets.buckets):7d} "
+            f"{1e3 * med:8.2f} [{1e3 * lo:.2f}-{1e3 * hi:.2f}] {1e3 * flat_med:9.2f} {algbw:10.2f} {busbw:10.2f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated names (default: all)")
@@ -96,24 +117,7 @@ def main():
     say(header)
     say("-" * len(header))
     for name in args.networks.split(","):
-        model = NETWORKS[name]()
-        if args.device == "cuda":
-            model.to("cuda")
-        named = model.named_parameters()
-        for _, param in named:
-            param.grad = xp.full(param.shape, 1.0 + comm.rank, dtype=param.dtype)
-        buckets = distributed.GradientBuckets(named, bucket_bytes)
-        total = sum(int(param.size) for _, param in named)
-        flat = xp.ones(total, dtype=np.float32)
-
-        med, lo, hi = timed(comm, lambda: buckets.allreduce_mean(comm), args.warmup, args.repeats, sync)
-        flat_med, _, _ = timed(comm, lambda: comm.allreduce_sum_(flat), args.warmup, args.repeats, sync)
-        mb = total * 4 / 1e6
-        algbw = mb / 1e3 / med if med > 0 else float("nan")
-        busbw = algbw * 2 * (comm.size - 1) / comm.size
-        say(f"{name:30s} {total:11,d} {mb:7.1f} {len(buckets.buckets):7d} "
-            f"{1e3 * med:8.2f} [{1e3 * lo:.2f}-{1e3 * hi:.2f}] {1e3 * flat_med:9.2f} {algbw:10.2f} {busbw:10.2f}")
-        del model, named, buckets, flat
+        say(measure(name, comm, xp, sync, bucket_bytes, args))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ import pickle
 import sys
 import time
 
-import numpy as np
-
 from autograd.backend import is_gpu_array
 
 
