@@ -4,6 +4,7 @@
     python examples/train_cifar_scaled.py                       # the default run: about 5 minutes on 2 cores
     python examples/train_cifar_scaled.py --model compare       # Inception-v4 vs the Inception-ResNets
     python examples/train_cifar_scaled.py --resume              # continue the run in --out exactly
+    mpiexec -n 2 python examples/train_cifar_scaled.py          # data-parallel: 2 processes, batch 2 x 32
 
 The networks are the paper's, with the CIFAR adaptations of docs/design.md: ``small_input=True`` (stride-1 stem,
 "same" padding, 32 -> 16 -> 8), every filter count multiplied by ``--width`` and ``--blocks`` A/B/C repeats.
@@ -36,6 +37,13 @@ unless ``--resume`` (continue it) or ``--overwrite`` (start again there) is give
 deleted up front: each file of the old run stays until the new run writes its own (``best.npz`` of the old run
 goes when the new run writes its first checkpoint), so an overwrite that fails early leaves the old checkpoints.
 
+Data parallel (``pip install -e '.[distributed]'``): under ``mpiexec -n N`` each process trains a replica on its
+own ``--batch-size`` slice of every global batch of ``N * batch-size`` images (rank r takes the r-th contiguous
+slice), the gradients are averaged every step, and rank 0 alone evaluates, prints and writes the run folder.
+``--sync-bn`` makes batch norm use the global batch's statistics: N processes then follow the single-process run
+with batch ``N * batch-size`` step for step. ``--resume`` needs the same N; ``--model compare`` is not available.
+The learning rate is not rescaled for the larger global batch. If one process fails, all of them exit.
+
 Exit status: 0 done, 1 the loss became NaN/inf (the message names the step and the last good checkpoint), 2 bad
 arguments (a flag out of range, a run folder in the way, a data folder without data, a checkpoint that cannot be
 resumed), 130 Ctrl-C (a checkpoint was saved; ``--resume`` continues).
@@ -47,7 +55,14 @@ import os
 import sys
 import time
 
-import numpy as np
+# Under mpiexec, the processes started on one machine share its cores: unless OMP_NUM_THREADS says otherwise, each
+# takes its share (N processes each using every core would fight over them). Set before NumPy loads its BLAS.
+_LOCAL_PROCESSES = os.environ.get("MPI_LOCALNRANKS") or os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or ""
+if _LOCAL_PROCESSES.isdigit() and int(_LOCAL_PROCESSES) > 1 and "OMP_NUM_THREADS" not in os.environ:
+    _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _CORES // int(_LOCAL_PROCESSES)))
+
+import numpy as np  # noqa: E402
 
 # Runs from a fresh clone without installing: put the repository root on the path.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +70,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import ops  # noqa: E402
-from minception import data, models, nn, optim  # noqa: E402
+from minception import data, distributed, models, nn, optim  # noqa: E402
 from minception.train import (RUN_FILES, CheckpointError, NonFiniteLossError, Trainer, atomic_write,  # noqa: E402
                               compare, existing_run_files, read_jsonl)
 from minception.files import remove_stale_temp_files  # noqa: E402
@@ -108,6 +123,7 @@ DEFAULTS = {
     "checkpoint_every": 100,
     "log_every": 10,
     "progress": None,
+    "sync_bn": False,
 }
 # settings that may change when resuming (everything else must match the saved run)
 RESUME_MAY_CHANGE = {"epochs", "device", "kernels", "data_dir", "download", "out", "resume", "max_steps", "progress",
@@ -170,6 +186,9 @@ def build_parser():
                    help="no random crop and flip")
     g.add_argument("--seed", type=int, help=f"seeds weights, data order, augmentation, dropout (default {d['seed']})")
     g.add_argument("--max-steps", type=int, help="stop after this many steps (a checkpoint is saved)")
+    g.add_argument("--sync-bn", action="store_true",
+                   help="under mpiexec: batch norm uses the statistics of the global batch over all processes "
+                        "(default: each process its own batch's)")
     g = p.add_argument_group("data")
     g.add_argument("--subset", type=int, metavar="N",
                    help=f"train on the first N training images (default {d['subset']}; 0: all)")
@@ -234,8 +253,10 @@ def check_config(cfg):
         if not (math.isfinite(value) and above and (high is None or value < high)):
             bounds = f"{'[' if low_allowed else '('}{low}, {'inf' if high is None else high})"
             raise ValueError(f"{_flag(key)} must be a finite number in {bounds}, got {value}")
-    if cfg["subset"] and cfg["subset"] < cfg["batch_size"]:
-        raise ValueError(f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}")
+    processes = cfg.get("processes", 1)
+    if cfg["subset"] and cfg["subset"] < cfg["batch_size"] * processes:
+        raise ValueError(f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}"
+                         + (f" x {processes} processes" if processes > 1 else ""))
     if cfg["resume"] and cfg["overwrite"]:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one of them")
 
@@ -291,8 +312,11 @@ def load_data(cfg, say):
 
 
 # ------------------------------------------------------------------------------------------------- run ---
-def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
-    """Model, optimizer, schedule, EMA, loaders and the Trainer for one model."""
+def build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm=None):
+    """Model, optimizer, schedule, EMA, loaders and the Trainer for one model.
+
+    With ``comm`` of several processes: data-parallel (rank 0 alone evaluates and writes ``run_dir``)."""
+    comm = comm or distributed.Communicator()
     seed = cfg["seed"]
     nn.init.manual_seed(seed)
     extra = {}
@@ -302,6 +326,9 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
                          small_input=True, dropout=cfg["dropout"], **extra)
     model.fuse()                      # sibling branches' 1x1 convs as one conv: the same numbers, faster (nn.fusion)
     model.to(cfg["device"])           # before the optimizer and EMA, so that their arrays live there too
+    # under mpiexec: same start on every process, sharded dropout, and (--sync-bn) synchronised batch norms, the
+    # fused heads' included
+    dp = distributed.DataParallel(model, comm, sync_batch_norm=cfg["sync_bn"]) if comm.size > 1 else None
     params = model.named_parameters()
     if cfg["optimizer"] == "rmsprop":
         opt = optim.RMSProp(params, lr=cfg["lr"], decay=0.9, eps=cfg["rmsprop_eps"], momentum=cfg["momentum"],
@@ -311,8 +338,8 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
                         weight_decay=cfg["weight_decay"], weight_decay_filter=optim.weights_only)
     transform = data.standard_augmentation(padding=4) if cfg["augment"] else None
     train_loader = data.DataLoader(train, cfg["batch_size"], shuffle=True, drop_last=True, transform=transform,
-                                   mean=mean, std=std, seed=seed)
-    test_loader = data.DataLoader(test, 250, shuffle=False, mean=mean, std=std)
+                                   mean=mean, std=std, seed=seed, shard=(comm.rank, comm.size))
+    test_loader = data.DataLoader(test, 250, shuffle=False, mean=mean, std=std) if comm.is_main else None
     schedule = optim.exponential_decay(cfg["lr"], len(train_loader), rate=cfg["lr_decay"],
                                        epochs_per_decay=cfg["lr_decay_epochs"])
     # The average covers the BN running statistics too (as TF-slim's moving averages do): averaged weights
@@ -320,20 +347,25 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say):
     averaged = params + ([(n, b) for n, b in model.named_buffers() if b.dtype.kind == "f"]
                          if cfg["ema_bn"] else [])
     ema = optim.EMA(averaged, decay=cfg["ema_decay"], module=model) if cfg["ema_decay"] else None
+    main = comm.is_main
     return Trainer(model, opt, train_loader, test_loader, epochs=cfg["epochs"], schedule=schedule, ema=ema,
-                   label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None, run_dir=run_dir,
-                   name=name, device=cfg["device"], checkpoint_every=cfg["checkpoint_every"],
-                   log_every=cfg["log_every"], max_steps=cfg["max_steps"], progress=cfg["progress"],
-                   config=cfg, print_fn=say)
+                   label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None,
+                   run_dir=run_dir if main else None, name=name, device=cfg["device"],
+                   checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"], max_steps=cfg["max_steps"],
+                   progress=cfg["progress"] if main else False, config=cfg, print_fn=say if main else None,
+                   distributed=dp)
 
 
-def resolve_config(given):
-    """The run's settings: defaults + command line, or, with --resume, the saved run's + allowed changes."""
+def resolve_config(given, processes=1):
+    """The run's settings: defaults + command line, or, with --resume, the saved run's + allowed changes.
+
+    ``processes``: the number of data-parallel processes of a new run (a resumed run keeps its saved number)."""
     cfg = dict(DEFAULTS)
     cfg.update(given)
     if cfg["out"] is None:
         cfg["out"] = os.path.join("runs", "compare" if cfg["model"] == "compare" else cfg["model"])
     if not cfg["resume"]:
+        cfg["processes"] = processes
         return cfg
     path = os.path.join(cfg["out"], "run.json")
     if not os.path.exists(path):
@@ -351,10 +383,20 @@ def resolve_config(given):
         raise ValueError(f"--resume continues the run in {cfg['out']} with its saved settings; these differ: {what}. "
                          "Start a new run in another --out folder instead.")
     merged = dict(DEFAULTS)
+    merged["processes"] = 1                  # runs saved before data parallelism had one process
     merged.update(saved)
     merged.update({k: v for k, v in given.items() if k in RESUME_MAY_CHANGE})
     merged["out"], merged["resume"] = cfg["out"], True
     return merged
+
+
+def check_processes(cfg, comm):
+    """Raise ValueError for settings that cannot work with ``comm.size`` processes."""
+    if cfg["processes"] != comm.size:
+        raise ValueError(f"--resume: the run in {cfg['out']} was trained with {cfg['processes']} process(es), this "
+                         f"job has {comm.size}; resume it with mpiexec -n {cfg['processes']}")
+    if comm.size > 1 and cfg["model"] == "compare":
+        raise ValueError("--model compare is not available under mpiexec; train the models one at a time")
 
 
 def result_files(out, dirs):
@@ -370,25 +412,42 @@ def result_files(out, dirs):
     return listed or ["no files yet"]
 
 
-def _error(message):
-    print(f"train_cifar_scaled.py: error: {message}", file=sys.stderr)
+def _quiet(*args, **kwargs):
+    """``print`` on the ranks other than 0."""
+
+
+def _error(message, say=print):
+    say(f"train_cifar_scaled.py: error: {message}", file=sys.stderr)
     return 2
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     given = vars(args)
-    say = print
-    try:
-        cfg = resolve_config(given)
+    comm = distributed.init()           # rank 0 of 1 unless started by mpiexec
+    say = print if comm.is_main else _quiet
+
+    def settings():
+        cfg = resolve_config(given, processes=comm.size)
+        check_processes(cfg, comm)
         check_config(cfg)
         check_out_folder(cfg)
+        return cfg
+
+    try:
+        # rank 0 reads run.json (--resume) and looks into --out; every rank gets its settings, or the same error
+        cfg = comm.on_main(settings)
     except ValueError as e:
-        return _error(e)
+        return _error(e, say)
     try:
         check_device(cfg["device"], require=True)      # CuPy missing, or no usable GPU: one line saying which
+        device_error = None
     except GPUUnavailableError as e:
-        return _error(e)
+        device_error = e
+    if comm.any(device_error is not None):             # every process needs its GPU: all stop if one has none
+        return _error(device_error or "--device cuda: another process of the job has no usable GPU", say)
+    if cfg["device"] == "cuda" and comm.size > 1:
+        distributed.use_local_gpu(comm)                # the processes of a machine take one GPU each
     if cfg["kernels"] is not None:
         ops.kernels.use(cfg["kernels"])
     tune_malloc()          # this program's choice: glibc's malloc keeps freed large blocks (ops/kernels/cpu/malloc.py)
@@ -396,22 +455,32 @@ def main(argv=None):
     out = cfg["out"]
     t_start = time.perf_counter()
 
+    # one process per machine first (it may download the data set), then the others read what it left
+    first = comm.local_rank == 0
+    if not first:
+        comm.barrier()
     try:
-        train, test, source, mean, std = load_data(cfg, say)
+        loaded, data_error = load_data(cfg, say), None
     except DataDirError as e:
-        return _error(e)
+        loaded, data_error = None, e
+    if first:
+        comm.barrier()
+    if comm.any(data_error is not None):               # all stop together, even if one process lacks the data
+        return _error(data_error or "another process of the job found no data set in its data folder", say)
+    train, test, source, mean, std = loaded
     say(f"data: {source}, {len(train)} training and {len(test)} test images")
-    os.makedirs(out, exist_ok=True)
-    remove_stale_temp_files(out, (RUN_JSON,) + REPORT_FILES)
-    if not cfg["resume"]:
-        saved = {k: v for k, v in cfg.items() if k not in ("resume", "overwrite")}
-        atomic_write(os.path.join(out, RUN_JSON), lambda f: f.write(json.dumps(saved, indent=1).encode()))
+    if comm.is_main:                                   # rank 0 alone writes the run folder
+        os.makedirs(out, exist_ok=True)
+        remove_stale_temp_files(out, (RUN_JSON,) + REPORT_FILES)
+        if not cfg["resume"]:
+            saved = {k: v for k, v in cfg.items() if k not in ("resume", "overwrite")}
+            atomic_write(os.path.join(out, RUN_JSON), lambda f: f.write(json.dumps(saved, indent=1).encode()))
 
     names = cfg["compare_models"].split(",") if cfg["model"] == "compare" else [cfg["model"]]
     params = {}
 
     def make(name, run_dir):
-        trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say)
+        trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm)
         params[name] = trainer.model.num_parameters()
         return trainer
 
@@ -423,14 +492,20 @@ def main(argv=None):
             if cfg["resume"]:
                 path = trainer.resume()
                 say(f"resuming {path}: epoch {trainer.epoch + 1}, step {trainer.step}")
+            batch = (f"batch {cfg['batch_size']}" if comm.size == 1 else
+                     f"global batch {cfg['batch_size'] * comm.size} = {comm.size} processes x {cfg['batch_size']}"
+                     + (", synchronised batch norm" if cfg["sync_bn"] else ", per-process batch norm"))
             say(f"model: {names[0]} width {cfg['width']} blocks {cfg['blocks']}: {params[names[0]]:,} parameters; "
-                f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps (batch {cfg['batch_size']})")
+                f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps ({batch})")
             results = {names[0]: trainer.fit()}
-    except CheckpointError as e:
-        return _error(f"--resume: {e}")
-    except NonFiniteLossError as e:
-        print(f"train_cifar_scaled.py: {e}", file=sys.stderr)
+    except CheckpointError as e:                       # rank 0 read the checkpoint: every rank has its error
+        return _error(f"--resume: {e}", say)
+    except NonFiniteLossError as e:                    # the ranks take the same steps: all stop here together
+        say(f"train_cifar_scaled.py: {e}", file=sys.stderr)
         return 1
+    if not comm.is_main:            # rank 0 reports; the others only say how they ended
+        statuses = {r.status for r in results.values()}
+        return 130 if "interrupted" in statuses else 0
 
     # ---- report
     dirs = {n: (os.path.join(out, n) if cfg["model"] == "compare" else out) for n in results}
@@ -438,7 +513,7 @@ def main(argv=None):
                      "steps": read_jsonl(os.path.join(d, "train_log.jsonl"))} for n, d in dirs.items()}
     plot_path = os.path.join(out, "compare.png" if cfg["model"] == "compare" else "curves.png")
     title = (f"{source}, {len(train)} train / {len(test)} test images, width {cfg['width']}, blocks {cfg['blocks']}, "
-             f"batch {cfg['batch_size']}, lr {cfg['lr']}")
+             f"batch {cfg['batch_size']}{f' x {comm.size} processes' if comm.size > 1 else ''}, lr {cfg['lr']}")
     if any(h["epochs"] for h in histories.values()):
         try:
             compare.plot_comparison(histories, plot_path, title=title, chance=1.0 / train.num_classes)
@@ -469,4 +544,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # under mpiexec: an exception on one process ends all of them (with its message) instead of a hang
+    sys.exit(distributed.run_or_abort(main))

@@ -24,6 +24,13 @@ class DataLoader:
         mean, std: per-channel normalisation in 0..1 units (CIFAR-10's by default; ``transforms.channel_stats``
             computes them for another set); both None only scales to 0..1.
         seed: an int, or a ``numpy.random.Generator`` from which one int is drawn once.
+        shard: ``(rank, count)`` for data-parallel training (``distributed.DataParallel.shard``): the epoch's
+            order is cut into global batches of ``count * batch_size`` images, and rank ``r`` gets the contiguous
+            slice ``r*batch_size .. (r+1)*batch_size`` of each, so the ranks' batches, in rank order, are exactly
+            the single-process batch of ``count * batch_size``. Needs ``drop_last`` when ``count > 1`` (equal
+            shards). Augmentation is drawn for the whole global batch, then sliced, so it is identical too
+            (each rank augments ``count`` times the images it keeps; crops and flips of uint8 are cheap).
+            ``len()`` counts global batches. Default ``(0, 1)``: no sharding.
 
     Yields:
         x: float32 (B, C, H, W), C-contiguous; y: int64 (B,).
@@ -36,7 +43,7 @@ class DataLoader:
     """
 
     def __init__(self, data, batch_size, shuffle=True, drop_last=False, transform=None,
-                 mean=CIFAR10_MEAN, std=CIFAR10_STD, seed=0):
+                 mean=CIFAR10_MEAN, std=CIFAR10_STD, seed=0, shard=(0, 1)):
         if isinstance(data, ImageSet):
             images, labels = data.images, data.labels
         else:
@@ -48,21 +55,34 @@ class DataLoader:
             raise ValueError(f"DataLoader: {images.shape[0]} images but labels of shape {labels.shape}")
         if batch_size <= 0:
             raise ValueError(f"DataLoader: batch_size must be > 0, got {batch_size}")
-        if images.shape[0] == 0 or (drop_last and images.shape[0] < batch_size):
-            raise ValueError(f"DataLoader: {images.shape[0]} images give no batch of {batch_size}"
-                             f"{' with drop_last' if drop_last else ''}")
+        rank, count = (int(v) for v in shard)
+        if not 0 <= rank < count:
+            raise ValueError(f"DataLoader: shard must be (rank, count) with 0 <= rank < count, got {tuple(shard)}")
+        if count > 1 and not drop_last:
+            raise ValueError(f"DataLoader: sharding over {count} ranks needs drop_last=True (equal shards)")
+        global_batch = batch_size * count
+        if images.shape[0] == 0 or (drop_last and images.shape[0] < global_batch):
+            raise ValueError(f"DataLoader: {images.shape[0]} images give no batch of {global_batch}"
+                             f"{' with drop_last' if drop_last else ''}"
+                             f"{f' ({count} shards of {batch_size})' if count > 1 else ''}")
         self.images, self.labels = images, labels.astype(np.int64, copy=False)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         self.transform, self.mean, self.std = transform, mean, std
+        self.shard_rank, self.shard_count = rank, count
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2 ** 63))
         self.seed = int(seed)
         self.epoch = 0
         self._batch = 0          # index of the next batch within the epoch
 
+    @property
+    def global_batch_size(self):
+        """Images per step over all shards: ``batch_size * shard count``."""
+        return self.batch_size * self.shard_count
+
     def __len__(self):
-        n = self.images.shape[0]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, g = self.images.shape[0], self.global_batch_size
+        return n // g if self.drop_last else -(-n // g)
 
     def order(self, epoch):
         """The sample indices of ``epoch`` in the order they are served. Shape: (N,) int64."""
@@ -75,13 +95,20 @@ class DataLoader:
         """Batch ``index`` of ``epoch``, computed from scratch (does not move the loader). Returns ``(x, y)``."""
         if not 0 <= index < len(self):
             raise IndexError(f"DataLoader: batch {index} out of range for {len(self)} batches per epoch")
-        idx = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        g = self.global_batch_size
+        idx = self.order(epoch)[index * g:(index + 1) * g]
         return self._make_batch(idx, epoch, index)
 
     def _make_batch(self, idx, epoch, index):
-        images = self.images[idx]
-        if self.transform is not None:
-            images = self.transform(images, np.random.default_rng([self.seed, epoch, index]))
+        """Batch ``index`` of ``epoch`` from the sample indices ``idx`` of its global batch (this shard's rows)."""
+        mine = slice(self.shard_rank * self.batch_size, (self.shard_rank + 1) * self.batch_size)
+        if self.transform is None:
+            idx = idx[mine] if self.shard_count > 1 else idx
+            images = self.images[idx]
+        else:
+            images = self.transform(self.images[idx], np.random.default_rng([self.seed, epoch, index]))
+            if self.shard_count > 1:
+                images, idx = images[mine], idx[mine]
         x = normalize(images, self.mean, self.std)
         return np.ascontiguousarray(x), self.labels[idx]
 
@@ -89,9 +116,10 @@ class DataLoader:
         if self._batch >= len(self):          # a finished epoch whose loop was left early: move on
             self.epoch, self._batch = self.epoch + 1, 0
         order = self.order(self.epoch)
+        g = self.global_batch_size
         while self._batch < len(self):
             index = self._batch
-            idx = order[index * self.batch_size:(index + 1) * self.batch_size]
+            idx = order[index * g:(index + 1) * g]
             batch = self._make_batch(idx, self.epoch, index)
             self._batch = index + 1            # so a state_dict taken now resumes after this batch
             yield batch
@@ -99,16 +127,19 @@ class DataLoader:
 
     # -- resume --------------------------------------------------------------------------------------------
     def state_dict(self):
-        """``{"seed", "epoch", "batch", "num_samples", "batch_size", "shuffle", "drop_last"}`` (all ints/bools).
+        """``{"seed", "epoch", "batch", "num_samples", "batch_size", "shuffle", "drop_last", "shards"}`` (all
+        ints/bools).
 
-        ``batch`` is the number of batches of ``epoch`` already served.
+        ``batch`` is the number of batches of ``epoch`` already served; ``shards`` the shard count (the rank is
+        not saved: rank 0's state serves every rank).
         """
         return {"seed": self.seed, "epoch": self.epoch, "batch": self._batch, "num_samples": self.images.shape[0],
-                "batch_size": self.batch_size, "shuffle": self.shuffle, "drop_last": self.drop_last}
+                "batch_size": self.batch_size, "shuffle": self.shuffle, "drop_last": self.drop_last,
+                "shards": self.shard_count}
 
     def load_state_dict(self, d):
         """Continue where ``state_dict()`` was taken. The data and batching settings must be the same."""
-        for key in ("num_samples", "batch_size", "shuffle", "drop_last"):
+        for key in ("num_samples", "batch_size", "shuffle", "drop_last", "shards"):
             mine = self.state_dict()[key]
             if key in d and type(mine)(d[key]) != mine:
                 raise ValueError(f"DataLoader.load_state_dict: the checkpoint has {key}={d[key]}, this loader "
@@ -116,5 +147,6 @@ class DataLoader:
         self.seed, self.epoch, self._batch = int(d["seed"]), int(d["epoch"]), int(d["batch"])
 
     def __repr__(self):
+        shard = f", shard={self.shard_rank}/{self.shard_count}" if self.shard_count > 1 else ""
         return (f"DataLoader({self.images.shape[0]} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, transform={self.transform!r}, epoch={self.epoch})")
+                f"drop_last={self.drop_last}, transform={self.transform!r}, epoch={self.epoch}{shard})")

@@ -44,10 +44,14 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
+        return ops.dropout(x, self.p, True, self.next_generator())
+
+    def next_generator(self):
+        """The generator of this layer's next mask, ``numpy.random.default_rng([seed, k])``; the stream moves on
+        by one (the next call draws mask ``k + 1``)."""
         seed, k = (int(v) for v in to_numpy(self.rng_state))
-        rng = np.random.default_rng([seed, k])
-        self.rng_state[1] = k + 1                 # the next call draws the next mask
-        return ops.dropout(x, self.p, True, rng)
+        self.rng_state[1] = k + 1
+        return np.random.default_rng([seed, k])
 
     def extra_repr(self):
         return f"p={self.p}"

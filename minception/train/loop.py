@@ -21,21 +21,29 @@ class StepResult:
     grad_norm: float   # the global gradient norm before clipping
 
 
-def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_norm=None, ema=None):
+def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_norm=None, ema=None,
+               average_gradients=None):
     """One optimizer step on the batch ``x`` (N, C, H, W) Tensor, ``y`` (N,) int labels. Returns a StepResult.
+
+    ``average_gradients``: in data-parallel training (``minception.distributed``), the function that replaces
+    every ``.grad`` by its mean over all processes; None in a single process.
 
     Raises ``NonFiniteLossError`` before the weights change when the loss or the gradient norm is NaN or inf.
     """
     model.train()                                      # dropout on; batch norm uses batch statistics
     logits = model(x)                                  # 1. forward: (N, K) class scores
     loss = ops.softmax_cross_entropy(logits, y, label_smoothing=label_smoothing)   # 2. loss
-    _check_finite("loss", loss.item())
     optimizer.zero_grad()
     loss.backward()                                    # 3. backward: every parameter's .grad
+    if average_gradients is not None:                  #    (data parallel: the mean .grad over all processes)
+        average_gradients()
     if clip_norm is not None:                          # 4. clip the global gradient norm
         norm = optim.clip_grad_norm(optimizer.params, clip_norm)
     else:
         norm = optim.grad_norm(optimizer.params)
+    # Checked after the average, so that data-parallel processes stop together: a NaN or inf loss comes from NaN
+    # or inf scores, whose gradients make every process's averaged gradient norm non-finite too.
+    _check_finite("loss", loss.item())
     _check_finite("gradient norm", norm)
     if lr is not None:
         optimizer.lr = lr                              # this step's learning rate (a schedule's)

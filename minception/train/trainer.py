@@ -4,7 +4,9 @@ The training itself is ``loop.py`` (forward, loss, backward, clip, step, EMA). T
 comes next, evaluation after each epoch (with the EMA's averages swapped in), the metrics log, checkpoints, and
 how a run stops. The pieces it uses each have a file of their own: ``run_state.py`` (the state in a checkpoint,
 and resuming it), ``signals.py`` (Ctrl-C), ``snapshot.py`` (undoing an unfinished step), ``metrics.py``
-(statistics and logs), ``callbacks.py``, ``progress.py``, ``run_folder.py`` (the files of a run).
+(statistics and logs), ``callbacks.py``, ``progress.py``, ``run_folder.py`` (the files of a run). With
+``distributed=`` it is one rank of a data-parallel job (``minception.distributed``): the few points where the
+ranks must act together are marked ``self.distributed``.
 
 After every epoch the model is evaluated on the test loader, one line is appended to ``metrics.jsonl`` and the
 whole training state is written to ``last.npz``; ``best.npz`` holds the evaluated weights of the best epoch.
@@ -90,6 +92,12 @@ class Trainer:
         print_fn: where the one-line epoch summaries go (``None`` to stay quiet).
         handle_sigint: catch Ctrl-C to stop cleanly (only possible in the main thread).
         eval_raw: with an EMA, also evaluate the raw weights each epoch (``test_acc_raw``, ``test_loss_raw``).
+        distributed: a ``distributed.DataParallel`` when this is one rank of a data-parallel job, else None.
+            The trainer then averages the gradients after backward (``loop.train_step``'s
+            ``average_gradients``), reports the global batch's loss and accuracy, stops (Ctrl-C) only when the
+            ranks agree, and reads ``resume()``'s checkpoint and evaluates on rank 0 only, handing the results to
+            every rank. Give ``run_dir``, ``test_loader``, ``progress`` and ``print_fn`` on rank 0 only
+            (None/False elsewhere) and a ``train_loader`` sharded with ``shard=distributed.shard``.
         seed: no longer used: dropout layers carry their own seeded streams (``nn.Dropout``; seeded by
             ``nn.init.manual_seed``). Accepted so that older calls keep working.
     """
@@ -97,7 +105,7 @@ class Trainer:
     def __init__(self, model, optimizer, train_loader, test_loader=None, *, epochs=1, schedule=None, ema=None,
                  label_smoothing=0.0, clip_norm=None, run_dir=None, name="model", device="cpu",
                  checkpoint_every=0, log_every=20, max_steps=None, progress=None, callbacks=(), config=None,
-                 print_fn=print, handle_sigint=True, eval_raw=True, seed=None):
+                 print_fn=print, handle_sigint=True, eval_raw=True, distributed=None, seed=None):
         if epochs < 0:
             raise ValueError(f"Trainer: epochs must be >= 0, got {epochs}")
         if len(train_loader) == 0:
@@ -112,6 +120,7 @@ class Trainer:
         self.progress, self.config, self.print_fn = progress, dict(config or {}), print_fn
         self.handle_sigint, self.eval_raw = handle_sigint, bool(eval_raw)
         self.callbacks = Callbacks(callbacks)
+        self.distributed = distributed
         if seed is not None:
             warnings.warn("Trainer(seed=...) is no longer used: each nn.Dropout carries its own stream, seeded by "
                           "nn.init.manual_seed", DeprecationWarning, stacklevel=2)
@@ -166,6 +175,9 @@ class Trainer:
         into_run_dir = path is None
         if into_run_dir:
             if self.run_dir is None:
+                if self.distributed is not None:
+                    # a rank without a run folder: rank 0 refuses a non-finite state, so stop here too, together
+                    self._refuse_non_finite(f"{LAST} was not written")
                 return None
             path = os.path.join(self.run_dir, LAST)
         self._refuse_non_finite(f"{os.path.basename(path)} was not written")
@@ -182,11 +194,16 @@ class Trainer:
         """Load ``path`` (default ``run_dir/last.npz``) and drop log lines written after it. Returns the path.
 
         Raises ``CheckpointError`` (a ValueError) naming the file when it is missing, unreadable or does not fit
-        this trainer; the trainer is then unchanged.
+        this trainer; the trainer is then unchanged. With ``distributed``, rank 0 reads the file (the other ranks
+        need not see it: they have no ``run_dir``) and every rank gets its contents, or the same error.
         """
-        if path is None:
+        if path is None and self.run_dir is not None:
             path = os.path.join(self.run_dir, LAST)
-        self.load_state_dict(load_checkpoint(path), source=path)
+        if self.distributed is None:
+            state = load_checkpoint(path)
+        else:
+            state = self.distributed.on_main(lambda: load_checkpoint(path))
+        self.load_state_dict(state, source=path or "rank 0's checkpoint")
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         self._best_is_ours = True
         self._open_logs(fresh=False)
@@ -253,9 +270,10 @@ class Trainer:
         snapshot = BufferSnapshot(self.model)      # BN statistics and dropout streams, as after the last step
         xt, yt = self._to_device(x, y)
         lr = None if self.schedule is None else self.schedule(self.step)
+        average = None if self.distributed is None else self.distributed.average_gradients
         try:
             r = loop.train_step(self.model, self.optimizer, xt, yt, lr=lr, label_smoothing=self.label_smoothing,
-                                clip_norm=self.clip_norm, ema=self.ema)
+                                clip_norm=self.clip_norm, ema=self.ema, average_gradients=average)
         except NonFiniteLossError as e:
             snapshot.restore()
             raise self._non_finite(e.what, e.value, f"at step {self.step + 1} (epoch {self.epoch + 1}, batch "
@@ -266,9 +284,12 @@ class Trainer:
             if not self._ctrl_c.deferring:     # then it may have come from a Ctrl-C in the middle of the update
                 self._weights_unsafe = True
             raise
+        loss, correct = r.loss, r.correct
+        if self.distributed is not None:       # the global batch's loss and accuracy, the same on every rank
+            loss, correct = self.distributed.batch_totals(loss, correct, len(y))
         self.step += 1
         self.batch += 1
-        return r.loss, r.correct, r.grad_norm
+        return loss, correct, r.grad_norm
 
     # ---------------------------------------------------------------------------------- evaluation ------
     def evaluate(self, loader=None, use_ema=True):
@@ -356,7 +377,7 @@ class Trainer:
                           enabled=self.progress)
         try:
             while self.batch < n:
-                if self._stop_requested:
+                if self._should_stop():
                     return "interrupted"
                 if self.max_steps is not None and self.step >= self.max_steps:
                     return "stopped"
@@ -365,7 +386,8 @@ class Trainer:
                     x, y = self.train_loader.batch(self.epoch, self.batch)
                     loss, correct, norm = self.train_step(x, y)
                     seconds = time.perf_counter() - t0
-                    self._account(len(y), loss, correct, norm, seconds)
+                    images = len(y) * (1 if self.distributed is None else self.distributed.world_size)
+                    self._account(images, loss, correct, norm, seconds)
                 bar.update(1, loss=self.epoch_tally.loss.mean, acc=self.epoch_tally.accuracy,
                            images_per_s=self.epoch_tally.images_per_s, lr=self.optimizer.lr)
                 if self.log_every and self.step % self.log_every == 0:
@@ -374,14 +396,21 @@ class Trainer:
                     self.save()
                 self.callbacks.call("on_step_end", self, {
                     "step": self.step, "epoch": self.epoch, "batch": self.batch, "loss": loss, "correct": correct,
-                    "batch_size": len(y), "grad_norm": norm, "lr": self.optimizer.lr, "seconds": seconds})
-            if self._stop_requested:
+                    "batch_size": images, "grad_norm": norm, "lr": self.optimizer.lr, "seconds": seconds})
+            if self._should_stop():
                 return "interrupted"
             record = self._end_epoch(bar)
         finally:
             bar.close()
         self.callbacks.call("on_epoch_end", self, record)
         return "completed"
+
+    def _should_stop(self):
+        """Stop requested (Ctrl-C)? With several ranks the answer is agreed on, at the same point on every rank:
+        True when any rank was asked, so that all stop after the same step."""
+        if self.distributed is None:
+            return self._stop_requested
+        return self.distributed.any(self._stop_requested)
 
     def _account(self, batch_size, loss, correct, norm, seconds):
         self.train_time += seconds
@@ -399,18 +428,27 @@ class Trainer:
                 "elapsed_s": self.elapsed(), "train_time_s": self.train_time, "images_per_s": w.images_per_s})
         w.reset()
 
+    def _test_results(self):
+        """``(test loss, test accuracy, raw loss, raw accuracy, test images)`` of the model now; the losses and
+        accuracies are None without a test loader (the raw ones also without an EMA or ``eval_raw``)."""
+        if self.test_loader is None:
+            return None, None, None, None, 0
+        test_loss, test_acc = self._evaluate(None, use_ema=True, check_stop=True)
+        raw_loss = raw_acc = None
+        if self.ema is not None and self.eval_raw:
+            raw_loss, raw_acc = self._evaluate(None, use_ema=False, check_stop=True)
+        return test_loss, test_acc, raw_loss, raw_acc, len(self.test_loader.labels)
+
     def _end_epoch(self, bar):
         t0 = time.perf_counter()
-        raw_loss = raw_acc = None
-        test_loss = test_acc = None
-        if self.test_loader is not None:
-            test_loss, test_acc = self._evaluate(None, use_ema=True, check_stop=True)
-            if self.ema is not None and self.eval_raw:
-                raw_loss, raw_acc = self._evaluate(None, use_ema=False, check_stop=True)
-            for what, value in (("test loss", test_loss), ("test loss of the raw weights", raw_loss)):
-                if value is not None and not math.isfinite(value):
-                    raise self._non_finite(what, value, f"after epoch {self.epoch + 1} (step {self.step}); "
-                                           "nothing of this epoch was saved", self.step)
+        if self.distributed is None:
+            test_loss, test_acc, raw_loss, raw_acc, test_images = self._test_results()
+        else:      # rank 0 alone has the test set: it evaluates, and every rank gets the numbers (or its stop)
+            test_loss, test_acc, raw_loss, raw_acc, test_images = self.distributed.on_main(self._test_results)
+        for what, value in (("test loss", test_loss), ("test loss of the raw weights", raw_loss)):
+            if value is not None and not math.isfinite(value):
+                raise self._non_finite(what, value, f"after epoch {self.epoch + 1} (step {self.step}); "
+                                       "nothing of this epoch was saved", self.step)
         self._refuse_non_finite("nothing of this epoch was saved")
         eval_time = time.perf_counter() - t0
         e = self.epoch_tally
@@ -419,7 +457,7 @@ class Trainer:
             "train_loss": e.loss.mean, "train_acc": e.accuracy, "test_loss": test_loss, "test_acc": test_acc,
             "lr": self.optimizer.lr, "elapsed_s": self.elapsed(), "images_per_s": e.images_per_s,
             "train_time_s": self.train_time, "epoch_train_s": e.seconds, "eval_s": eval_time,
-            "test_images": 0 if self.test_loader is None else len(self.test_loader.labels),
+            "test_images": test_images,
             "ema": self.ema is not None, "grad_norm": e.grad_norm.mean,
         }
         if raw_acc is not None:
