@@ -1,4 +1,7 @@
-"""Test-suite setup: GPU tests skip with a clear reason where CuPy or a CUDA device is missing."""
+"""Test-suite setup: GPU tests skip with a clear reason where CuPy or a CUDA device is missing; scripts (the
+examples, data generators) load as modules through one loader."""
+import importlib.util
+
 import pytest
 
 from autograd.backend import gpu_available
@@ -28,3 +31,19 @@ def three_threads(monkeypatch):
     yield
     if threads._pool is not None:
         threads._pool[0].shutdown()
+
+
+def load_script(path, module_name):
+    """Run the script at ``path`` (an example, a generator) as a fresh module named ``module_name`` and return it;
+    its ``if __name__ == "__main__"`` block does not run, so tests call its functions directly."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def script_loader():
+    """``load_script`` for tests in any folder (conftest functions are not importable by path from subfolders)."""
+    return load_script
+

@@ -181,10 +181,9 @@ def test_loss_curve_reads_the_training_log(tmp_path):
     assert device_check._loss_curve(str(tmp_path / "missing")) == []
 
 
-def test_train_example_command_is_one_the_example_accepts(tmp_path, monkeypatch):
+def test_train_example_command_is_one_the_example_accepts(tmp_path, monkeypatch, script_loader):
     """The training-example step's command line parses with the example's own parser and passes its checks
     (the run itself is the example's business, tested in tests/examples)."""
-    import importlib.util
     commands = []
     monkeypatch.setattr(device_check.subprocess, "call", lambda cmd, **kw: commands.append(cmd) or 0)
     for quick in (False, True):
@@ -192,10 +191,7 @@ def test_train_example_command_is_one_the_example_accepts(tmp_path, monkeypatch)
                                                       + (["--quick"] if quick else []))
         with pytest.raises(SystemExit):
             device_check.worker_train_example(args)
-    spec = importlib.util.spec_from_file_location("train_cifar_scaled",
-                                                  os.path.join(ROOT, "examples", "train_cifar_scaled.py"))
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = script_loader(os.path.join(ROOT, "examples", "train_cifar_scaled.py"), "train_cifar_scaled")
     for cmd, steps in zip(commands, (300, 10)):
         assert cmd[1].endswith(os.path.join("examples", "train_cifar_scaled.py"))
         cfg = example.resolve_config(vars(example.build_parser().parse_args(cmd[2:])))

@@ -2,7 +2,6 @@
 on small Fashion-MNIST IDX files written here (and the synthetic set for the estimate). The sweep itself (about
 2 hours) is not run here."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -22,10 +21,8 @@ TINY = ["--steps", "3", "--eval-every", "2", "--width", "0.04", "--batch-size", 
 
 
 @pytest.fixture(scope="module")
-def sweep():
-    spec = importlib.util.spec_from_file_location("residual_vs_plain", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def sweep(script_loader):
+    module = script_loader(SCRIPT, "residual_vs_plain")
     module.PROBE_STEPS = 1          # time 1 step (after the warm-up one) for the estimate, not 3: CI time
     return module
 

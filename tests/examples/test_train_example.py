@@ -6,7 +6,6 @@ with its plot and table, argument errors (exit 2), and what happens to an existi
 run (about 10 minutes) is not run here.
 """
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -32,11 +31,8 @@ SYNTHETIC = [*TINY, "--synthetic"]
 
 
 @pytest.fixture(scope="module")
-def example():
-    spec = importlib.util.spec_from_file_location("train_cifar_scaled", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example(script_loader):
+    return script_loader(SCRIPT, "train_cifar_scaled")
 
 
 def _run(example, *args):

@@ -1,7 +1,6 @@
 """``examples/train_cifar_scaled.py --dataset``: Fashion-MNIST from small IDX files written here, its fallback to
 the synthetic set when absent or corrupt, and ``--dataset synthetic``. Tiny networks, in-process."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -20,11 +19,8 @@ TINY = ["--width", "0.04", "--blocks", "1,1,1", "--batch-size", "8", "--subset",
 
 
 @pytest.fixture(scope="module")
-def example():
-    spec = importlib.util.spec_from_file_location("train_cifar_scaled_datasets", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example(script_loader):
+    return script_loader(SCRIPT, "train_cifar_scaled_datasets")
 
 
 @pytest.fixture(autouse=True)
