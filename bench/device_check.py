@@ -544,8 +544,14 @@ WORKERS = {"env": worker_env, "parity": worker_parity, "train-engine": worker_tr
 # =============================================================================================  the steps
 
 def pytest_cmd(args, *selection):
+    """``pytest -m gpu`` on ``selection``; spread over ``args.pytest_workers`` processes with pytest-xdist where it
+    is installed, because a bare machine compiles every CuPy kernel on first use (NVRTC runs on the host's cores)."""
+    workers = args.pytest_workers
+    if workers is None:
+        workers = min(8, (os.cpu_count() or 1) // 2) if python_has("xdist")[0] else 1
+    spread = ["-n", str(workers)] if workers > 1 else []
     return [sys.executable, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider", "-o", "addopts=",
-            "-rfE", *selection]
+            "-rfE", *spread, *selection]
 
 
 def step_command(name, args, limit):
@@ -732,6 +738,8 @@ def build_parser():
     p.add_argument("--network", default="inception_resnet_v2", choices=NETWORKS, help="network of cpu-scaling")
     p.add_argument("--warmup", type=int, default=3, help="train-step: warm-up steps after the first")
     p.add_argument("--steps", type=int, default=10, help="train-step: timed steps")
+    p.add_argument("--pytest-workers", type=int, default=None,
+                   help="pytest processes of the pytest steps (default: up to 8 where pytest-xdist is installed)")
     p.add_argument("--torch-python", default=sys.executable, help="interpreter of the PyTorch side")
     # internal: the workers
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
