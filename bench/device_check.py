@@ -51,16 +51,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 #: (name, planned seconds, needs the GPU); the planned seconds add up to the default budget
+#: (first H200 check, 2026-11-28: 7, 41, 3, 8, 12, 7, 55, 29 s; cpu-scaling needs about 150 s for 5 thread counts)
 STEPS = [
     ("env", 15, False),
-    ("pytest-gpu", 120, True),
-    ("parity", 30, True),
-    ("gradcheck", 40, True),
-    ("bench-conv", 30, True),
-    ("bench-pool-bn", 25, True),
-    ("train-step", 90, True),
-    ("train-example", 60, True),
-    ("cpu-scaling", 60, False),
+    ("pytest-gpu", 80, True),
+    ("parity", 15, True),
+    ("gradcheck", 25, True),
+    ("bench-conv", 20, True),
+    ("bench-pool-bn", 15, True),
+    ("train-step", 80, True),
+    ("train-example", 45, True),
+    ("cpu-scaling", 175, False),
 ]
 STEP_NAMES = [name for name, _, _ in STEPS]
 MIN_SECONDS = 5            # a step with less time left than this is skipped
@@ -270,10 +271,57 @@ def _time_steps(step, sync, warmup, steps):
     t0 = time.perf_counter()
     for _ in range(steps):
         losses.append(step())
+    issued = (time.perf_counter() - t0) / steps
     sync()
     pipelined = (time.perf_counter() - t0) / steps
+    # host_ms: the host's time to issue one step's work (no waiting); when it is close to pipelined_ms, the GPU
+    # waits for the host (Python and launch overhead), not the other way round.
     return {"first_s": first, "step_ms": 1e3 * statistics.median(single), "min_ms": 1e3 * min(single),
-            "max_ms": 1e3 * max(single), "pipelined_ms": 1e3 * pipelined}, losses
+            "max_ms": 1e3 * max(single), "pipelined_ms": 1e3 * pipelined, "host_ms": 1e3 * issued}, losses
+
+
+def _gpu_busy(step, sync):
+    """GPU kernel time and kernel count of one call of ``step``, read by PyTorch's profiler (CUPTI sees every
+    kernel of the process, CuPy's too). Beside the wall time per step this says how much of a step the GPU
+    computes and how much it waits for the host. {} when PyTorch or its profiler is unavailable."""
+    try:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:
+        return {}
+    try:
+        sync()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step()
+            sync()
+        busy_us, kernels = 0.0, 0
+        for e in prof.key_averages():
+            t = getattr(e, "self_device_time_total", None)
+            if t is None:
+                t = getattr(e, "self_cuda_time_total", 0)
+            if t:
+                busy_us += t
+                kernels += e.count
+        return {"gpu_busy_ms": busy_us / 1e3, "gpu_kernels": kernels}
+    except Exception as e:                           # noqa: BLE001 (a profiler problem must not lose the timing)
+        return {"gpu_busy_error": f"{type(e).__name__}: {e}"[:200]}
+
+
+def _count_ops(step):
+    """(forward ops, backward ops) of one call of ``step``, counted by a function hook (``autograd.hooks``)."""
+    from autograd.hooks import FunctionHook
+
+    class Count(FunctionHook):
+        forward = backward = 0
+
+        def forward_post(self, fn, inputs, outputs):
+            Count.forward += 1
+
+        def backward_post(self, fn, grad_outputs, grad_inputs):
+            Count.backward += 1
+    with Count():
+        step()
+    return Count.forward, Count.backward
 
 
 def worker_train_engine(args):
@@ -332,6 +380,9 @@ def _step_ours(cfg, args):
         return loss.data
 
     timing, losses = _time_steps(step, sync, args.warmup, args.steps)
+    timing["forward_ops"], timing["backward_ops"] = _count_ops(step)
+    if xp is not np:
+        timing.update(_gpu_busy(step, sync))
     if xp is not np:
         timing["gpu_pool_mib"] = xp.get_default_memory_pool().total_bytes() / 2 ** 20
     timing.update(images_per_s=cfg["batch"] / (timing["pipelined_ms"] / 1e3), params=net.num_parameters(),
@@ -376,6 +427,7 @@ def _step_torch(cfg, args):
 
     torch.cuda.reset_peak_memory_stats()
     timing, losses = _time_steps(step, torch.cuda.synchronize, args.warmup, args.steps)
+    timing.update(_gpu_busy(step, torch.cuda.synchronize))
     timing.update(images_per_s=cfg["batch"] / (timing["pipelined_ms"] / 1e3),
                   gpu_peak_mib=torch.cuda.max_memory_allocated() / 2 ** 20,
                   params=sum(p.numel() for p in net.parameters()),
@@ -414,7 +466,8 @@ def _train_step_table(out, quick):
             for r in read_json(os.path.join(out, f"train-step-{engine}-tf32{tf32}.json")) or []:
                 results[(r["config"], engine, tf32)] = r
     lines = ["| configuration | TF32 | ours ms/step | torch ms/step | ours/torch | ours img/s | torch img/s | "
-             "ours first step s |", "|---|---|---|---|---|---|---|---|"]
+             "ours first step s | host ms/step ours, torch | GPU busy ms/step ours, torch | kernels ours, torch | "
+             "ours ops fwd+bwd |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cfg in _configs(quick):
         for tf32 in ("off", "on"):
             o, t = results.get((cfg["name"], "ours", tf32), {}), results.get((cfg["name"], "torch", tf32), {})
@@ -423,7 +476,11 @@ def _train_step_table(out, quick):
             ratio = f"{om / tm:.2f}" if om and tm else "-"
             lines.append(f"| {cfg['name']} | {tf32} | {cell(o, 'pipelined_ms', '{:.1f}')} | "
                          f"{cell(t, 'pipelined_ms', '{:.1f}')} | {ratio} | {cell(o, 'images_per_s', '{:.0f}')} | "
-                         f"{cell(t, 'images_per_s', '{:.0f}')} | {cell(o, 'first_s', '{:.1f}')} |")
+                         f"{cell(t, 'images_per_s', '{:.0f}')} | {cell(o, 'first_s', '{:.1f}')} | "
+                         f"{cell(o, 'host_ms', '{:.1f}')}, {cell(t, 'host_ms', '{:.1f}')} | "
+                         f"{cell(o, 'gpu_busy_ms', '{:.1f}')}, {cell(t, 'gpu_busy_ms', '{:.1f}')} | "
+                         f"{o.get('gpu_kernels', '-')}, {t.get('gpu_kernels', '-')} | "
+                         f"{o.get('forward_ops', '-')}+{o.get('backward_ops', '-')} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "train-step.txt"), "w") as f:
         f.write(text)
@@ -506,7 +563,10 @@ def worker_cpu_scaling(args):
                "--warmup", str(warmup), "--threads", str(t)]
         env = child_env({k: str(t) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
                                              "MKL_NUM_THREADS")})
-        share = left / sum(1 for tt, e in runs[i:] if e == "ours" or torch_ok)
+        # Shares by expected cost: fewer threads take longer (a start-up of a few seconds, then steps whose time
+        # goes as 1 / threads). Equal shares starved the 1- and 2-thread runs on the first GPU machine.
+        weight = lambda tt: 1.0 + 4.0 / tt          # noqa: E731
+        share = left * weight(t) / sum(weight(tt) for tt, e in runs[i:] if e == "ours" or torch_ok)
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=share, env=env, cwd=ROOT)
             with open(log, "a") as f:
@@ -646,7 +706,10 @@ def run_check(args):
         if os.path.exists(log):
             os.remove(log)
         now = time.perf_counter()
-        limit = step_limit(max(planned * args.time_scale, 2 * MIN_SECONDS), now, deadline, len(selected) - i - 1)
+        planned_s = max(planned * args.time_scale, 2 * MIN_SECONDS)
+        if i == len(selected) - 1:
+            planned_s = deadline - now               # the last step also gets what the others left unused
+        limit = step_limit(planned_s, now, deadline, len(selected) - i - 1)
         if needs_gpu and not gpu_known:
             gpu_reason, gpu_known = _probe_gpu(), True
         if needs_gpu and gpu_reason:

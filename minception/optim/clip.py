@@ -42,9 +42,26 @@ def _global_norm(grads, max_norm=0.0):
     if _on_gpu(grads):
         norm, factor = multi_tensor.global_norm(grads, max_norm)
         return norm.reshape(()), factor
-    # sum of squares per array (BLAS dot), then one float64 sum across arrays
-    total = sum(float(np.dot(g.ravel(), g.ravel())) for g in grads)
+    total = sum(_sum_of_squares(g) for g in grads)
     return np.asarray(math.sqrt(total), np.float64), None
+
+
+#: elements converted to float64 at a time by ``_sum_of_squares`` (8 MB of float64)
+_CHUNK = 1 << 20
+
+
+def _sum_of_squares(g):
+    """``sum(g**2)`` accumulated in float64 whatever ``g``'s dtype, as the GPU kernel does, so that both devices
+    give the same norm (a float32 BLAS dot would round the sum to float32). Converted a chunk at a time, so a
+    large float32 gradient needs no float64 copy of its whole."""
+    flat = g.ravel()
+    if flat.dtype == np.float64:
+        return float(np.dot(flat, flat))
+    total = 0.0
+    for start in range(0, flat.size, _CHUNK):
+        chunk = flat[start:start + _CHUNK].astype(np.float64)
+        total += float(np.dot(chunk, chunk))
+    return total
 
 
 def clip_grad_norm(params, max_norm, error_if_nonfinite=False, sync=True):

@@ -108,6 +108,8 @@ def test_train_engine_runs_our_step_on_the_cpu(tmp_path):
     (result,) = json.loads((tmp_path / "train-step-ours-tf32off.json").read_text())
     assert "error" not in result, result
     assert result["config"] == "inception_v4" and result["pipelined_ms"] > 0 and result["params"] > 0
+    assert 0 < result["host_ms"] <= result["pipelined_ms"]
+    assert result["forward_ops"] > 100 and result["backward_ops"] > 100    # counted by a function hook
     assert all(v == v and v > 0 for v in result["losses"])            # finite cross-entropies
 
 

@@ -104,17 +104,27 @@ def test_network_directional_gradcheck_on_gpu(cp, name):
 
 @GPU_ONLY
 def test_network_float32_realistic_batch_matches_cpu(cp):
-    """Batch 16 at 32x32, width 0.25: float32 on both sides agrees to float32 rounding."""
-    cpu = scaled_net("inception_resnet_v2", width=0.25, blocks=(2, 2, 2)).train()
-    gpu = on(cp, scaled_net("inception_resnet_v2", width=0.25, blocks=(2, 2, 2))).train()
+    """Batch 16 at 32x32, width 0.25: the GPU's float32 gradients are as accurate as the CPU's.
+
+    Both are measured against the same network in float64 on the CPU. A fixed tolerance between the two float32
+    results fails on honest rounding: in train mode batch norm subtracts means (cancellation), and a deep
+    network's float32 errors grow layer by layer (seen on an H200: one stem BN weight 0.8% apart)."""
+    def build():
+        return scaled_net("inception_resnet_v2", width=0.25, blocks=(2, 2, 2)).train()
     x, labels = batch(16, 32)
+    _, exact = loss_and_grads(build().to(dtype=np.float64), x, labels)
     x = x.astype(np.float32)
-    loss_c, grads_c = loss_and_grads(cpu, x, labels)
-    loss_g, grads_g = loss_and_grads(gpu, cp.asarray(x), labels)
+    loss_c, grads_c = loss_and_grads(build(), x, labels)
+    loss_g, grads_g = loss_and_grads(on(cp, build()), cp.asarray(x), labels)
     assert loss_g == pytest.approx(loss_c, rel=1e-4)
-    for n in grads_c:
-        scale = float(np.abs(grads_c[n]).max()) + 1e-12
-        np.testing.assert_allclose(grads_g[n], grads_c[n], rtol=2e-3, atol=2e-3 * scale, err_msg=n)
+
+    def errors(grads):                 # per parameter: the largest error relative to its largest exact value
+        return np.array([np.abs(grads[n] - exact[n]).max() / (np.abs(exact[n]).max() + 1e-30) for n in exact])
+    gpu, cpu = errors(grads_g), errors(grads_c)
+    # Per parameter, the errors are too random to compare (the CPU's two kernel tiers differ by 4x and more on a
+    # few of 164); their median (about 0.15%) and maximum (about 2-3%) are stable.
+    assert np.median(gpu) <= 3 * np.median(cpu), (np.median(gpu), np.median(cpu))
+    assert gpu.max() <= 3 * cpu.max(), (gpu.max(), cpu.max())
 
 
 # ---------------------------------------------------------------------------------------------- layers

@@ -382,6 +382,20 @@ def test_clip_grad_norm_leaves_small_gradients_and_float32():
     np.testing.assert_allclose(a.grad, [1.2, 1.6], rtol=1e-6)
 
 
+def test_grad_norm_of_float32_gradients_is_accumulated_in_float64(monkeypatch):
+    """The GPU kernel sums squares in float64; the CPU must too (a float32 BLAS dot rounds the sum to float32),
+    also when the gradient is converted a chunk at a time."""
+    from minception.optim import clip
+    rng = np.random.default_rng(3)
+    g = (rng.standard_normal(10_001) * 3).astype(np.float32)
+    p = Tensor(np.zeros_like(g), requires_grad=True)
+    p.grad = g
+    exact = float(np.sqrt(np.sum(g.astype(np.float64) ** 2)))
+    assert optim.grad_norm([p]) == pytest.approx(exact, rel=1e-14)
+    monkeypatch.setattr(clip, "_CHUNK", 999)                    # 11 chunks, the last one short
+    assert optim.grad_norm([p]) == pytest.approx(exact, rel=1e-14)
+
+
 def test_clip_grad_norm_shared_gradient_array_scaled_once():
     a, b = param([0.0]), param([0.0])
     shared = np.array([10.0])
