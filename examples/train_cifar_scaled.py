@@ -122,15 +122,16 @@ DEFAULTS = {
     "max_steps": None,
     "checkpoint_every": 100,
     "log_every": 10,
+    "check_every": None,
     "progress": None,
     "sync_bn": False,
 }
 # settings that may change when resuming (everything else must match the saved run)
 RESUME_MAY_CHANGE = {"epochs", "device", "kernels", "data_dir", "download", "out", "resume", "max_steps", "progress",
-                     "checkpoint_every"}
+                     "checkpoint_every", "check_every"}
 # the smallest value of each integer flag
 INT_MINIMUMS = {"epochs": 1, "batch_size": 1, "subset": 0, "test_subset": 0, "seed": 0, "max_steps": 0,
-                "checkpoint_every": 0, "log_every": 0}
+                "checkpoint_every": 0, "log_every": 0, "check_every": 1}
 # each real-valued flag: (lowest, whether the lowest itself is allowed, bound above (excluded) or None)
 REAL_RANGES = {"width": (0, False, None), "lr": (0, False, None), "rmsprop_eps": (0, True, None),
                "momentum": (0, True, 1), "lr_decay": (0, False, None), "lr_decay_epochs": (0, False, None),
@@ -215,6 +216,9 @@ def build_parser():
                         "writes its own; nothing is deleted first)")
     g.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d['checkpoint_every']})")
     g.add_argument("--log-every", type=int, help=f"steps between train_log.jsonl lines (default {d['log_every']})")
+    g.add_argument("--check-every", type=int,
+                   help="read (and check for NaN) the training loss every this many steps (default: every step on "
+                        "the CPU; on the GPU every --log-every steps, since each read makes the CPU wait for the GPU)")
     g.add_argument("--progress", dest="progress", action="store_true", help="always show progress bars")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
     return p
@@ -353,7 +357,7 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm=None):
                    run_dir=run_dir if main else None, name=name, device=cfg["device"],
                    checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"], max_steps=cfg["max_steps"],
                    progress=cfg["progress"] if main else False, config=cfg, print_fn=say if main else None,
-                   distributed=dp)
+                   distributed=dp, check_every=cfg["check_every"])
 
 
 def resolve_config(given, processes=1):
@@ -395,6 +399,9 @@ def check_processes(cfg, comm):
     if cfg["processes"] != comm.size:
         raise ValueError(f"--resume: the run in {cfg['out']} was trained with {cfg['processes']} process(es), this "
                          f"job has {comm.size}; resume it with mpiexec -n {cfg['processes']}")
+    if comm.size > 1 and cfg["check_every"] not in (None, 1):
+        raise ValueError(f"--check-every {cfg['check_every']}: under mpiexec the processes agree on every step's loss, "
+                         "so it must be 1 (or left out)")
     if comm.size > 1 and cfg["model"] == "compare":
         raise ValueError("--model compare is not available under mpiexec; train the models one at a time")
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from autograd import Function, Tensor
-from autograd.backend import get_array_module
+from autograd.backend import get_array_module, is_gpu_array, to_numpy
 
 
 def _log_softmax(x, axis):
@@ -79,17 +79,21 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
         logits: (N, K) float, labels: (N,) integers in [0, K) -> scalar
     """
     labels = labels.data if isinstance(labels, Tensor) else labels
-    xp = get_array_module(logits.data)
-    labels = xp.asarray(labels)
+    # The labels are checked where they are, and only then moved to the logits' device: on the host the check is
+    # free, while reading a GPU array's range makes the host wait for the GPU (a training loop on the GPU should
+    # pass host labels).
+    labels = labels if is_gpu_array(labels) else np.asarray(labels)
     if logits.ndim != 2:
         raise ValueError(f"softmax_cross_entropy: logits must be (N, K), got shape {tuple(logits.shape)}")
     if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
         raise ValueError(f"softmax_cross_entropy: labels must be integers of shape ({logits.shape[0]},), got "
                          f"{labels.dtype} {tuple(labels.shape)}")
     k = logits.shape[1]
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= k):
-        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), got values from "
-                         f"{int(labels.min())} to {int(labels.max())}")
+    if labels.size:
+        lo, hi = (int(v) for v in to_numpy(get_array_module(labels).stack([labels.min(), labels.max()])))
+        if lo < 0 or hi >= k:
+            raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), got values from {lo} to {hi}")
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"softmax_cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
+    labels = get_array_module(logits.data).asarray(labels)
     return SoftmaxCrossEntropy(labels, float(label_smoothing))(logits)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import ops
 from autograd import no_grad
-from autograd.backend import to_numpy
+from autograd.backend import get_array_module, to_numpy
 from minception import optim
 
 from .nonfinite import NonFiniteLossError
@@ -22,13 +22,18 @@ class StepResult:
 
 
 def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_norm=None, ema=None,
-               average_gradients=None):
+               average_gradients=None, sync=True):
     """One optimizer step on the batch ``x`` (N, C, H, W) Tensor, ``y`` (N,) int labels. Returns a StepResult.
 
     ``average_gradients``: in data-parallel training (``minception.distributed``), the function that replaces
     every ``.grad`` by its mean over all processes; None in a single process.
 
-    Raises ``NonFiniteLossError`` before the weights change when the loss or the gradient norm is NaN or inf.
+    ``sync=True``: the loss, the count and the norm are read at once (Python numbers in the StepResult), and a
+    NaN or inf loss or gradient norm raises ``NonFiniteLossError`` before the weights change.
+    ``sync=False`` (for the GPU): nothing is read and nothing checked; the StepResult holds 0-d arrays on the
+    model's device, and the caller reads them later, many steps at once (``Trainer``: once per logging interval),
+    and checks them then. Each read makes the host wait until the GPU has finished everything queued so far, so
+    reading three numbers every step keeps the GPU idle while Python issues the next step's kernels.
     """
     model.train()                                      # dropout on; batch norm uses batch statistics
     logits = model(x)                                  # 1. forward: (N, K) class scores
@@ -38,21 +43,25 @@ def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_nor
     if average_gradients is not None:                  #    (data parallel: the mean .grad over all processes)
         average_gradients()
     if clip_norm is not None:                          # 4. clip the global gradient norm
-        norm = optim.clip_grad_norm(optimizer.params, clip_norm)
+        norm = optim.clip_grad_norm(optimizer.params, clip_norm, sync=sync)
     else:
-        norm = optim.grad_norm(optimizer.params)
-    # Checked after the average, so that data-parallel processes stop together: a NaN or inf loss comes from NaN
-    # or inf scores, whose gradients make every process's averaged gradient norm non-finite too.
-    _check_finite("loss", loss.item())
-    _check_finite("gradient norm", norm)
+        norm = optim.grad_norm(optimizer.params, sync=sync)
+    if sync:
+        # Checked after the average, so that data-parallel processes stop together: a NaN or inf loss comes from
+        # NaN or inf scores, whose gradients make every process's averaged gradient norm non-finite too.
+        _check_finite("loss", loss.item())
+        _check_finite("gradient norm", norm)
     if lr is not None:
         optimizer.lr = lr                              # this step's learning rate (a schedule's)
     optimizer.step()                                   # 5. step: p <- p - update(p.grad)
     if ema is not None:
         ema.update()                                   # 6. move the averaged weights towards the new ones
     optimizer.zero_grad()                              # the gradients are spent: free them
-    correct = int(to_numpy((logits.data.argmax(axis=1) == y).sum()))
-    return StepResult(loss.item(), correct, norm)
+    xp = get_array_module(logits.data)
+    correct = (logits.data.argmax(axis=1) == xp.asarray(y)).sum()
+    if not sync:
+        return StepResult(loss.data, correct, norm)
+    return StepResult(loss.item(), int(to_numpy(correct)), norm)
 
 
 def _check_finite(what, value):
@@ -70,9 +79,11 @@ def evaluate(model, batches):
     try:
         for x, y in batches:
             logits = model(x)
-            loss_sum += ops.softmax_cross_entropy(logits, y).item() * len(y)
-            correct += int(to_numpy((logits.data.argmax(axis=1) == y).sum()))
+            xp = get_array_module(logits.data)
+            # summed where the logits are (in float64) and read once at the end: no wait for the GPU per batch
+            loss_sum = loss_sum + ops.softmax_cross_entropy(logits, y).data.astype(xp.float64) * len(y)
+            correct = correct + (logits.data.argmax(axis=1) == xp.asarray(y)).sum()
             count += len(y)
     finally:
         model.train(was_training)
-    return loss_sum / count, correct / count
+    return float(to_numpy(loss_sum)) / count, int(to_numpy(correct)) / count

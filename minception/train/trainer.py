@@ -18,6 +18,8 @@ Stops:
 - A NaN or infinite loss or gradient norm raises ``NonFiniteLossError`` before the optimizer step; a non-finite
   test loss raises it before anything of that epoch is written; and no checkpoint is ever written with a
   non-finite weight, optimizer state or average. The error names the last checkpoint written, which is good.
+  (With ``check_every`` > 1, the GPU's default, a step's numbers are read and checked up to ``check_every`` - 1
+  steps later: the error then says which step went wrong, and the weights in memory have taken the steps since.)
 - ``max_steps`` stops after that many optimizer steps in total, saving ``last.npz`` (``status="stopped"``).
 """
 import math
@@ -27,9 +29,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from autograd import Tensor
-from autograd.backend import to_device
+from autograd.backend import get_array_module, to_device, to_numpy
 
 from . import loop
+from .loop import StepResult
 from .callbacks import Callbacks
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .metrics import MetricsLog, Tally
@@ -90,6 +93,12 @@ class Trainer:
             record)``; a plain function is taken as ``on_step_end``. They run after the step's state is final.
         config: a JSON-able dict stored in every checkpoint (the command-line settings, for resuming).
         print_fn: where the one-line epoch summaries go (``None`` to stay quiet).
+        check_every: read the steps' losses, accuracies and gradient norms every this many steps, and check them
+            for NaN/inf then. Each read makes the host wait until the GPU has finished all queued work, so on
+            the GPU the default (None) is ``log_every`` (20 when that is 0): one wait per log line. On the CPU
+            the default is 1 (a read costs nothing there), and with ``distributed`` it must be 1 (the ranks agree
+            on every step's numbers). With more than 1, ``on_step_end`` callbacks run when their step is read,
+            and the progress bar's numbers lag by up to ``check_every`` steps.
         handle_sigint: catch Ctrl-C to stop cleanly (only possible in the main thread).
         eval_raw: with an EMA, also evaluate the raw weights each epoch (``test_acc_raw``, ``test_loss_raw``).
         distributed: a ``distributed.DataParallel`` when this is one rank of a data-parallel job, else None.
@@ -105,7 +114,8 @@ class Trainer:
     def __init__(self, model, optimizer, train_loader, test_loader=None, *, epochs=1, schedule=None, ema=None,
                  label_smoothing=0.0, clip_norm=None, run_dir=None, name="model", device="cpu",
                  checkpoint_every=0, log_every=20, max_steps=None, progress=None, callbacks=(), config=None,
-                 print_fn=print, handle_sigint=True, eval_raw=True, distributed=None, seed=None):
+                 print_fn=print, handle_sigint=True, eval_raw=True, distributed=None, seed=None,
+                 check_every=None):
         if epochs < 0:
             raise ValueError(f"Trainer: epochs must be >= 0, got {epochs}")
         if len(train_loader) == 0:
@@ -121,6 +131,15 @@ class Trainer:
         self.handle_sigint, self.eval_raw = handle_sigint, bool(eval_raw)
         self.callbacks = Callbacks(callbacks)
         self.distributed = distributed
+        if check_every is None:
+            check_every = (self.log_every or 20) if device == "cuda" and distributed is None else 1
+        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+            raise ValueError(f"Trainer: check_every must be a positive integer, got {check_every!r}")
+        if distributed is not None and check_every != 1:
+            raise ValueError(f"Trainer: check_every must be 1 in data-parallel training (the ranks agree on every "
+                             f"step's loss and accuracy), got {check_every}")
+        self.check_every = check_every
+        self._unread = []      # steps taken whose numbers are not read yet (check_every > 1): see _read_steps
         if seed is not None:
             warnings.warn("Trainer(seed=...) is no longer used: each nn.Dropout carries its own stream, seeded by "
                           "nn.init.manual_seed", DeprecationWarning, stacklevel=2)
@@ -172,6 +191,7 @@ class Trainer:
         Raises ``NonFiniteLossError`` (and writes nothing) when a weight, an optimizer state or an average holds
         NaN or inf: a checkpoint is only ever written when it is good.
         """
+        self._read_steps()                     # the statistics in the checkpoint must include every step taken
         into_run_dir = path is None
         if into_run_dir:
             if self.run_dir is None:
@@ -257,8 +277,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ one step ------
     def _to_device(self, x, y):
+        """The images to the device; the labels stay on the host, where the loss checks their range for free."""
         if self.device == "cuda":
-            return Tensor(to_device(x, "cuda")), to_device(y, "cuda")
+            return Tensor(to_device(x, "cuda")), y
         return Tensor(x), y
 
     def train_step(self, x, y):
@@ -290,6 +311,45 @@ class Trainer:
         self.step += 1
         self.batch += 1
         return loss, correct, r.grad_norm
+
+    def _issue_step(self, x, y):
+        """``train_step`` without reading anything back (``check_every`` > 1): ``loop.train_step(sync=False)``,
+        whose StepResult keeps its numbers on the device until ``_read_steps``. No buffer snapshot is taken: a
+        NaN found steps later cannot be undone by one anyway."""
+        xt, yt = self._to_device(x, y)
+        lr = None if self.schedule is None else self.schedule(self.step)
+        try:
+            r = loop.train_step(self.model, self.optimizer, xt, yt, lr=lr, label_smoothing=self.label_smoothing,
+                                clip_norm=self.clip_norm, ema=self.ema, sync=False)
+        except KeyboardInterrupt:
+            self._weights_unsafe = True        # the step may have changed the BN statistics: nothing is saved
+            raise
+        self.step += 1
+        self.batch += 1
+        return r
+
+    def _read_steps(self):
+        """Read the numbers of the steps taken since the last read (one wait for the GPU), check them for NaN/inf
+        in order, add them to the statistics and call ``on_step_end`` for each."""
+        if not self._unread:
+            return
+        unread, self._unread = self._unread, []
+        t0 = time.perf_counter()
+        if self.check_every == 1:                          # train_step has read them already
+            values = [(loss, correct, norm) for _, _, loss, correct, norm in unread]
+        else:
+            values = _read_all([(loss, correct, norm) for _, _, loss, correct, norm in unread])
+        wait = (time.perf_counter() - t0) / len(unread)    # the wait is the GPU's time: shared by the steps
+        for (info, seconds, *_), (loss, correct, norm) in zip(unread, values):
+            for what, value in (("loss", loss), ("gradient norm", norm)):
+                if not math.isfinite(value):
+                    raise self._non_finite(
+                        what, value, f"at step {info['step']} (epoch {info['epoch'] + 1}, batch {info['batch']}); "
+                        f"read at step {self.step} (check_every={self.check_every}), so the weights in memory have "
+                        f"taken the steps since", info["step"])
+            self._account(info["batch_size"], loss, correct, norm, seconds + wait)
+            info.update(loss=loss, correct=correct, grad_norm=norm, seconds=seconds + wait)
+            self.callbacks.call("on_step_end", self, info)
 
     # ---------------------------------------------------------------------------------- evaluation ------
     def evaluate(self, loader=None, use_ema=True):
@@ -384,19 +444,19 @@ class Trainer:
                 with self._ctrl_c.deferred():          # a second Ctrl-C waits until the step is accounted for
                     t0 = time.perf_counter()
                     x, y = self.train_loader.batch(self.epoch, self.batch)
-                    loss, correct, norm = self.train_step(x, y)
-                    seconds = time.perf_counter() - t0
                     images = len(y) * (1 if self.distributed is None else self.distributed.world_size)
-                    self._account(images, loss, correct, norm, seconds)
+                    r = self._issue_step(x, y) if self.check_every > 1 else StepResult(*self.train_step(x, y))
+                    info = {"step": self.step, "epoch": self.epoch, "batch": self.batch, "batch_size": images,
+                            "lr": self.optimizer.lr}
+                    self._unread.append((info, time.perf_counter() - t0, r.loss, r.correct, r.grad_norm))
+                    if len(self._unread) >= self.check_every:
+                        self._read_steps()
                 bar.update(1, loss=self.epoch_tally.loss.mean, acc=self.epoch_tally.accuracy,
                            images_per_s=self.epoch_tally.images_per_s, lr=self.optimizer.lr)
                 if self.log_every and self.step % self.log_every == 0:
                     self._write_window()
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.batch < n:
                     self.save()
-                self.callbacks.call("on_step_end", self, {
-                    "step": self.step, "epoch": self.epoch, "batch": self.batch, "loss": loss, "correct": correct,
-                    "batch_size": images, "grad_norm": norm, "lr": self.optimizer.lr, "seconds": seconds})
             if self._should_stop():
                 return "interrupted"
             record = self._end_epoch(bar)
@@ -418,6 +478,7 @@ class Trainer:
         self.window_tally.add(batch_size, loss, correct, norm, seconds)
 
     def _write_window(self):
+        self._read_steps()
         w = self.window_tally
         if w.images == 0:
             return
@@ -440,6 +501,7 @@ class Trainer:
         return test_loss, test_acc, raw_loss, raw_acc, len(self.test_loader.labels)
 
     def _end_epoch(self, bar):
+        self._read_steps()
         t0 = time.perf_counter()
         if self.distributed is None:
             test_loss, test_acc, raw_loss, raw_acc, test_images = self._test_results()
@@ -482,3 +544,10 @@ class Trainer:
                   f"{record['train_loss']:.4f} acc {100 * record['train_acc']:5.1f}%{test_txt}  "
                   f"lr {record['lr']:.4g}  {record['images_per_s']:.1f} img/s  {record['elapsed_s']:.0f} s", bar)
         return record
+
+
+def _read_all(numbers):
+    """``[(loss, correct, norm), ...]`` of 0-d device arrays -> the same as Python numbers, in one transfer."""
+    xp = get_array_module(numbers[0][0])
+    flat = to_numpy(xp.stack([xp.asarray(v, dtype=xp.float64) for triple in numbers for v in triple]))
+    return [(float(flat[i]), int(flat[i + 1]), float(flat[i + 2])) for i in range(0, len(flat), 3)]

@@ -194,8 +194,10 @@ def test_train_example_command_is_one_the_example_accepts(tmp_path, monkeypatch,
         with pytest.raises(SystemExit):
             device_check.worker_train_example(args)
     example = script_loader(os.path.join(ROOT, "examples", "train_cifar_scaled.py"), "train_cifar_scaled")
-    for cmd, steps in zip(commands, (300, 10)):
+    assert len(commands) == 4          # per run: the default reads, then reading every step
+    for cmd, steps, check_every in zip(commands, (300, 150, 10, 5), (None, 1, None, 1)):
         assert cmd[1].endswith(os.path.join("examples", "train_cifar_scaled.py"))
         cfg = example.resolve_config(vars(example.build_parser().parse_args(cmd[2:])))
         example.check_config(cfg)
         assert cfg["device"] == "cuda" and cfg["synthetic"] and cfg["max_steps"] == steps
+        assert cfg["check_every"] == check_every

@@ -187,6 +187,7 @@ def test_bad_arguments_exit_2(example, tmp_path, args, msg):
     (["--seed", "-1"], "--seed"),
     (["--max-steps", "-1"], "--max-steps"),
     (["--checkpoint-every", "-2"], "--checkpoint-every"),
+    (["--check-every", "0"], "--check-every must be >= 1"),
     (["--epochs", "0"], "--epochs must be >= 1"),
     (["--epochs", "-1"], "--epochs must be >= 1"),
 ])

@@ -192,7 +192,7 @@ def test_huge_learning_rate_ends_in_a_clear_non_finite_error(tmp_path):
 
 def test_non_finite_gradient_norm_is_caught_too(tmp_path, monkeypatch):
     t = make_trainer(tmp_path, epochs=1)
-    monkeypatch.setattr(loop_module.optim, "clip_grad_norm", lambda params, max_norm: float("inf"))
+    monkeypatch.setattr(loop_module.optim, "clip_grad_norm", lambda params, max_norm, sync=True: float("inf"))
     before = _params(t)
     with pytest.raises(NonFiniteLossError, match="gradient norm .*step 1 "):
         t.fit()
