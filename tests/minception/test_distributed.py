@@ -74,10 +74,13 @@ def _clean_env():
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PMI_", "PMIX_", "OMPI_", "MV2_", "HYDRA_", "MPI_LOCAL"))}
     env["OMP_NUM_THREADS"] = "1"
+    # Open MPI's mpiexec, as containers often have it (MPICH's ignores these): it refuses to start as root
+    # unless told twice, and without ssh or rsh it fails even for ranks on this machine unless its ssh launcher
+    # is left out (every test runs its ranks here).
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        # Open MPI's mpiexec refuses to start as root unless told twice (containers and CI machines often run
-        # as root); MPICH's ignores these variables.
         env["OMPI_ALLOW_RUN_AS_ROOT"] = env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    if shutil.which("ssh") is None and shutil.which("rsh") is None:
+        env["OMPI_MCA_plm"] = "^rsh"
     return env
 
 
