@@ -7,6 +7,8 @@ The weights are timm's conversion of the TF-slim checkpoints (``timm/inception_v
 file is looked for in ``~/.cache/minception/`` (or ``$MINCEPTION_CACHE``). A missing file is downloaded when the
 network allows it and checked (SHA-256 against the value pinned in ``minception/pretrained/catalog.py``, every key
 and shape); otherwise the script prints, in one line, where to get it. ``--no-download`` never touches the network.
+A file already in the cache is checked against the same SHA-256 on every run (about a second); a file given with
+``--weights`` is used as it is, after the key and shape check.
 
 PHOTO may be omitted: the script then uses ``grace_hopper.jpg``, a sample photo shipped with matplotlib.
 
@@ -21,8 +23,9 @@ import numpy as np
 
 from autograd import Tensor, no_grad
 from minception import models
-from minception.pretrained import (DownloadError, default_weights_path, download_weights, imagenet_classes,
-                                   load_timm_weights, preprocess, where_to_get)
+from minception.pretrained import (DownloadError, WeightsError, default_weights_path, download_weights, get_info,
+                                   imagenet_classes, load_timm_weights, preprocess, where_to_get)
+from minception.pretrained.download import sha256_of
 
 BUILDERS = {"inception_v4": models.inception_v4, "inception_resnet_v2": models.inception_resnet_v2}
 
@@ -45,6 +48,8 @@ def resolve_weights(model_name, weights, allow_download):
     get it) if there is none."""
     path = weights or default_weights_path(model_name)
     if os.path.exists(path):
+        if weights is None and not _is_published_file(model_name, path):
+            return None
         return path
     if allow_download:
         try:
@@ -54,6 +59,19 @@ def resolve_weights(model_name, weights, allow_download):
             return None
     print(where_to_get(model_name, path), file=sys.stderr)
     return None
+
+
+def _is_published_file(model_name, path):
+    """True when the file in the cache is the published one (SHA-256 as pinned in the catalog). The cache is where
+    downloads go, checked; a file found there that differs was put there by hand, or damaged: say so and stop,
+    rather than load it silently. (A file given with --weights is the user's choice and is used as it is.)"""
+    expected = get_info(model_name).sha256
+    digest = sha256_of(path)
+    if expected and digest != expected:
+        print(f"{path} is not the published {model_name} file (SHA-256 {digest}, published {expected}): delete it "
+              f"to download it again, or pass it with --weights to use it anyway", file=sys.stderr)
+        return False
+    return True
 
 
 def classify(model, x, topk=5):
@@ -87,7 +105,11 @@ def main(argv=None):
         return 2
 
     model = BUILDERS[args.model](variant="released", width=args.width)
-    load_timm_weights(model, path)
+    try:
+        load_timm_weights(model, path)
+    except WeightsError as e:            # a damaged file, or one for another network: one line, not a traceback
+        print(f"cannot use the weights: {e}", file=sys.stderr)
+        return 2
     x = preprocess(photo, args.model)
     start = time.perf_counter()
     top = classify(model, x, args.topk)

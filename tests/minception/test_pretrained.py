@@ -541,6 +541,24 @@ class TestClassifyExample:
         assert "https://huggingface.co/timm/inception_v4.tf_in1k/resolve/main/model.safetensors" in lines[0]
         assert str(missing) in lines[0]
 
+    def test_a_cached_file_that_is_not_the_published_one_is_refused(self, tmp_path):
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        (cache / "inception_v4.tf_in1k.safetensors").write_bytes(b"not the published file")
+        env = dict(os.environ, MINCEPTION_CACHE=str(cache))
+        run = subprocess.run([sys.executable, self.SCRIPT, "--no-download"], capture_output=True, text=True,
+                             timeout=120, env=env)
+        assert run.returncode == 2 and "Traceback" not in run.stderr
+        assert "is not the published inception_v4 file" in run.stderr and "--weights" in run.stderr
+
+    def test_a_damaged_weights_file_is_one_line_not_a_traceback(self, tmp_path):
+        bad = tmp_path / "bad.safetensors"
+        bad.write_bytes(b"garbage!garbage")
+        run = subprocess.run([sys.executable, self.SCRIPT, "--weights", str(bad), "--no-download"],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and "Traceback" not in run.stderr
+        assert run.stderr.startswith("cannot use the weights:") and len(run.stderr.strip().splitlines()) == 1
+
     def test_top5_on_a_small_network(self, tmp_path, capsys):
         # End to end at width 0.1 with random timm-format weights: the printout, not the accuracy.
         state = _timm_style_state(_small("inception_v4"), np.random.default_rng(8))
