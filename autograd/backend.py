@@ -110,13 +110,24 @@ def check_device(device, require=False):
 
 
 def to_device(array, device):
-    """Copy ``array`` to ``device`` ('cpu' or 'cuda'); returns it unchanged when already there."""
+    """Copy ``array`` to ``device`` ('cpu' or 'cuda'); returns it unchanged when already there.
+
+    To the GPU the copy is queued on the current stream and the host does not wait: ``cupy.asarray`` of a host
+    array is a synchronous copy, which from pageable memory first waits for all the GPU's queued work, so a
+    training loop that copied each batch that way would stop issuing kernels until the previous step had run.
+    CUDA stages the host data before the call returns, so ``array`` may change right after."""
     check_device(device)
     if device == "cpu":
         return array.get() if is_gpu_array(array) else np.asarray(array)
     if is_gpu_array(array):
         return array
-    return require_gpu().asarray(array)
+    cp = require_gpu()
+    host = np.ascontiguousarray(array)
+    if host.dtype.kind not in "biuf":          # CuPy refuses objects and text; let it say so
+        return cp.asarray(array)
+    out = cp.empty(host.shape, host.dtype)
+    out.set(host, stream=cp.cuda.get_current_stream())
+    return out
 
 
 def to_numpy(array):

@@ -294,7 +294,7 @@ def _gpu_busy(step, sync):
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             step()
             sync()
-        busy_us, kernels = 0.0, 0
+        busy_us, kernels, names = 0.0, 0, []
         for e in prof.key_averages():
             t = getattr(e, "self_device_time_total", None)
             if t is None:
@@ -302,7 +302,9 @@ def _gpu_busy(step, sync):
             if t:
                 busy_us += t
                 kernels += e.count
-        return {"gpu_busy_ms": busy_us / 1e3, "gpu_kernels": kernels}
+                names.append((e.count, round(t / 1e3, 3), str(e.key)[:80]))
+        names.sort(reverse=True)          # the most frequent first: where the launches go
+        return {"gpu_busy_ms": busy_us / 1e3, "gpu_kernels": kernels, "gpu_top_kernels": names[:15]}
     except Exception as e:                           # noqa: BLE001 (a profiler problem must not lose the timing)
         return {"gpu_busy_error": f"{type(e).__name__}: {e}"[:200]}
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from autograd import Function, Tensor
-from autograd.backend import get_array_module, is_gpu_array, to_numpy
+from autograd.backend import device_of, get_array_module, is_gpu_array, to_device, to_numpy
 
 
 def _log_softmax(x, axis):
@@ -95,5 +95,5 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
             raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), got values from {lo} to {hi}")
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"softmax_cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
-    labels = get_array_module(logits.data).asarray(labels)
+    labels = to_device(labels, device_of(logits.data))
     return SoftmaxCrossEntropy(labels, float(label_smoothing))(logits)

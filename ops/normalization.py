@@ -45,7 +45,8 @@ class BatchNorm(Function):
         x3 = _as_3d(x)
         if self.training:
             y, mean, var, invstd = bn.forward_train(x3, gamma, beta, self.eps, relu=self.relu)
-            self._update_running_stats(mean, var, x3.shape[0] * x3.shape[2])
+            bn.update_running_stats(self.running_mean, self.running_var, mean, var, self.momentum,
+                                    x3.shape[0] * x3.shape[2])
             self.centre = mean
         else:
             y, invstd = bn.forward_eval(x3, gamma, beta, self.running_mean, self.running_var, self.eps,
@@ -55,15 +56,6 @@ class BatchNorm(Function):
         self.y3 = y if self.relu else None      # where the ReLU let the gradient through (shared with the consumer)
         self.kernels = bn
         return y.reshape(x.shape)
-
-    def _update_running_stats(self, mean, var, m):
-        m_ = self.momentum
-        if self.running_mean is not None:
-            rm = self.running_mean
-            rm[...] = ((1.0 - m_) * rm.astype(np.float64) + m_ * mean).astype(rm.dtype)
-        if self.running_var is not None:
-            rv = self.running_var
-            rv[...] = ((1.0 - m_) * rv.astype(np.float64) + m_ * var * (m / (m - 1))).astype(rv.dtype)
 
     def backward(self, gy):
         gy3 = _as_3d(gy)

@@ -38,6 +38,7 @@ import numpy as np
 
 from autograd import Function
 from autograd.backend import get_array_module
+from ops import kernels
 
 
 def _as_3d(x):
@@ -88,7 +89,8 @@ class SyncBatchNorm(Function):
         mean = sums[:c] / count
         var = xp.maximum(sums[c:2 * c] / count - mean * mean, 0.0)     # rounding can make it a hair negative
         invstd = 1.0 / xp.sqrt(var + self.eps)
-        self._update_running_stats(mean, var, count)
+        kernels.lookup("batch_norm", x3).update_running_stats(self.running_mean, self.running_var, mean, var,
+                                                              self.momentum, count)
 
         xhat = (x3 - _per_channel(mean, x.dtype)) * _per_channel(invstd, x.dtype)
         y = xhat * _per_channel(gamma, x.dtype) + _per_channel(beta, x.dtype)
@@ -97,15 +99,6 @@ class SyncBatchNorm(Function):
         self.x3, self.mean, self.invstd, self.gamma, self.count = x3, mean, invstd, gamma, count
         self.y3 = y if self.relu else None                  # the ReLU's output tells where gradients pass
         return y.reshape(x.shape)
-
-    def _update_running_stats(self, mean, var, count):
-        m = self.momentum
-        if self.running_mean is not None:
-            rm = self.running_mean
-            rm[...] = ((1.0 - m) * rm.astype(np.float64) + m * mean).astype(rm.dtype)
-        if self.running_var is not None:
-            rv = self.running_var
-            rv[...] = ((1.0 - m) * rv.astype(np.float64) + m * var * (count / (count - 1))).astype(rv.dtype)
 
     def backward(self, gy):
         xp = get_array_module(gy)

@@ -6,9 +6,11 @@ around these two functions; ``Trainer.train_step`` calls ``train_step`` for ever
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 import ops
 from autograd import no_grad
-from autograd.backend import get_array_module, to_numpy
+from autograd.backend import device_of, to_device, to_numpy
 from minception import optim
 
 from .nonfinite import NonFiniteLossError
@@ -57,8 +59,7 @@ def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_nor
     if ema is not None:
         ema.update()                                   # 6. move the averaged weights towards the new ones
     optimizer.zero_grad()                              # the gradients are spent: free them
-    xp = get_array_module(logits.data)
-    correct = (logits.data.argmax(axis=1) == xp.asarray(y)).sum()
+    correct = (logits.data.argmax(axis=1) == to_device(y, device_of(logits.data))).sum()
     if not sync:
         return StepResult(loss.data, correct, norm)
     return StepResult(loss.item(), int(to_numpy(correct)), norm)
@@ -79,10 +80,9 @@ def evaluate(model, batches):
     try:
         for x, y in batches:
             logits = model(x)
-            xp = get_array_module(logits.data)
             # summed where the logits are (in float64) and read once at the end: no wait for the GPU per batch
-            loss_sum = loss_sum + ops.softmax_cross_entropy(logits, y).data.astype(xp.float64) * len(y)
-            correct = correct + (logits.data.argmax(axis=1) == xp.asarray(y)).sum()
+            loss_sum = loss_sum + ops.softmax_cross_entropy(logits, y).data.astype(np.float64) * len(y)
+            correct = correct + (logits.data.argmax(axis=1) == to_device(y, device_of(logits.data))).sum()
             count += len(y)
     finally:
         model.train(was_training)

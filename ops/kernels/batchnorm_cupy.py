@@ -26,8 +26,10 @@ per-channel array of shape (C,) and cast to the type the kernel reads (``gy`` to
 statistics to float64), everything C-contiguous.
 
 Evaluation needs no reduction in the forward (``affine`` with the running statistics). Batch norm followed by
-ReLU (``relu=True`` / ``y=``, as in the reference) is composed here from CuPy's own elementwise operations
-(``maximum``, and ``gy * (y > 0)`` before the backward), not fused into the kernels.
+ReLU (``relu=True`` / ``y=``, as in the reference) takes the ReLU into ``affine``, and its backward gates ``gy``
+in one elementwise pass before the reduction. The running statistics are updated by one small kernel
+(``update_running_stats``): the reference's float64 formula on (C,) arrays is a dozen launches per layer, and the
+GPU is bound by launches at the sizes of the scaled networks (docs/performance.md, "GPU").
 
 Kernels are compiled once per dtype and index type (``lru_cache``). This module imports CuPy only inside its
 functions, so it can be imported on a machine without CuPy or without a GPU.
@@ -210,9 +212,11 @@ def _elementwise(itype):
     import cupy
     sizes = f"{PARAM_TYPE[itype]} c, {PARAM_TYPE[itype]} l"
     suffix = "_i32" if itype == "int" else "_i64"
+    # relu: y = max(y, 0) in the same pass (a NaN stays NaN: NaN < 0 is false)
     affine = cupy.ElementwiseKernel(
-        "T x, raw T centre, raw T scale, raw T shift, " + sizes, "T y",
-        "const idx_t ch = ((idx_t)i / l) % c; y = (x - centre[ch]) * scale[ch] + shift[ch];",
+        "T x, raw T centre, raw T scale, raw T shift, bool relu, " + sizes, "T y",
+        "const idx_t ch = ((idx_t)i / l) % c; const T v = (x - centre[ch]) * scale[ch] + shift[ch];"
+        "y = (relu && v < (T)0) ? (T)0 : v;",
         "minception_bn_affine" + suffix, preamble=preamble(itype))
     input_grad = cupy.ElementwiseKernel(
         "T gy, T x, raw T centre, raw T k1, raw T k2, raw T k3, " + sizes, "T gx",
@@ -220,6 +224,23 @@ def _elementwise(itype):
         "minception_bn_input_grad" + suffix, preamble=preamble(itype))
     return affine, input_grad
 
+
+@functools.lru_cache(maxsize=None)
+def _relu_gate():
+    """The ReLU's backward in one pass: ``gy`` where the ReLU's output ``y`` is positive, else 0."""
+    import cupy
+    return cupy.ElementwiseKernel("T gy, T y", "T g", "g = y > (T)0 ? gy : (T)0", "minception_relu_gate")
+
+
+@functools.lru_cache(maxsize=None)
+def _running_update():
+    """``batchnorm_reference.update_running_stats`` as one kernel (the NumPy formula is a dozen launches)."""
+    import cupy
+    return cupy.ElementwiseKernel(
+        "float64 mean, float64 var, float64 momentum, float64 unbias", "T running_mean, T running_var",
+        "running_mean = (T)((1.0 - momentum) * (double)running_mean + momentum * mean);"
+        "running_var = (T)((1.0 - momentum) * (double)running_var + momentum * var * unbias);",
+        "minception_bn_running_update")
 
 # ----------------------------------------------------------------------------------- the kernel boundary
 def _data(op, name, a):
@@ -271,8 +292,8 @@ def forward_train(x, gamma, beta, eps, relu=False):
     if parts > 1:
         kernels["moments_finish"]((c,), (BLOCK,), (x, partial, nn, ll, np.int32(parts), np.float64(eps), gamma,
                                                    mean, var, invstd, centre_t, scale_t))
-    y = _elementwise(index_type(x.size))[0](x, centre_t, scale_t, beta, c, l)
-    return _relu(y, relu), mean, var, invstd
+    y = _elementwise(index_type(x.size))[0](x, centre_t, scale_t, beta, bool(relu), c, l)
+    return y, mean, var, invstd
 
 
 def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
@@ -287,15 +308,22 @@ def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
     running_var = _like(op, "running_var", running_var, (c,), np.float64)
     invstd = 1.0 / cupy.sqrt(running_var + eps)
     scale = (gamma * invstd).astype(x.dtype)
-    y = _elementwise(index_type(x.size))[0](x, running_mean, scale, beta, c, l)
-    return _relu(y, relu), invstd
+    y = _elementwise(index_type(x.size))[0](x, running_mean, scale, beta, bool(relu), c, l)
+    return y, invstd
 
 
-def _relu(y, relu):
-    if relu:
-        import cupy
-        cupy.maximum(y, 0, out=y)
-    return y
+def update_running_stats(running_mean, running_var, mean, var, momentum, count):
+    """In place, as ``batchnorm_reference.update_running_stats`` (same arguments), in one kernel when both buffers
+    exist and share a float dtype; otherwise the reference's formula."""
+    if (running_mean is None or running_var is None or running_mean.dtype != running_var.dtype
+            or running_mean.dtype not in (np.float32, np.float64) or running_mean.shape != running_var.shape
+            or not (running_mean.flags.c_contiguous and running_var.flags.c_contiguous)):
+        from . import batchnorm_reference
+        return batchnorm_reference.update_running_stats(running_mean, running_var, mean, var, momentum, count)
+    c = running_mean.shape
+    mean = _like("batch_norm running statistics", "mean", mean, c, np.float64)
+    var = _like("batch_norm running statistics", "var", var, c, np.float64)
+    _running_update()(mean, var, float(momentum), count / (count - 1.0), running_mean, running_var)
 
 
 # ----------------------------------------------------------------------------------- backward
@@ -306,7 +334,7 @@ def _backward(gy, x, centre, invstd, gamma, training, y):
     n, c, l = x.shape
     gy = _like(op, "gy", gy, x.shape, x.dtype)
     if y is not None:
-        gy = gy * (_like(op, "y", y, x.shape, x.dtype) > 0)       # the ReLU's gradient first
+        gy = _relu_gate()(gy, _like(op, "y", y, x.shape, x.dtype))    # the ReLU's gradient first
     centre = _like(op, "centre", centre, (c,), np.float64)
     invstd = _like(op, "invstd", invstd, (c,), np.float64)
     gamma_t = _like(op, "gamma", gamma, (c,), x.dtype)

@@ -40,6 +40,7 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
+from .batchnorm_reference import update_running_stats  # noqa: F401 -- (C,) arrays: NumPy is already fast there
 from .cpu import threads
 from .cpu.parts import contiguous
 

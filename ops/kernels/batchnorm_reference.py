@@ -119,3 +119,21 @@ def backward_eval(gy, x, running_mean, invstd, gamma, y=None):
     ggamma = _channel_sum(gy * centred) * invstd
     gx = gy * _per_channel(gamma.astype(np.float64) * invstd, x.dtype)
     return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
+
+
+def update_running_stats(running_mean, running_var, mean, var, momentum, count):
+    """Move the running statistics towards this batch's, in place (training mode, after ``forward_train``).
+
+    ``running = (1 - momentum) * running + momentum * batch``, computed in float64 and stored in the buffers' dtype;
+    the batch variance made unbiased (times ``count / (count - 1)``, ``count`` = N*L values per channel), as
+    PyTorch does. Either buffer may be None (not tracked).
+
+    Shape:
+        running_mean, running_var: (C,) or None; mean, var: (C,) float64 (from ``forward_train``)
+    """
+    if running_mean is not None:
+        running_mean[...] = ((1.0 - momentum) * running_mean.astype(np.float64) + momentum * mean
+                             ).astype(running_mean.dtype)
+    if running_var is not None:
+        running_var[...] = ((1.0 - momentum) * running_var.astype(np.float64) + momentum * var * (count / (count - 1))
+                            ).astype(running_var.dtype)

@@ -126,3 +126,41 @@ def test_no_cupy_imported_means_no_gpu_array(monkeypatch):
     monkeypatch.delitem(sys.modules, "cupy", raising=False)
     assert not backend.is_gpu_array(object())
     assert "cupy" not in sys.modules                       # asking never imports CuPy
+
+
+def test_to_device_queues_the_copy_on_the_stream_instead_of_waiting(fresh_probe):
+    """``cupy.asarray(host)`` is a synchronous copy (from pageable memory it waits for all queued GPU work);
+    ``to_device`` allocates and calls ``ndarray.set(host, stream=...)``, which CUDA queues after staging."""
+    cupy = fake_cupy(device_count=1)
+    calls = []
+
+    class DeviceArray(cupy.ndarray):
+        def __init__(self, shape, dtype):
+            self.shape, self.dtype = shape, dtype
+
+        def set(self, host, stream=None):
+            calls.append((host.copy(), host.flags.c_contiguous, stream))
+
+    cupy.empty = DeviceArray
+    cupy.cuda.get_current_stream = lambda: "the current stream"
+    cupy.asarray = lambda a: calls.append(("asarray", a)) or a
+    fresh_probe.setitem(sys.modules, "cupy", cupy)
+    host = np.arange(12, dtype=np.int64).reshape(3, 4)[:, ::2]            # a strided view
+    out = backend.to_device(host, "cuda")
+    assert isinstance(out, DeviceArray) and out.shape == (3, 2) and out.dtype == np.int64
+    (copied, contiguous, stream), = calls
+    assert contiguous and stream == "the current stream"
+    np.testing.assert_array_equal(copied, host)
+    calls.clear()
+    backend.to_device(np.array(["text"]), "cuda")                          # CuPy itself refuses text: say it there
+    assert calls[0][0] == "asarray"
+
+
+@pytest.mark.gpu
+def test_to_device_on_a_gpu_copies_and_does_not_depend_on_the_host_array_afterwards():
+    host = np.arange(10, dtype=np.float32)
+    dev = backend.to_device(host, "cuda")
+    host[:] = -1                                     # CUDA staged the data before the call returned
+    np.testing.assert_array_equal(dev.get(), np.arange(10, dtype=np.float32))
+    labels = backend.to_device([3, 1, 2], "cuda")
+    assert labels.get().tolist() == [3, 1, 2]

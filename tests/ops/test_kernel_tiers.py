@@ -227,6 +227,51 @@ def test_both_tiers_on_the_gpu_match_the_cpu(name, dtype):
             assert_close(cp.asnumpy(g), e, dtype, f"{name} on the GPU, {tier} tier: result {i}")
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("buffers", ["float32", "float64", "mean only", "var only", "mixed dtypes"])
+def test_gpu_running_statistics_update_matches_the_reference(buffers):
+    """The one-kernel update (batchnorm_cupy) against the reference's NumPy formula, for every buffer layout the
+    op may meet; the kernel serves the common case and the others fall back to the formula."""
+    import cupy as cp
+    from ops.kernels import batchnorm_cupy, batchnorm_reference
+    rng = np.random.default_rng(5)
+    c = 37
+    mean, var = rng.standard_normal(c), rng.uniform(0.1, 2.0, c)
+    dtypes = {"float32": (np.float32, np.float32), "float64": (np.float64, np.float64),
+              "mean only": (np.float32, None), "var only": (None, np.float64),
+              "mixed dtypes": (np.float32, np.float64)}[buffers]
+    start = [None if d is None else rng.standard_normal(c).astype(d) for d in dtypes]
+    expected = [None if a is None else a.copy() for a in start]
+    batchnorm_reference.update_running_stats(*expected, mean, var, 0.1, 4 * 9 * 9)
+    got = [None if a is None else cp.asarray(a) for a in start]
+    batchnorm_cupy.update_running_stats(*got, cp.asarray(mean), cp.asarray(var), 0.1, 4 * 9 * 9)
+    for g, e in zip(got, expected):
+        if e is not None:
+            assert g.dtype == e.dtype
+            np.testing.assert_allclose(cp.asnumpy(g), e, rtol=1e-15 if e.dtype == np.float64 else 1e-7)
+
+
+@pytest.mark.gpu
+def test_gpu_batch_norm_relu_keeps_nan_and_gates_the_gradient():
+    """The ReLU inside the GPU batch norm: NaN stays NaN (as the reference's clip), and the backward passes the
+    gradient only where the output is positive."""
+    import cupy as cp
+    from ops.kernels import batchnorm_cupy, batchnorm_reference
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 5))
+    x[1, 2, 3] = np.nan                          # channel 2's statistics become NaN: its whole output is NaN
+    gamma, beta = rng.uniform(0.5, 1.5, 4), rng.standard_normal(4)
+    y_ref = batchnorm_reference.forward_train(x, gamma, beta, 1e-3, relu=True)[0]
+    y_gpu = cp.asnumpy(batchnorm_cupy.forward_train(cp.asarray(x), cp.asarray(gamma), cp.asarray(beta), 1e-3,
+                                                    relu=True)[0])
+    np.testing.assert_array_equal(np.isnan(y_gpu), np.isnan(y_ref))
+    ok = ~np.isnan(y_ref)
+    np.testing.assert_allclose(y_gpu[ok], y_ref[ok], rtol=1e-12, atol=1e-12)
+    gy = rng.standard_normal(x.shape)
+    gated = cp.asnumpy(batchnorm_cupy._relu_gate()(cp.asarray(gy), cp.asarray(y_ref)))
+    np.testing.assert_array_equal(gated, np.where(y_ref > 0, gy, 0.0))
+
+
 # ---------------------------------------------------------------------------------------------- no fast tier at all
 
 NO_FAST_TIER = r"""
