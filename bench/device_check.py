@@ -285,7 +285,6 @@ def _gpu_busy(step, sync):
     kernel of the process, CuPy's too). Beside the wall time per step this says how much of a step the GPU
     computes and how much it waits for the host. {} when PyTorch or its profiler is unavailable."""
     try:
-        import torch
         from torch.profiler import ProfilerActivity, profile
     except ImportError:
         return {}
