@@ -122,7 +122,9 @@ def to_device(array, device):
     if is_gpu_array(array):
         return array
     cp = require_gpu()
-    host = np.ascontiguousarray(array)
+    host = np.asarray(array)
+    if not host.flags.c_contiguous:
+        host = np.ascontiguousarray(host)      # (not for every array: it makes a 0-d array 1-d)
     if host.dtype.kind not in "biuf":          # CuPy refuses objects and text; let it say so
         return cp.asarray(array)
     out = cp.empty(host.shape, host.dtype)

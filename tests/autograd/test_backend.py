@@ -152,6 +152,9 @@ def test_to_device_queues_the_copy_on_the_stream_instead_of_waiting(fresh_probe)
     assert contiguous and stream == "the current stream"
     np.testing.assert_array_equal(copied, host)
     calls.clear()
+    scalar = backend.to_device(np.array(7), "cuda")                        # 0-d stays 0-d (a BN step counter)
+    assert scalar.shape == () and calls[0][0].shape == ()
+    calls.clear()
     backend.to_device(np.array(["text"]), "cuda")                          # CuPy itself refuses text: say it there
     assert calls[0][0] == "asarray"
 
