@@ -179,6 +179,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------- state and files ---
     def state_dict(self):
         """The whole training state as a nested dict (what ``last.npz`` holds; see ``run_state.py``)."""
+        self._read_steps()                     # every step taken, also those not read yet (check_every > 1)
         return training_state(self)
 
     def load_state_dict(self, state, source="the checkpoint"):
@@ -349,6 +350,9 @@ class Trainer:
                         f"taken the steps since", info["step"])
             self._account(info["batch_size"], loss, correct, norm, seconds + wait)
             info.update(loss=loss, correct=correct, grad_norm=norm, seconds=seconds + wait)
+        # every step is in the statistics before any callback runs: one that stops the run (KeyboardInterrupt)
+        # must not leave the steps after its own out of the checkpoint that is then saved
+        for info, *_ in unread:
             self.callbacks.call("on_step_end", self, info)
 
     # ---------------------------------------------------------------------------------- evaluation ------

@@ -96,3 +96,18 @@ def test_the_loss_checks_host_labels_on_the_host():
     assert float(softmax_cross_entropy(logits, [0, 3, 1]).item()) == pytest.approx(np.log(4))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\), got values from 0 to 4"):
         softmax_cross_entropy(logits, np.array([0, 4, 1]))
+
+
+def test_a_callback_that_stops_the_run_leaves_no_step_out_of_the_checkpoint(tmp_path):
+    """Ctrl-C from a callback at step 7, which check_every 4 reads with steps 8-10 (the epoch end at step 6 read
+    steps 5-6): the checkpoint saved on the way out holds all 10 steps taken, none left out of its statistics."""
+    from test_trainer import RaiseAt
+    states = {}
+    for k in (1, 4):
+        t = make_trainer(tmp_path / str(k), epochs=3, check_every=k, callbacks=[RaiseAt(7)])
+        result = t.fit()
+        assert result.status == "interrupted"
+        states[k] = load_checkpoint(tmp_path / str(k) / LAST)
+    assert states[1]["position"]["step"] == 7 and states[4]["position"]["step"] == 10
+    assert states[4]["epoch_stats"]["images"] == 4 * 16          # steps 7-10: the first 4 of epoch 2
+    assert states[1]["epoch_stats"]["images"] == 1 * 16
