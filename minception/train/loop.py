@@ -18,6 +18,7 @@ from .nonfinite import NonFiniteLossError
 
 @dataclass
 class StepResult:
+    """What one step reports: Python numbers, or 0-d arrays on the model's device with ``sync=False``."""
     loss: float        # the batch's mean training loss
     correct: int       # top-1 predictions that were right
     grad_norm: float   # the global gradient norm before clipping
