@@ -24,6 +24,9 @@ class FakeGPUArray(np.ndarray):
     def get(self):
         return np.asarray(self).copy()
 
+    def set(self, host, stream=None):      # CuPy's host-to-device copy (queued on ``stream``)
+        np.copyto(np.asarray(self), host)
+
 
 def _on_fake_gpu(a):
     return np.array(a, copy=True).view(FakeGPUArray)
@@ -39,7 +42,9 @@ def fake_gpu(monkeypatch):
     cupy.full_like = lambda a, v: np.full_like(np.asarray(a), v).view(FakeGPUArray)
     cupy.ascontiguousarray = lambda a, dtype=None: np.ascontiguousarray(a, dtype=dtype).view(FakeGPUArray)
     cupy.copyto = np.copyto
-    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    cupy.empty = lambda shape, dtype: np.empty(shape, dtype).view(FakeGPUArray)
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+                                      get_current_stream=lambda: None)
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     monkeypatch.setattr(backend, "_gpu", None)
     return cupy
