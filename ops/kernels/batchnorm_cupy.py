@@ -242,6 +242,7 @@ def _running_update():
         "running_var = (T)((1.0 - momentum) * (double)running_var + momentum * var * unbias);",
         "minception_bn_running_update")
 
+
 # ----------------------------------------------------------------------------------- the kernel boundary
 def _data(op, name, a):
     """``a`` as a C-contiguous float32/float64 (N, C, L) CuPy array, or a clear error."""
@@ -320,9 +321,9 @@ def update_running_stats(running_mean, running_var, mean, var, momentum, count):
             or not (running_mean.flags.c_contiguous and running_var.flags.c_contiguous)):
         from . import batchnorm_reference
         return batchnorm_reference.update_running_stats(running_mean, running_var, mean, var, momentum, count)
-    c = running_mean.shape
-    mean = _like("batch_norm running statistics", "mean", mean, c, np.float64)
-    var = _like("batch_norm running statistics", "var", var, c, np.float64)
+    shape = running_mean.shape
+    mean = _like("batch_norm running statistics", "mean", mean, shape, np.float64)
+    var = _like("batch_norm running statistics", "var", var, shape, np.float64)
     _running_update()(mean, var, float(momentum), count / (count - 1.0), running_mean, running_var)
 
 
