@@ -283,6 +283,14 @@ class Trainer:
             return Tensor(to_device(x, "cuda")), y
         return Tensor(x), y
 
+    def _loop_step(self, x, y, **options):
+        """``loop.train_step`` on this batch with the run's recipe, at the schedule's learning rate for this step;
+        ``options``: ``average_gradients``, ``sync``. The position is not moved on."""
+        xt, yt = self._to_device(x, y)
+        lr = None if self.schedule is None else self.schedule(self.step)
+        return loop.train_step(self.model, self.optimizer, xt, yt, lr=lr, label_smoothing=self.label_smoothing,
+                               clip_norm=self.clip_norm, ema=self.ema, **options)
+
     def train_step(self, x, y):
         """One optimizer step on the batch ``x`` (N, C, H, W) float32, ``y`` (N,) int: ``loop.train_step`` at the
         schedule's learning rate, then the run's position moves on by one batch.
@@ -290,12 +298,9 @@ class Trainer:
         Returns ``(loss, correct, grad_norm)``. Raises ``NonFiniteLossError`` with the model as it was.
         """
         snapshot = BufferSnapshot(self.model)      # BN statistics and dropout streams, as after the last step
-        xt, yt = self._to_device(x, y)
-        lr = None if self.schedule is None else self.schedule(self.step)
         average = None if self.distributed is None else self.distributed.average_gradients
         try:
-            r = loop.train_step(self.model, self.optimizer, xt, yt, lr=lr, label_smoothing=self.label_smoothing,
-                                clip_norm=self.clip_norm, ema=self.ema, average_gradients=average)
+            r = self._loop_step(x, y, average_gradients=average)
         except NonFiniteLossError as e:
             snapshot.restore()
             raise self._non_finite(e.what, e.value, f"at step {self.step + 1} (epoch {self.epoch + 1}, batch "
@@ -317,11 +322,8 @@ class Trainer:
         """``train_step`` without reading anything back (``check_every`` > 1): ``loop.train_step(sync=False)``,
         whose StepResult keeps its numbers on the device until ``_read_steps``. No buffer snapshot is taken: a
         NaN found steps later cannot be undone by one anyway."""
-        xt, yt = self._to_device(x, y)
-        lr = None if self.schedule is None else self.schedule(self.step)
         try:
-            r = loop.train_step(self.model, self.optimizer, xt, yt, lr=lr, label_smoothing=self.label_smoothing,
-                                clip_norm=self.clip_norm, ema=self.ema, sync=False)
+            r = self._loop_step(x, y, sync=False)
         except KeyboardInterrupt:
             self._weights_unsafe = True        # the step may have changed the BN statistics: nothing is saved
             raise
