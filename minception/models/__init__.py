@@ -23,7 +23,6 @@ from .reductions import REDUCTION_A_FILTERS, InceptionResNetReductionB, Reductio
 from .resnet_blocks import InceptionResNetA, InceptionResNetB, InceptionResNetBlock, InceptionResNetC
 from .rules import Rules
 from .stems import InceptionResNetV1Stem, InceptionV4Stem, Mixed3a, Mixed4a, Mixed5a, Mixed5b
-from ..pretrained.timm_weights import load_timm_weights
 
 __all__ = [
     "inception_v4", "inception_resnet_v1", "inception_resnet_v2",
@@ -31,5 +30,5 @@ __all__ = [
     "InceptionV4Stem", "InceptionResNetV1Stem", "Mixed3a", "Mixed4a", "Mixed5a", "Mixed5b",
     "InceptionA", "InceptionB", "InceptionC", "ReductionA", "ReductionB", "InceptionResNetReductionB",
     "REDUCTION_A_FILTERS", "InceptionResNetBlock", "InceptionResNetA", "InceptionResNetB", "InceptionResNetC",
-    "ClassifierHead", "Rules", "load_timm_weights",
+    "ClassifierHead", "Rules",
 ]

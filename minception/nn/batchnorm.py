@@ -3,7 +3,7 @@ import numpy as np
 
 import ops
 
-from .linear import _check_positive
+from .arguments import check_positive
 from .module import Module, Parameter
 
 
@@ -27,7 +27,7 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-3, momentum=0.1):
         super().__init__()
-        _check_positive("BatchNorm2d", num_features=num_features)
+        check_positive("BatchNorm2d", num_features=num_features)
         if not eps > 0:
             raise ValueError(f"BatchNorm2d: eps must be positive, got {eps}")
         if not 0.0 <= momentum <= 1.0:

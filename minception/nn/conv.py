@@ -5,7 +5,7 @@ import ops
 from ops.geometry import as_pair, normalize_padding, normalize_stride
 
 from . import init
-from .linear import _check_positive
+from .arguments import check_positive
 from .module import Module, Parameter
 
 
@@ -28,7 +28,7 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
-        _check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels)
+        check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2d")
         if min(self.kernel_size) <= 0:

@@ -161,3 +161,17 @@ class FusedHead(ConvBNReLU):
     def extra_repr(self):
         others = [p for i, p in enumerate(self.group.paths) if i != self.index]
         return f"conv merged with {', '.join(others)}"
+
+
+def _fuse_method(self):
+    """Rewrite this module for speed: sibling branches' leading 1x1 conv units run as one conv; returns self.
+
+    The same outputs and gradients up to float rounding, the same Parameter objects under the same state-dict
+    keys (optimizers and checkpoints still fit); a trace then shows the merged convs. ``nn.fuse(model)`` is the
+    same call; see the ``minception.nn.fusion`` docstring for what is merged and when.
+    """
+    return fuse(self)
+
+
+_fuse_method.__name__ = _fuse_method.__qualname__ = "fuse"
+Module.fuse = _fuse_method       # ``model.fuse()``: module.py cannot import this file (it builds on Module)

@@ -4,6 +4,7 @@ import numpy as np
 import ops
 
 from . import init
+from .arguments import check_positive
 from .module import Module, Parameter
 
 
@@ -21,7 +22,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        _check_positive("Linear", in_features=in_features, out_features=out_features)
+        check_positive("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), np.float32))
         init.he_normal_(self.weight)
@@ -33,8 +34,3 @@ class Linear(Module):
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
-
-def _check_positive(layer, **sizes):
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")

@@ -295,14 +295,9 @@ class Module:
                     setattr(m, name, convert(b))
         return self
 
-    def fuse(self):
-        """Rewrite this module for speed: sibling branches' leading 1x1 conv units run as one conv; returns self.
-
-        The same outputs and gradients up to float rounding, the same Parameter objects under the same state-dict
-        keys (optimizers and checkpoints still fit); a trace then shows the merged convs. See ``nn.fusion``.
-        """
-        from .fusion import fuse               # (fusion.py imports this module)
-        return fuse(self)
+    # fuse(): ``model.fuse()`` rewrites a model for speed (sibling 1x1 conv units run as one conv). It is defined in
+    # fusion.py, beside the FusedHead modules it builds (they are Modules, so this file cannot import them), and
+    # attached to Module there; ``minception.nn`` always imports fusion.py, so every Module has it.
 
     def zero_grad(self):
         """Set every parameter's ``.grad`` to None (the next backward then writes fresh gradients)."""

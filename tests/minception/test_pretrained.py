@@ -299,9 +299,11 @@ class TestLoadTimmWeights:
         with pytest.raises(WeightsError, match="bomb.npz"):
             read_weights(tmp_path / "bomb.npz")
 
-    def test_reachable_from_models(self):
-        # the API name: minception/models/__init__.py re-exports it
-        assert getattr(models, "load_timm_weights", None) is load_timm_weights
+    def test_lives_in_pretrained_only(self):
+        # models builds networks and knows nothing of weight files: the loader is minception.pretrained's
+        import minception.pretrained
+        assert minception.pretrained.load_timm_weights is load_timm_weights
+        assert not hasattr(models, "load_timm_weights")
 
 
 # ============================================================================== torch.save files, without torch
