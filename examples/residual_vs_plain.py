@@ -16,9 +16,10 @@ several depths, training three networks under exactly the same conditions:
 
 Same width, data, recipe, seeds and number of steps for each; the depth (the repeats of the A, B, C blocks) varies,
 ``--depths 1,1,1 2,4,2 4,8,4`` by default; ``--seeds 2`` repeats each run with seeds 0 and 1 (weights, data order,
-augmentation and dropout all follow the seed). The recipe is ``examples/train_cifar_scaled.py``'s (the paper's
-RMSProp, learning-rate decay, gradient clipping, an exponential moving average of the weights for evaluation,
-label smoothing, weight decay, random crop and flip). The test accuracy (of the averaged weights) is measured every
+augmentation and dropout all follow the seed). The recipe is ``examples/train_cifar_scaled.py``'s,
+``minception.train.Recipe.scaled()`` with ``--lr`` and ``--batch-size`` (the paper's RMSProp, learning-rate
+decay, gradient clipping, an exponential moving average of the weights for evaluation, label smoothing, weight
+decay, random crop and flip). The test accuracy (of the averaged weights) is measured every
 ``--eval-every`` steps on the first ``--test-subset`` test images.
 
 Reported per depth and network: the final test accuracy (mean over the seeds, and each seed's), the steps and
@@ -59,8 +60,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from minception import data, models, nn, optim  # noqa: E402
-from minception.train import NonFiniteLossError, Trainer, atomic_write  # noqa: E402
+from minception import data, models, nn  # noqa: E402
+from minception.train import NonFiniteLossError, Recipe, Trainer, atomic_write  # noqa: E402
 
 #: the networks compared: name -> (description, constructor taking the shared keyword arguments)
 NETWORKS = {
@@ -72,13 +73,12 @@ NETWORKS = {
                                    lambda **kw: models.inception_resnet_v2(residual_scale=(1.0, 1.0, 1.0), **kw)),
 }
 
+#: the recipe (examples/train_cifar_scaled.py's); --lr and --batch-size replace its learning rate and batch
+RECIPE = Recipe.scaled()
 # Defaults sized for about 2 hours of a 2-core CPU for the whole default sweep (18 runs, one at a time).
 DEFAULTS = dict(dataset="fashion-mnist", depths=["1,1,1", "2,4,2", "4,8,4"], seeds=2, steps=600, width=0.125,
-                batch_size=32, eval_every=50, subset=0, test_subset=1000, target=None, lr=0.02, device="cpu",
-                out=os.path.join("runs", "residual_vs_plain"))
-# the fixed part of the recipe (examples/train_cifar_scaled.py's defaults)
-RECIPE = dict(rmsprop_decay=0.9, rmsprop_eps=1.0, momentum=0.9, lr_decay=0.94, lr_decay_epochs=2.0,
-              weight_decay=4e-5, label_smoothing=0.1, clip=2.0, ema_decay=0.9999, dropout=0.2, crop_padding=4)
+                batch_size=RECIPE.batch_size, eval_every=50, subset=0, test_subset=1000, target=None, lr=RECIPE.lr,
+                device="cpu", out=os.path.join("runs", "residual_vs_plain"))
 EVAL_BATCH = 250
 PROBE_STEPS = 3            # timed steps per (depth, network) for the estimate, after one warm-up step
 
@@ -158,7 +158,21 @@ def depth_name(blocks):
 
 
 # ---------------------------------------------------------------------------------------------- one run ---
-def fit(model, optimizer, train_loader, schedule, ema, steps, on_step, args, seed, name, progress):
+def recipe_of(args):
+    """The sweep's recipe: ``RECIPE`` with ``--lr`` and ``--batch-size``."""
+    return RECIPE.replace(lr=args.lr, batch_size=args.batch_size)
+
+
+def recipe_key(recipe):
+    """The recipe's fixed part, as saved with each run (a saved run is reused only with the same), under the names
+    the runs have been saved with."""
+    return dict(rmsprop_decay=recipe.rmsprop_decay, rmsprop_eps=recipe.rmsprop_eps, momentum=recipe.momentum,
+                lr_decay=recipe.lr_decay, lr_decay_epochs=recipe.lr_decay_epochs, weight_decay=recipe.weight_decay,
+                label_smoothing=recipe.label_smoothing, clip=recipe.clip_norm, ema_decay=recipe.ema_decay,
+                dropout=recipe.dropout, crop_padding=recipe.crop_padding)
+
+
+def fit(model, recipe, optimizer, train_loader, schedule, ema, steps, on_step, args, name, progress):
     """Take ``steps`` optimizer steps with the library's training loop; the only code that touches it.
 
     After each step, ``on_step(step, seconds, loss, evaluate)`` is called with the step's number, its own time
@@ -169,7 +183,7 @@ def fit(model, optimizer, train_loader, schedule, ema, steps, on_step, args, see
         on_step(trainer.step, info["seconds"], info["loss"], lambda loader: trainer.evaluate(loader)[1])
 
     trainer = Trainer(model, optimizer, train_loader, None, epochs=math.ceil(steps / len(train_loader)),
-                      schedule=schedule, ema=ema, label_smoothing=RECIPE["label_smoothing"], clip_norm=RECIPE["clip"],
+                      schedule=schedule, ema=ema, label_smoothing=recipe.label_smoothing, clip_norm=recipe.clip_norm,
                       run_dir=None, name=name, device=args.device, max_steps=steps, log_every=0, checkpoint_every=0,
                       progress=progress, callbacks=[callback], print_fn=None)
     try:
@@ -189,24 +203,14 @@ def train_one(network, blocks, seed, loaded, args, steps, eval_every, test=None,
     """
     train, mean, std = loaded.train, loaded.mean, loaded.std
     test = loaded.test if test is None else test
+    recipe = recipe_of(args)
     nn.init.manual_seed(seed)
     model = NETWORKS[network][1](num_classes=train.num_classes, width=args.width, blocks=blocks, small_input=True,
-                                 dropout=RECIPE["dropout"])
+                                 dropout=recipe.dropout)
     model.fuse()                        # sibling 1x1 heads as one conv: the same numbers, faster (nn.fusion)
     model.to(args.device)               # before the optimizer and EMA, so that their arrays live there too
-    params = model.named_parameters()
-    opt = optim.RMSProp(params, lr=args.lr, decay=RECIPE["rmsprop_decay"], eps=RECIPE["rmsprop_eps"],
-                        momentum=RECIPE["momentum"], weight_decay=RECIPE["weight_decay"],
-                        weight_decay_filter=optim.weights_only)
-    train_loader = data.DataLoader(train, args.batch_size, shuffle=True, drop_last=True,
-                                   transform=data.standard_augmentation(padding=RECIPE["crop_padding"]),
-                                   mean=mean, std=std, seed=seed)
+    train_loader = recipe.train_loader(train, mean, std, seed=seed)
     test_loader = data.DataLoader(test, EVAL_BATCH, shuffle=False, mean=mean, std=std)
-    schedule = optim.exponential_decay(args.lr, len(train_loader), rate=RECIPE["lr_decay"],
-                                       epochs_per_decay=RECIPE["lr_decay_epochs"])
-    # the average covers the BN running statistics too, as in train_cifar_scaled.py
-    ema = optim.EMA(params + [(n, b) for n, b in model.named_buffers() if b.dtype.kind == "f"],
-                    decay=RECIPE["ema_decay"])
 
     out = {"curve": [], "step_s": [], "eval_s": 0.0, "params": model.num_parameters()}
     losses = []
@@ -221,7 +225,8 @@ def train_one(network, blocks, seed, loaded, args, steps, eval_every, test=None,
             out["curve"].append([step, acc, float(sum(out["step_s"])), float(np.mean(losses))])
             losses.clear()
 
-    out["status"], out["message"] = fit(model, opt, train_loader, schedule, ema, steps, on_step, args, seed,
+    out["status"], out["message"] = fit(model, recipe, recipe.optimizer(model), train_loader,
+                                        recipe.schedule(len(train_loader)), recipe.ema(model), steps, on_step, args,
                                         network, progress)
     return out
 
@@ -380,7 +385,7 @@ def write_report(results, depths, args, loaded, argv, out):
     # each step's time stays in runs/*.json; here only its median, to keep the file small
     runs = [dict({k: v for k, v in r.items() if k != "step_s"},
                  median_step_s=float(np.median(r["step_s"][1:] or r["step_s"] or [0.0]))) for r in results]
-    blob = {"settings": dict(vars(args)), "recipe": RECIPE, "data": loaded.description, "targets": targets,
+    blob = {"settings": dict(vars(args)), "recipe": recipe_key(RECIPE), "data": loaded.description, "targets": targets,
             "runs": runs}
     atomic_write(os.path.join(out, "results.json"), lambda f: f.write(json.dumps(blob, indent=1).encode()))
     return table
@@ -391,7 +396,7 @@ def run_key(args, loaded):
     """The settings a finished run's result depends on (a saved run is reused only when they are equal)."""
     return {"data": loaded.description, "n_train": len(loaded.train), "n_test": len(loaded.test),
             "steps": args.steps, "width": args.width, "batch_size": args.batch_size, "lr": args.lr,
-            "eval_every": args.eval_every, "recipe": RECIPE, "device": args.device}
+            "eval_every": args.eval_every, "recipe": recipe_key(RECIPE), "device": args.device}
 
 
 def run_file(run_dir, blocks, seed, network):

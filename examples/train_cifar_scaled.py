@@ -8,7 +8,8 @@
 
 The networks are the paper's, with the CIFAR adaptations of docs/design.md: ``small_input=True`` (stride-1 stem,
 "same" padding, 32 -> 16 -> 8), every filter count multiplied by ``--width`` and ``--blocks`` A/B/C repeats.
-The recipe is the paper's (section 4): RMSProp with decay 0.9, eps 1.0 (TensorFlow's form, eps inside the square
+The recipe is ``minception.train.Recipe.scaled()`` (the recipe flags' defaults are its fields), the paper's
+(section 4): RMSProp with decay 0.9, eps 1.0 (TensorFlow's form, eps inside the square
 root) and momentum 0.9; the learning rate decayed by 0.94 every 2 epochs; gradient clipping (the paper gives no
 threshold; 2.0 is the Inception-v3 paper's); evaluation with an exponential moving average of the parameters
 (decay 0.9999 with TF's num_updates warm-up), which here also averages the BN running statistics (TF-slim's
@@ -70,9 +71,9 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import ops  # noqa: E402
-from minception import data, distributed, models, nn, optim  # noqa: E402
-from minception.train import (RUN_FILES, CheckpointError, NonFiniteLossError, Trainer, atomic_write,  # noqa: E402
-                              compare, existing_run_files, read_jsonl)
+from minception import data, distributed, models, nn  # noqa: E402
+from minception.train import (RUN_FILES, CheckpointError, NonFiniteLossError, Recipe, Trainer,  # noqa: E402
+                              atomic_write, compare, existing_run_files, read_jsonl)
 from minception.files import remove_stale_temp_files  # noqa: E402
 from ops.kernels.cpu import tune_malloc  # noqa: E402
 from autograd.backend import GPUUnavailableError, check_device  # noqa: E402
@@ -85,6 +86,16 @@ MODELS = {
 }
 COMPARE_DEFAULT = "inception_v4,inception_resnet_v1,inception_resnet_v2"
 
+#: the training recipe (minception/train/recipe.py says where each value comes from)
+RECIPE = Recipe.scaled()
+#: the flags that set a field of the recipe: flag -> Recipe field (their defaults are the recipe's values)
+RECIPE_FLAGS = {"batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer_name", "rmsprop_eps": "rmsprop_eps",
+                "momentum": "momentum", "lr_decay": "lr_decay", "lr_decay_epochs": "lr_decay_epochs",
+                "weight_decay": "weight_decay", "label_smoothing": "label_smoothing", "clip": "clip_norm",
+                "ema_decay": "ema_decay", "ema_bn": "ema_bn", "dropout": "dropout", "augment": "augment"}
+#: recipe flags where 0 turns the piece off (the recipe's None)
+OFF_AT_ZERO = ("clip", "ema_decay")
+
 # Defaults (chosen by measurement on a 2-core machine; see docs/performance.md, "Training runs").
 DEFAULTS = {
     "model": "inception_resnet_v2",
@@ -92,21 +103,9 @@ DEFAULTS = {
     "width": 0.125,
     "blocks": "1,1,1",
     "epochs": 4,
-    "batch_size": 32,
-    "lr": 0.02,
-    "optimizer": "rmsprop",
-    "rmsprop_eps": 1.0,
-    "momentum": 0.9,
-    "lr_decay": 0.94,
-    "lr_decay_epochs": 2.0,
-    "weight_decay": 4e-5,
-    "label_smoothing": 0.1,
-    "clip": 2.0,
-    "ema_decay": 0.9999,
-    "ema_bn": True,
-    "dropout": 0.2,
+    **{flag: (0.0 if getattr(RECIPE, field) is None else getattr(RECIPE, field))
+       for flag, field in RECIPE_FLAGS.items()},
     "residual_scale": None,
-    "augment": True,
     "subset": 10000,
     "test_subset": 1000,
     "dataset": "cifar10",
@@ -316,44 +315,40 @@ def load_data(cfg, say):
 
 
 # ------------------------------------------------------------------------------------------------- run ---
+def recipe_of(cfg):
+    """The ``Recipe`` the settings ``cfg`` describe: ``RECIPE`` with the recipe flags' values (0 turns clipping
+    and the moving average off)."""
+    values = {field: cfg[flag] for flag, field in RECIPE_FLAGS.items()}
+    for flag in OFF_AT_ZERO:
+        values[RECIPE_FLAGS[flag]] = cfg[flag] or None
+    return RECIPE.replace(**values)
+
+
 def build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm=None):
     """Model, optimizer, schedule, EMA, loaders and the Trainer for one model.
 
     With ``comm`` of several processes: data-parallel (rank 0 alone evaluates and writes ``run_dir``)."""
     comm = comm or distributed.Communicator()
+    recipe = recipe_of(cfg)
     seed = cfg["seed"]
     nn.init.manual_seed(seed)
     extra = {}
     if cfg["residual_scale"] is not None and name != "inception_v4":
         extra["residual_scale"] = (cfg["residual_scale"],) * 3
     model = MODELS[name](num_classes=train.num_classes, width=cfg["width"], blocks=parse_blocks(cfg["blocks"]),
-                         small_input=True, dropout=cfg["dropout"], **extra)
+                         small_input=True, dropout=recipe.dropout, **extra)
     model.fuse()                      # sibling branches' 1x1 convs as one conv: the same numbers, faster (nn.fusion)
     model.to(cfg["device"])           # before the optimizer and EMA, so that their arrays live there too
     # under mpiexec: same start on every process, sharded dropout, and (--sync-bn) synchronised batch norms, the
     # fused heads' included
     dp = distributed.DataParallel(model, comm, sync_batch_norm=cfg["sync_bn"]) if comm.size > 1 else None
-    params = model.named_parameters()
-    if cfg["optimizer"] == "rmsprop":
-        opt = optim.RMSProp(params, lr=cfg["lr"], decay=0.9, eps=cfg["rmsprop_eps"], momentum=cfg["momentum"],
-                            weight_decay=cfg["weight_decay"], weight_decay_filter=optim.weights_only)
-    else:
-        opt = optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["momentum"] > 0,
-                        weight_decay=cfg["weight_decay"], weight_decay_filter=optim.weights_only)
-    transform = data.standard_augmentation(padding=4) if cfg["augment"] else None
-    train_loader = data.DataLoader(train, cfg["batch_size"], shuffle=True, drop_last=True, transform=transform,
-                                   mean=mean, std=std, seed=seed, shard=(comm.rank, comm.size))
+    train_loader = recipe.train_loader(train, mean, std, seed=seed, shard=(comm.rank, comm.size))
     test_loader = data.DataLoader(test, 250, shuffle=False, mean=mean, std=std) if comm.is_main else None
-    schedule = optim.exponential_decay(cfg["lr"], len(train_loader), rate=cfg["lr_decay"],
-                                       epochs_per_decay=cfg["lr_decay_epochs"])
-    # The average covers the BN running statistics too (as TF-slim's moving averages do): averaged weights
-    # evaluated with the statistics of the latest raw weights are a mismatch early in training.
-    averaged = params + ([(n, b) for n, b in model.named_buffers() if b.dtype.kind == "f"]
-                         if cfg["ema_bn"] else [])
-    ema = optim.EMA(averaged, decay=cfg["ema_decay"], module=model) if cfg["ema_decay"] else None
+    # the average covers the BN running statistics too (--no-ema-bn: the weights only; see the Recipe)
     main = comm.is_main
-    return Trainer(model, opt, train_loader, test_loader, epochs=cfg["epochs"], schedule=schedule, ema=ema,
-                   label_smoothing=cfg["label_smoothing"], clip_norm=cfg["clip"] or None,
+    return Trainer(model, recipe.optimizer(model), train_loader, test_loader, epochs=cfg["epochs"],
+                   schedule=recipe.schedule(len(train_loader)), ema=recipe.ema(model),
+                   label_smoothing=recipe.label_smoothing, clip_norm=recipe.clip_norm,
                    run_dir=run_dir if main else None, name=name, device=cfg["device"],
                    checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"], max_steps=cfg["max_steps"],
                    progress=cfg["progress"] if main else False, config=cfg, print_fn=say if main else None,
@@ -457,7 +452,7 @@ def main(argv=None):
         distributed.use_local_gpu(comm)                # the processes of a machine take one GPU each
     if cfg["kernels"] is not None:
         ops.kernels.use(cfg["kernels"])
-    tune_malloc()          # this program's choice: glibc's malloc keeps freed large blocks (ops/kernels/cpu/malloc.py)
+    tune_malloc()          # this program's choice: glibc keeps freed large blocks (ops/kernels/cpu/runtime/malloc.py)
     say(f"kernels: {ops.kernels.current()}")
     out = cfg["out"]
     t_start = time.perf_counter()

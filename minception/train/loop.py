@@ -1,7 +1,9 @@
 """One training step and one evaluation pass: the whole of training, in the order it happens.
 
 Everything else in ``minception.train`` (checkpoints, resume, Ctrl-C, logs, progress bars) is bookkeeping
-around these two functions; ``Trainer.train_step`` calls ``train_step`` for every batch of a run.
+around these two functions; ``Trainer.train_step`` calls ``train_step`` for every batch of a run, and the
+benchmarks time it (``bench/step.py``). Its settings (loss, clipping, optimizer, average) come from a
+``Recipe`` (``recipe.py``).
 """
 import math
 from dataclasses import dataclass
@@ -20,12 +22,12 @@ from .nonfinite import NonFiniteLossError
 class StepResult:
     """What one step reports: Python numbers, or 0-d arrays on the model's device with ``sync=False``."""
     loss: float        # the batch's mean training loss
-    correct: int       # top-1 predictions that were right
-    grad_norm: float   # the global gradient norm before clipping
+    correct: int       # top-1 predictions that were right (None with ``metrics=False``)
+    grad_norm: float   # the global gradient norm before clipping (None with ``metrics=False`` and no clipping)
 
 
 def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_norm=None, ema=None,
-               average_gradients=None, sync=True):
+               average_gradients=None, sync=True, metrics=True, free_gradients=True, on_phase=None):
     """One optimizer step on the batch ``x`` (N, C, H, W) Tensor, ``y`` (N,) int labels. Returns a StepResult.
 
     ``average_gradients``: in data-parallel training (``minception.distributed``), the function that replaces
@@ -37,33 +39,53 @@ def train_step(model, optimizer, x, y, *, lr=None, label_smoothing=0.0, clip_nor
     model's device, and the caller reads them later, many steps at once (``Trainer``: once per logging interval),
     and checks them then. Each read makes the host wait until the GPU has finished everything queued so far, so
     reading three numbers every step keeps the GPU idle while Python issues the next step's kernels.
+
+    For the benchmarks, which time the step itself: ``metrics=False`` computes only what the update needs (no
+    gradient norm unless clipping needs it, no count of correct predictions; only the loss is checked),
+    ``free_gradients=False`` keeps each ``.grad`` until the next step's ``zero_grad`` (through its forward pass,
+    as a hand-written loop does), and ``on_phase(name)`` is called as each phase ends: "forward" (the loss),
+    "backward", "average" (with ``average_gradients``) and "update" (clipping, step and average of the weights).
     """
+    phase = on_phase or _no_phase                      # (benchmarks: note the end of each phase)
     model.train()                                      # dropout on; batch norm uses batch statistics
     logits = model(x)                                  # 1. forward: (N, K) class scores
     loss = ops.softmax_cross_entropy(logits, y, label_smoothing=label_smoothing)   # 2. loss
+    phase("forward")
     optimizer.zero_grad()
     loss.backward()                                    # 3. backward: every parameter's .grad
+    phase("backward")
     if average_gradients is not None:                  #    (data parallel: the mean .grad over all processes)
         average_gradients()
+        phase("average")
+    norm = None
     if clip_norm is not None:                          # 4. clip the global gradient norm
         norm = optim.clip_grad_norm(optimizer.params, clip_norm, sync=sync)
-    else:
+    elif metrics:
         norm = optim.grad_norm(optimizer.params, sync=sync)
     if sync:
         # Checked after the average, so that data-parallel processes stop together: a NaN or inf loss comes from
         # NaN or inf scores, whose gradients make every process's averaged gradient norm non-finite too.
         _check_finite("loss", loss.item())
-        _check_finite("gradient norm", norm)
+        if norm is not None:
+            _check_finite("gradient norm", norm)
     if lr is not None:
         optimizer.lr = lr                              # this step's learning rate (a schedule's)
     optimizer.step()                                   # 5. step: p <- p - update(p.grad)
     if ema is not None:
         ema.update()                                   # 6. move the averaged weights towards the new ones
-    optimizer.zero_grad()                              # the gradients are spent: free them
-    correct = (logits.data.argmax(axis=1) == to_device(y, device_of(logits.data))).sum()
+    phase("update")
+    if free_gradients:
+        optimizer.zero_grad()                          # the gradients are spent: free them
+    correct = None
+    if metrics:
+        correct = (logits.data.argmax(axis=1) == to_device(y, device_of(logits.data))).sum()
     if not sync:
         return StepResult(loss.data, correct, norm)
-    return StepResult(loss.item(), int(to_numpy(correct)), norm)
+    return StepResult(loss.item(), None if correct is None else int(to_numpy(correct)), norm)
+
+
+def _no_phase(name):
+    """The default ``on_phase``: nothing."""
 
 
 def _check_finite(what, value):

@@ -11,7 +11,13 @@ Restoring is all or nothing. ``restore_training_state`` first checks what it can
 position, the EMA, finite values); then each part (model, optimizer, EMA, schedule, loader) loads its own piece
 and may still refuse it. If one does, the parts already loaded are put back from a copy taken before, so a
 refused checkpoint leaves the trainer exactly as it was.
+
+What is saved is read through one narrow interface: a ``RunState`` (the run's name, settings and length, its
+``Progress``, and the objects that hold the rest: model, optimizer, EMA, schedule, loader, statistics), which
+``Trainer.run_state()`` hands out. Nothing here reads the Trainer itself.
 """
+from dataclasses import dataclass
+
 from .checkpoint import CheckpointError
 from .nonfinite import flatten_arrays, non_finite_arrays
 
@@ -21,25 +27,59 @@ _SECTIONS = ("position", "clock", "best_test_acc", "model", "optimizer", "ema", 
              "epoch_stats", "window")
 
 
-def training_state(trainer):
-    """The trainer's whole state: position, clocks, model, optimizer, EMA, schedule, loader, statistics."""
-    loader_state = trainer.train_loader.state_dict()
-    loader_state.update(epoch=trainer.epoch, batch=trainer.batch)
+@dataclass
+class Progress:
+    """Where a run is and what it has taken so far: the plain numbers of a training state."""
+    epoch: int = 0               # epochs finished
+    batch: int = 0               # batches of the current epoch finished
+    step: int = 0                # optimizer steps finished
+    elapsed_s: float = 0.0       # wall time of the run (all sessions)
+    train_time_s: float = 0.0    # time spent in training steps (no evaluation, no checkpoints)
+    best_test_acc: float = -1.0  # the best epoch's test accuracy (-1: none yet)
+
+
+@dataclass
+class RunState:
+    """Everything a checkpoint holds, as the Trainer hands it out (``Trainer.run_state()``).
+
+    ``progress`` is a copy of the numbers; the other parts are the run's own objects, each with ``state_dict()``
+    and ``load_state_dict()``: ``restore_training_state`` loads them in place. ``ema`` and ``schedule`` may be
+    None. ``loader`` is the training loader (``len(loader)`` is the number of steps per epoch).
+    """
+    name: str
+    config: dict
+    epochs: int
+    progress: Progress
+    model: object
+    optimizer: object
+    ema: object
+    schedule: object
+    loader: object
+    epoch_tally: object
+    window_tally: object
+
+
+def training_state(run):
+    """The whole state of ``run`` (a ``RunState``) as a nested dict: position, clocks, model, optimizer, EMA,
+    schedule, loader, statistics."""
+    p = run.progress
+    loader_state = run.loader.state_dict()
+    loader_state.update(epoch=p.epoch, batch=p.batch)
     return {
         "trainer_state_version": STATE_VERSION,
-        "name": trainer.name,
-        "config": trainer.config,
-        "position": {"epoch": trainer.epoch, "batch": trainer.batch, "step": trainer.step,
-                     "steps_per_epoch": trainer.steps_per_epoch, "epochs": trainer.epochs},
-        "clock": {"elapsed_s": trainer.elapsed(), "train_time_s": trainer.train_time},
-        "best_test_acc": trainer.best_test_acc,
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "ema": None if trainer.ema is None else trainer.ema.state_dict(),
-        "schedule": None if trainer.schedule is None else trainer.schedule.state_dict(),
+        "name": run.name,
+        "config": run.config,
+        "position": {"epoch": p.epoch, "batch": p.batch, "step": p.step, "steps_per_epoch": len(run.loader),
+                     "epochs": run.epochs},
+        "clock": {"elapsed_s": p.elapsed_s, "train_time_s": p.train_time_s},
+        "best_test_acc": p.best_test_acc,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "ema": None if run.ema is None else run.ema.state_dict(),
+        "schedule": None if run.schedule is None else run.schedule.state_dict(),
         "loader": loader_state,
-        "epoch_stats": trainer.epoch_tally.state_dict(),
-        "window": trainer.window_tally.state_dict(),
+        "epoch_stats": run.epoch_tally.state_dict(),
+        "window": run.window_tally.state_dict(),
     }
 
 
@@ -48,24 +88,28 @@ def saved_arrays(state):
     return flatten_arrays({"model": state["model"], "optimizer": state["optimizer"], "ema": state["ema"]})
 
 
-def restore_training_state(trainer, state, source="the checkpoint"):
-    """Put ``state`` (``training_state`` output, e.g. from ``load_checkpoint``) into ``trainer``: all or nothing.
+def restore_training_state(run, state, source="the checkpoint"):
+    """Load ``state`` (``training_state`` output, e.g. from ``load_checkpoint``) into the objects of ``run`` (a
+    ``RunState``), all or nothing, and return the ``Progress`` it holds, for the trainer to take on.
 
     Raises:
-        CheckpointError (a ValueError) naming ``source``: the state does not fit this trainer (another format,
+        CheckpointError (a ValueError) naming ``source``: the state does not fit this run (another format,
             another data subset or batch size, an EMA on one side only, other parameters or shapes) or holds
-            NaN/inf values. The trainer is then unchanged.
+            NaN/inf values. The objects are then unchanged.
     """
-    _check(trainer, state, source)
-    before = training_state(trainer)
+    _check(run, state, source)
+    before = training_state(run)
     try:
-        _apply(trainer, state)
+        _apply(run, state)
     except (KeyError, ValueError, TypeError, IndexError) as e:
-        _apply(trainer, before)
+        _apply(run, before)
         raise CheckpointError(f"{source}: does not fit this run: {e}") from None
+    pos, clock = state["position"], state["clock"]
+    return Progress(epoch=pos["epoch"], batch=pos["batch"], step=pos["step"], elapsed_s=float(clock["elapsed_s"]),
+                    train_time_s=float(clock["train_time_s"]), best_test_acc=float(state["best_test_acc"]))
 
 
-def _check(trainer, d, source):
+def _check(run, d, source):
     def refuse(why):
         raise CheckpointError(f"{source}: {why}")
 
@@ -81,14 +125,14 @@ def _check(trainer, d, source):
     if not isinstance(pos, dict) or not all(isinstance(pos.get(k), int) and pos[k] >= 0
                                             for k in ("epoch", "batch", "step", "steps_per_epoch")):
         refuse(f"invalid position {pos!r:.200}")
-    if pos["steps_per_epoch"] != trainer.steps_per_epoch:
+    if pos["steps_per_epoch"] != len(run.loader):
         refuse(f"the checkpoint has {pos['steps_per_epoch']} steps per epoch, this loader has "
-               f"{trainer.steps_per_epoch} (different data subset or batch size?)")
+               f"{len(run.loader)} (different data subset or batch size?)")
     if pos["batch"] > pos["steps_per_epoch"]:
         refuse(f"invalid position {pos!r:.200}")
-    if (d["ema"] is None) != (trainer.ema is None):
+    if (d["ema"] is None) != (run.ema is None):
         refuse(f"the checkpoint was written {'without' if d['ema'] is None else 'with'} an EMA of the weights, "
-               f"this trainer has {'one' if trainer.ema is not None else 'none'}")
+               f"this trainer has {'one' if run.ema is not None else 'none'}")
     for key in ("model", "optimizer", "loader", "clock", "epoch_stats", "window"):
         if not isinstance(d[key], dict):
             refuse(f"{key!r} is not a dict")
@@ -98,18 +142,14 @@ def _check(trainer, d, source):
                "it is not a good checkpoint")
 
 
-def _apply(trainer, d):
-    pos = d["position"]
-    trainer.model.load_state_dict(d["model"])
-    trainer.optimizer.load_state_dict(d["optimizer"])
-    if trainer.ema is not None:
-        trainer.ema.load_state_dict(d["ema"])
-    if trainer.schedule is not None and d["schedule"] is not None:
-        trainer.schedule.load_state_dict(d["schedule"])
-    trainer.train_loader.load_state_dict(d["loader"])
-    trainer.epoch_tally.load_state_dict(d["epoch_stats"])
-    trainer.window_tally.load_state_dict(d["window"])
-    trainer.elapsed_before = float(d["clock"]["elapsed_s"])
-    trainer.train_time = float(d["clock"]["train_time_s"])
-    trainer.best_test_acc = float(d["best_test_acc"])
-    trainer.epoch, trainer.batch, trainer.step = pos["epoch"], pos["batch"], pos["step"]
+def _apply(run, d):
+    """Each object of ``run`` loads its own piece of ``d`` (the plain numbers are returned by the caller)."""
+    run.model.load_state_dict(d["model"])
+    run.optimizer.load_state_dict(d["optimizer"])
+    if run.ema is not None:
+        run.ema.load_state_dict(d["ema"])
+    if run.schedule is not None and d["schedule"] is not None:
+        run.schedule.load_state_dict(d["schedule"])
+    run.loader.load_state_dict(d["loader"])
+    run.epoch_tally.load_state_dict(d["epoch_stats"])
+    run.window_tally.load_state_dict(d["window"])

@@ -4,9 +4,10 @@ The training itself is ``loop.py`` (forward, loss, backward, clip, step, EMA). T
 comes next, evaluation after each epoch (with the EMA's averages swapped in), the metrics log, checkpoints, and
 how a run stops. The pieces it uses each have a file of their own: ``run_state.py`` (the state in a checkpoint,
 and resuming it), ``signals.py`` (Ctrl-C), ``snapshot.py`` (undoing an unfinished step), ``metrics.py``
-(statistics and logs), ``callbacks.py``, ``progress.py``, ``run_folder.py`` (the files of a run). With
-``distributed=`` it is one rank of a data-parallel job (``minception.distributed``): the few points where the
-ranks must act together are marked ``self.distributed``.
+(statistics and logs), ``callbacks.py``, ``progress.py``, ``run_folder.py`` (the files of a run),
+``deferred_reads.py`` (reading the steps' numbers many at once on the GPU). With ``distributed=`` it is one rank
+of a data-parallel job (``minception.distributed``): the few points where the ranks must act together are calls
+of ``self.ranks`` (``rank_agreement.py``), which a process alone answers by itself.
 
 After every epoch the model is evaluated on the test loader, one line is appended to ``metrics.jsonl`` and the
 whole training state is written to ``last.npz``; ``best.npz`` holds the evaluated weights of the best epoch.
@@ -29,17 +30,18 @@ import warnings
 from dataclasses import dataclass, field
 
 from autograd import Tensor
-from autograd.backend import get_array_module, to_device, to_numpy
+from autograd.backend import to_device
 
 from . import loop
-from .loop import StepResult
 from .callbacks import Callbacks
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
+from .deferred_reads import DeferredReads, PendingStep
 from .metrics import MetricsLog, Tally
 from .nonfinite import NonFiniteLossError, non_finite_arrays
 from .progress import ProgressBar
+from .rank_agreement import rank_agreement
 from .run_folder import BEST, LAST, METRICS, TRAIN_LOG, tidy
-from .run_state import restore_training_state, training_state
+from .run_state import Progress, RunState, restore_training_state, training_state
 from .signals import CtrlC
 from .snapshot import BufferSnapshot
 
@@ -67,6 +69,10 @@ class FitResult:
 
 class Trainer:
     """Train ``model`` with ``optimizer`` on ``train_loader``, evaluating on ``test_loader`` after each epoch.
+
+    The optimizer, schedule, EMA, label smoothing and clipping usually come from a ``Recipe`` (``recipe.py``).
+    ``run_state()`` hands out what a checkpoint holds (a ``run_state.RunState``); ``state_dict()`` and
+    ``load_state_dict()`` turn it into the nested dict of ``last.npz`` and back.
 
     Args:
         model: an ``nn.Module`` returning logits (N, K); already on ``device`` (move it *before* building the
@@ -131,6 +137,7 @@ class Trainer:
         self.handle_sigint, self.eval_raw = handle_sigint, bool(eval_raw)
         self.callbacks = Callbacks(callbacks)
         self.distributed = distributed
+        self.ranks = rank_agreement(distributed)     # where the ranks act together (alone: by itself)
         if check_every is None:
             check_every = (self.log_every or 20) if device == "cuda" and distributed is None else 1
         if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
@@ -139,7 +146,7 @@ class Trainer:
             raise ValueError(f"Trainer: check_every must be 1 in data-parallel training (the ranks agree on every "
                              f"step's loss and accuracy), got {check_every}")
         self.check_every = check_every
-        self._unread = []      # steps taken whose numbers are not read yet (check_every > 1): see _read_steps
+        self._unread = DeferredReads(check_every)     # steps taken whose numbers are not read yet: _read_steps
         if seed is not None:
             warnings.warn("Trainer(seed=...) is no longer used: each nn.Dropout carries its own stream, seeded by "
                           "nn.init.manual_seed", DeprecationWarning, stacklevel=2)
@@ -177,14 +184,28 @@ class Trainer:
         return self.elapsed_before + now
 
     # ---------------------------------------------------------------------------------- state and files ---
+    def run_state(self):
+        """What a checkpoint holds, as a ``run_state.RunState``: the run's name, settings and length, its
+        ``Progress`` (position, clocks, best accuracy) and the objects whose state is saved. Steps not read yet
+        (``check_every`` > 1) are not in its statistics: ``state_dict()`` reads them first."""
+        progress = Progress(self.epoch, self.batch, self.step, self.elapsed(), self.train_time, self.best_test_acc)
+        return RunState(self.name, self.config, self.epochs, progress, self.model, self.optimizer, self.ema,
+                        self.schedule, self.train_loader, self.epoch_tally, self.window_tally)
+
+    def _take_progress(self, progress):
+        """Continue from ``progress`` (a ``Progress``, e.g. a checkpoint's)."""
+        self.epoch, self.batch, self.step = progress.epoch, progress.batch, progress.step
+        self.elapsed_before, self.train_time = progress.elapsed_s, progress.train_time_s
+        self.best_test_acc = progress.best_test_acc
+
     def state_dict(self):
         """The whole training state as a nested dict (what ``last.npz`` holds; see ``run_state.py``)."""
         self._read_steps()                     # every step taken, also those not read yet (check_every > 1)
-        return training_state(self)
+        return training_state(self.run_state())
 
     def load_state_dict(self, state, source="the checkpoint"):
         """Restore ``state_dict()`` output, all or nothing (raises ``CheckpointError``, a ValueError)."""
-        restore_training_state(self, state, source)
+        self._take_progress(restore_training_state(self.run_state(), state, source))
 
     def save(self, path=None):
         """Write the training state to ``path`` (default ``run_dir/last.npz``) atomically. Returns the path.
@@ -196,9 +217,9 @@ class Trainer:
         into_run_dir = path is None
         if into_run_dir:
             if self.run_dir is None:
-                if self.distributed is not None:
-                    # a rank without a run folder: rank 0 refuses a non-finite state, so stop here too, together
-                    self._refuse_non_finite(f"{LAST} was not written")
+                # alone: nothing to write. A rank without a run folder: rank 0 refuses a non-finite state, so
+                # this rank stops here too, together
+                self.ranks.refuse_together(lambda: self._refuse_non_finite(f"{LAST} was not written"))
                 return None
             path = os.path.join(self.run_dir, LAST)
         self._refuse_non_finite(f"{os.path.basename(path)} was not written")
@@ -220,10 +241,7 @@ class Trainer:
         """
         if path is None and self.run_dir is not None:
             path = os.path.join(self.run_dir, LAST)
-        if self.distributed is None:
-            state = load_checkpoint(path)
-        else:
-            state = self.distributed.on_main(lambda: load_checkpoint(path))
+        state = self.ranks.on_main(lambda: load_checkpoint(path))
         self.load_state_dict(state, source=path or "rank 0's checkpoint")
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         self._best_is_ours = True
@@ -298,9 +316,8 @@ class Trainer:
         Returns ``(loss, correct, grad_norm)``. Raises ``NonFiniteLossError`` with the model as it was.
         """
         snapshot = BufferSnapshot(self.model)      # BN statistics and dropout streams, as after the last step
-        average = None if self.distributed is None else self.distributed.average_gradients
         try:
-            r = self._loop_step(x, y, average_gradients=average)
+            r = self._loop_step(x, y, average_gradients=self.ranks.average_gradients)
         except NonFiniteLossError as e:
             snapshot.restore()
             raise self._non_finite(e.what, e.value, f"at step {self.step + 1} (epoch {self.epoch + 1}, batch "
@@ -311,17 +328,16 @@ class Trainer:
             if not self._ctrl_c.deferring:     # then it may have come from a Ctrl-C in the middle of the update
                 self._weights_unsafe = True
             raise
-        loss, correct = r.loss, r.correct
-        if self.distributed is not None:       # the global batch's loss and accuracy, the same on every rank
-            loss, correct = self.distributed.batch_totals(loss, correct, len(y))
+        # the global batch's loss and accuracy, the same on every rank (alone: this batch's)
+        loss, correct = self.ranks.batch_totals(r.loss, r.correct, len(y))
         self.step += 1
         self.batch += 1
         return loss, correct, r.grad_norm
 
     def _issue_step(self, x, y):
-        """``train_step`` without reading anything back (``check_every`` > 1): ``loop.train_step(sync=False)``,
-        whose StepResult keeps its numbers on the device until ``_read_steps``. No buffer snapshot is taken: a
-        NaN found steps later cannot be undone by one anyway."""
+        """``train_step`` without reading anything back (``check_every`` > 1): ``loop.train_step(sync=False)``.
+        Returns ``(loss, correct, grad_norm)`` as 0-d arrays on the device, read later by ``_read_steps``. No
+        buffer snapshot is taken: a NaN found steps later cannot be undone by one anyway."""
         try:
             r = self._loop_step(x, y, sync=False)
         except KeyboardInterrupt:
@@ -329,33 +345,24 @@ class Trainer:
             raise
         self.step += 1
         self.batch += 1
-        return r
+        return r.loss, r.correct, r.grad_norm
 
     def _read_steps(self):
         """Read the numbers of the steps taken since the last read (one wait for the GPU), check them for NaN/inf
         in order, add them to the statistics and call ``on_step_end`` for each."""
-        if not self._unread:
-            return
-        unread, self._unread = self._unread, []
-        t0 = time.perf_counter()
-        if self.check_every == 1:                          # train_step has read them already
-            values = [(loss, correct, norm) for _, _, loss, correct, norm in unread]
-        else:
-            values = _read_all([(loss, correct, norm) for _, _, loss, correct, norm in unread])
-        wait = (time.perf_counter() - t0) / len(unread)    # the wait is the GPU's time: shared by the steps
-        for (info, seconds, *_), (loss, correct, norm) in zip(unread, values):
-            for what, value in (("loss", loss), ("gradient norm", norm)):
-                if not math.isfinite(value):
-                    raise self._non_finite(
-                        what, value, f"at step {info['step']} (epoch {info['epoch'] + 1}, batch {info['batch']}); "
-                        f"read at step {self.step} (check_every={self.check_every}), so the weights in memory have "
-                        f"taken the steps since", info["step"])
-            self._account(info["batch_size"], loss, correct, norm, seconds + wait)
-            info.update(loss=loss, correct=correct, grad_norm=norm, seconds=seconds + wait)
+        readings = self._unread.read()
+        for r in readings:
+            bad = r.first_non_finite()
+            if bad is not None:
+                p = r.pending
+                raise self._non_finite(
+                    *bad, f"at step {p.step} (epoch {p.epoch + 1}, batch {p.batch}); read at step {self.step} "
+                    f"(check_every={self.check_every}), so the weights in memory have taken the steps since", p.step)
+            self._account(r.pending.batch_size, r.loss, r.correct, r.grad_norm, r.seconds)
         # every step is in the statistics before any callback runs: one that stops the run (KeyboardInterrupt)
         # must not leave the steps after its own out of the checkpoint that is then saved
-        for info, *_ in unread:
-            self.callbacks.call("on_step_end", self, info)
+        for r in readings:
+            self.callbacks.call("on_step_end", self, r.info())
 
     # ---------------------------------------------------------------------------------- evaluation ------
     def evaluate(self, loader=None, use_ema=True):
@@ -450,12 +457,13 @@ class Trainer:
                 with self._ctrl_c.deferred():          # a second Ctrl-C waits until the step is accounted for
                     t0 = time.perf_counter()
                     x, y = self.train_loader.batch(self.epoch, self.batch)
-                    images = len(y) * (1 if self.distributed is None else self.distributed.world_size)
-                    r = self._issue_step(x, y) if self.check_every > 1 else StepResult(*self.train_step(x, y))
-                    info = {"step": self.step, "epoch": self.epoch, "batch": self.batch, "batch_size": images,
-                            "lr": self.optimizer.lr}
-                    self._unread.append((info, time.perf_counter() - t0, r.loss, r.correct, r.grad_norm))
-                    if len(self._unread) >= self.check_every:
+                    loss, correct, norm = (self._issue_step(x, y) if self.check_every > 1 else
+                                           self.train_step(x, y))
+                    taken = PendingStep(step=self.step, epoch=self.epoch, batch=self.batch,
+                                        batch_size=len(y) * self.ranks.world_size, lr=self.optimizer.lr,
+                                        seconds=time.perf_counter() - t0, loss=loss, correct=correct,
+                                        grad_norm=norm)
+                    if self._unread.add(taken):         # check_every steps wait: read them (one GPU wait)
                         self._read_steps()
                 bar.update(1, loss=self.epoch_tally.loss.mean, acc=self.epoch_tally.accuracy,
                            images_per_s=self.epoch_tally.images_per_s, lr=self.optimizer.lr)
@@ -474,9 +482,7 @@ class Trainer:
     def _should_stop(self):
         """Stop requested (Ctrl-C)? With several ranks the answer is agreed on, at the same point on every rank:
         True when any rank was asked, so that all stop after the same step."""
-        if self.distributed is None:
-            return self._stop_requested
-        return self.distributed.any(self._stop_requested)
+        return self.ranks.any(self._stop_requested)
 
     def _account(self, batch_size, loss, correct, norm, seconds):
         self.train_time += seconds
@@ -509,10 +515,8 @@ class Trainer:
     def _end_epoch(self, bar):
         self._read_steps()
         t0 = time.perf_counter()
-        if self.distributed is None:
-            test_loss, test_acc, raw_loss, raw_acc, test_images = self._test_results()
-        else:      # rank 0 alone has the test set: it evaluates, and every rank gets the numbers (or its stop)
-            test_loss, test_acc, raw_loss, raw_acc, test_images = self.distributed.on_main(self._test_results)
+        # with several ranks, rank 0 alone has the test set: it evaluates, every rank gets the numbers (or its stop)
+        test_loss, test_acc, raw_loss, raw_acc, test_images = self.ranks.on_main(self._test_results)
         for what, value in (("test loss", test_loss), ("test loss of the raw weights", raw_loss)):
             if value is not None and not math.isfinite(value):
                 raise self._non_finite(what, value, f"after epoch {self.epoch + 1} (step {self.step}); "
@@ -551,9 +555,3 @@ class Trainer:
                   f"lr {record['lr']:.4g}  {record['images_per_s']:.1f} img/s  {record['elapsed_s']:.0f} s", bar)
         return record
 
-
-def _read_all(numbers):
-    """``[(loss, correct, norm), ...]`` of 0-d device arrays -> the same as Python numbers, in one transfer."""
-    xp = get_array_module(numbers[0][0])
-    flat = to_numpy(xp.stack([xp.asarray(v, dtype=xp.float64) for triple in numbers for v in triple]))
-    return [(float(flat[i]), int(flat[i + 1]), float(flat[i + 2])) for i in range(0, len(flat), 3)]
