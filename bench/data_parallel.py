@@ -9,8 +9,9 @@ network in several configurations and prints images per second::
     python3 bench/data_parallel.py --configs 1x1,2x1,4x1,8x1 --global-batch 64            # scaling in processes
 
 A configuration ``PxT`` runs ``mpiexec -n P`` (or plain ``python`` for P = 1) with ``OMP_NUM_THREADS=T``; each
-process trains on ``global batch / P`` images per step (synthetic 32x32 images, 10 classes; RMSProp; per-process
-batch norm unless ``--sync-bn``), ``--warmup`` steps untimed, then ``--steps`` timed steps between barriers.
+process trains on ``global batch / P`` images per step (synthetic 32x32 images, 10 classes; ``loop.train_step``
+with the benchmark recipe of ``bench/step.py``, RMSProp; per-process batch norm unless ``--sync-bn``),
+``--warmup`` steps untimed, then ``--steps`` timed steps between barriers.
 Printed per configuration (from rank 0):
 
     step ms         median time of one step of the global batch [min-max]
@@ -34,14 +35,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from step import PhaseClock, bench_recipe, bench_step  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- worker ---
 def worker(args):
     """One rank of one configuration: train, time, print one JSON line on rank 0."""
-    import ops
     from autograd import Tensor
-    from minception import data, distributed, models, nn, optim
+    from minception import data, distributed, models, nn
 
     comm = distributed.init()
     if args.global_batch % comm.size:
@@ -55,25 +59,22 @@ def worker(args):
     model = models.inception_resnet_v2(num_classes=10, width=args.width, blocks=blocks, small_input=True)
     model.fuse()                          # as the training example does (nn.fusion)
     dp = distributed.DataParallel(model, comm, sync_batch_norm=args.sync_bn) if comm.size > 1 else None
-    opt = optim.RMSProp(model.named_parameters(), lr=0.01, decay=0.9, eps=1.0, momentum=0.9)
+    recipe = bench_recipe()
+    opt = recipe.optimizer(model)
 
     step_times, reduce_times = [], []
     for step in range(args.warmup + args.steps):
         x, y = loader.batch(step // len(loader), step % len(loader))
         comm.barrier()
+        clock = PhaseClock()
         t0 = time.perf_counter()
-        loss = ops.softmax_cross_entropy(model(Tensor(x)), y)
-        opt.zero_grad()
-        loss.backward()
-        t1 = time.perf_counter()
-        if dp is not None:
-            dp.average_gradients()
-        t2 = time.perf_counter()
-        opt.step()
+        bench_step(model, opt, Tensor(x), y, recipe, on_phase=clock,
+                   average_gradients=None if dp is None else dp.average_gradients)
         comm.barrier()
         if step >= args.warmup:
             step_times.append(time.perf_counter() - t0)
-            reduce_times.append(t2 - t1)
+            # the gradient all-reduce alone (0 for one process)
+            reduce_times.append(clock.at.get("average", clock.at["backward"]) - clock.at["backward"])
     if comm.is_main:
         print(json.dumps({"step_s": step_times, "allreduce_s": reduce_times}), flush=True)
 

@@ -68,11 +68,13 @@ MIN_SECONDS = 5            # a step with less time left than this is skipped
 DEFAULT_BUDGET = 470
 
 NETWORKS = ["inception_v4", "inception_resnet_v1", "inception_resnet_v2", "inception_resnet_v2_released"]
-#: the scaled benchmark configuration, and the training example's (examples/train_cifar_scaled.py DEFAULTS)
-SCALED = dict(width=0.25, blocks=(2, 2, 2), batch=64, dropout=0.0, weight_decay=0.0, smoothing=0.0, clip=0.0,
-              ema=False)
-EXAMPLE = dict(network="inception_resnet_v2", width=0.125, blocks=(1, 1, 1), batch=32, dropout=0.2,
-               weight_decay=4e-5, smoothing=0.1, clip=2.0, ema=True)
+#: the scaled benchmark configuration, and the training example's (examples/train_cifar_scaled.py DEFAULTS).
+#: ``recipe`` names our step's ``Recipe`` (``bench/step.py``: "bare", or "scaled", the example's); the other
+#: values are what the PyTorch twin's step uses, the same as that recipe's (tests/bench/test_device_check.py)
+SCALED = dict(width=0.25, blocks=(2, 2, 2), batch=64, recipe="bare", dropout=0.0, weight_decay=0.0, smoothing=0.0,
+              clip=0.0, ema=False)
+EXAMPLE = dict(network="inception_resnet_v2", width=0.125, blocks=(1, 1, 1), batch=32, recipe="scaled",
+               dropout=0.2, weight_decay=4e-5, smoothing=0.1, clip=2.0, ema=True)
 
 
 # =============================================================================================  helpers
@@ -347,38 +349,23 @@ def _step_ours(cfg, args):
     sys.path.insert(0, ROOT)
     sys.path.insert(0, HERE)
     import numpy as np
-    import ops
     from autograd import Tensor
-    from minception import optim
-    from train_step import build_minception
+    from step import bench_recipe, bench_step, build_minception
     if args.device == "cuda":
         import cupy as xp
         sync = xp.cuda.Device().synchronize
     else:
         xp, sync = np, (lambda: None)
+    recipe = bench_recipe(cfg["recipe"])       # optimizer, loss, clipping and average of the weights
     net = build_minception(cfg["network"], num_classes=10, width=cfg["width"], blocks=cfg["blocks"],
-                           small_input=True, dropout=cfg["dropout"]).to(args.device).train()
-    params = net.named_parameters()
-    opt = optim.RMSProp(params, lr=0.01, decay=0.9, eps=1.0, momentum=0.9, weight_decay=cfg["weight_decay"],
-                        weight_decay_filter=optim.weights_only)
-    ema = None
-    if cfg["ema"]:
-        averaged = params + [(n, b) for n, b in net.named_buffers() if b.dtype.kind == "f"]
-        ema = optim.EMA(averaged, decay=0.9999, module=net)
+                           small_input=True, dropout=recipe.dropout).to(args.device).train()
+    opt, ema = recipe.optimizer(net), recipe.ema(net)
     rng = np.random.default_rng(0)
     x = Tensor(xp.asarray(rng.standard_normal((cfg["batch"], 3, 32, 32)).astype(np.float32)))
     y = xp.asarray(rng.integers(0, 10, cfg["batch"]))
 
-    def step():
-        loss = ops.softmax_cross_entropy(net(x), y, label_smoothing=cfg["smoothing"])
-        opt.zero_grad()
-        loss.backward()
-        if cfg["clip"]:
-            optim.clip_grad_norm(net.parameters(), cfg["clip"], sync=False)
-        opt.step()
-        if ema is not None:
-            ema.update()
-        return loss.data
+    def step():                                 # nothing is read back: the GPU is not waited for
+        return bench_step(net, opt, x, y, recipe, ema=ema, sync=False).loss
 
     timing, losses = _time_steps(step, sync, args.warmup, args.steps)
     timing["forward_ops"], timing["backward_ops"] = _count_ops(step)
@@ -397,6 +384,7 @@ def _step_torch(cfg, args):
     import torch
     import torch.nn.functional as F
     import torch_models
+    from step import BENCH_LR
     tf32 = args.tf32 == "on"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
@@ -406,7 +394,7 @@ def _step_torch(cfg, args):
     decay = [p for p in net.parameters() if p.ndim >= 2]
     no_decay = [p for p in net.parameters() if p.ndim < 2]
     opt = torch.optim.RMSprop([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                               {"params": no_decay, "weight_decay": 0.0}], lr=0.01, alpha=0.9, eps=1.0,
+                               {"params": no_decay, "weight_decay": 0.0}], lr=BENCH_LR, alpha=0.9, eps=1.0,
                               momentum=0.9)
     averaged = list(net.parameters()) + [b for b in net.buffers() if b.dtype.is_floating_point]
     shadows = [a.detach().clone() for a in averaged] if cfg["ema"] else None

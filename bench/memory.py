@@ -1,9 +1,9 @@
 """Benchmark: peak memory of one training step of full Inception-v4 (299x299, batch 8), minception against PyTorch.
 
-The step is forward, softmax cross-entropy, backward and an RMSProp update (momentum 0.9, decay 0.9, eps 1.0) of
-the paper's Inception-v4 at width 1 with 1000 classes (``bench/torch_models.py`` is the PyTorch twin: same layers,
-same parameter count, 42,679,816). Each engine runs in its own subprocess, one after the other, never both at once,
-and reports:
+The step is forward, softmax cross-entropy, backward and an RMSProp update (momentum 0.9, decay 0.9, eps 1.0;
+ours: ``loop.train_step`` with the benchmark recipe of ``bench/step.py``) of the paper's Inception-v4 at width 1
+with 1000 classes (``bench/torch_models.py`` is the PyTorch twin: same layers, same parameter count, 42,679,816).
+Each engine runs in its own subprocess, one after the other, never both at once, and reports:
 
   base MB        resident memory after imports, model build, optimizer creation and the random batch (VmRSS)
   fwd+bwd MB     peak resident memory (ru_maxrss) once forward + backward of the first step have run
@@ -36,34 +36,30 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from train_step import (NETWORKS, ROOT, THREADS, busy_seconds, child_env, children_seconds,  # noqa: E402
+from step import BENCH_LR, NETWORKS, PhaseClock, bench_recipe, bench_step, build_minception  # noqa: E402
+from train_step import (ROOT, THREADS, busy_seconds, child_env, children_seconds,  # noqa: E402
                         default_torch_python, limit_our_threads, peak_rss_mb, rss_mb, wait_for_quiet)
 
 
 def worker_ours(args):
     import numpy as np
     limit_our_threads(THREADS)
-    import ops
     from autograd import Tensor
-    from minception import optim
-    from train_step import build_minception
 
     net = build_minception(args.network, num_classes=1000)
-    opt = optim.RMSProp(net.named_parameters(), lr=0.01, decay=0.9, eps=1.0, momentum=0.9)
+    recipe = bench_recipe()
+    opt = recipe.optimizer(net)
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32))
     y = rng.integers(0, 1000, args.batch)
     base = rss_mb()
     peaks, times = [], []
     for _ in range(args.steps):
+        after = PhaseClock(measure=peak_rss_mb)          # the peak once forward and backward have run
         t0 = time.perf_counter()
-        loss = ops.softmax_cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        peaks.append(peak_rss_mb())
-        opt.step()
+        bench_step(net, opt, x, y, recipe, on_phase=after)
         times.append(time.perf_counter() - t0)
-        del loss
+        peaks.append(after.at["backward"])
     return {"engine": "minception", "base_mb": base, "fwd_bwd_mb": peaks[0], "step_mb": peak_rss_mb(),
             "times": times, "params": net.num_parameters()}
 
@@ -76,7 +72,7 @@ def worker_torch(args):
 
     torch.manual_seed(0)
     net = torch_models.build(args.network, num_classes=1000)
-    opt = torch.optim.RMSprop(net.parameters(), lr=0.01, alpha=0.9, eps=1.0, momentum=0.9)
+    opt = torch.optim.RMSprop(net.parameters(), lr=BENCH_LR, alpha=0.9, eps=1.0, momentum=0.9)
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 1000, (args.batch,))
     base = rss_mb()

@@ -1,9 +1,10 @@
 """Profile one training step of a scaled network: where does the time go?
 
-Three views of the same step (forward, softmax cross-entropy, backward, RMSProp update; the configuration of
-``bench/train_step.py``: width 0.25, blocks (2, 2, 2), small_input, batch 64, 32x32, float32, 2 threads):
+Three views of the same step (forward, softmax cross-entropy, backward, RMSProp update: ``loop.train_step`` with
+the benchmark recipe of ``bench/step.py``; the configuration of ``bench/train_step.py``: width 0.25, blocks
+(2, 2, 2), small_input, batch 64, 32x32, float32, 2 threads):
 
-1. ``TimerHook`` (``autograd.function_hooks``): wall time per op type, forward and backward, summed over the step
+1. ``TimerHook`` (``autograd.inspect.timer_hook``): wall time per op type, forward and backward, summed over the step
    (``--by module`` groups by the first ``--depth`` parts of the module path instead).
 2. The engine's own overhead: step time minus the time spent inside the ops' forward/backward (graph building,
    ``Function.__call__``, the backward walk, gradient accumulation, the module tree, the optimizer).
@@ -30,7 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from train_step import SCALED, THREADS, build_minception, limit_our_threads, wait_for_quiet  # noqa: E402
+from step import SCALED, bench_recipe, bench_step, build_minception  # noqa: E402
+from train_step import THREADS, limit_our_threads, wait_for_quiet  # noqa: E402
 
 
 def main():
@@ -49,22 +51,18 @@ def main():
         os.environ[var] = str(args.threads)         # before NumPy and the engine are imported
 
     import numpy as np
-    import ops
     print("threads:", limit_our_threads(args.threads))
     from autograd import Tensor, TimerHook
-    from minception import optim
 
     net = build_minception(args.network, **SCALED)
-    opt = optim.RMSProp(net.named_parameters(), lr=0.01, decay=0.9, eps=1.0, momentum=0.9)
+    recipe = bench_recipe()
+    opt = recipe.optimizer(net)
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((args.batch, 3, 32, 32)).astype(np.float32))
     y = rng.integers(0, SCALED["num_classes"], args.batch)
 
     def step():
-        loss = ops.softmax_cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        bench_step(net, opt, x, y, recipe)
 
     for _ in range(2):                       # warm-up: Numba compilation, buffers, optimizer state
         step()

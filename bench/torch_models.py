@@ -505,8 +505,8 @@ def build(name, **kwargs):
 
 
 def build_minception(name, **kwargs):
-    """Our network ``name`` with ``kwargs`` (``train_step.build_minception``; imports minception when called)."""
-    from train_step import build_minception as build_ours
+    """Our network ``name`` with ``kwargs`` (``step.build_minception``; imports minception when called)."""
+    from step import build_minception as build_ours
     return build_ours(name, **kwargs)
 
 

@@ -2,9 +2,9 @@
 
 A step is forward, softmax cross-entropy, backward and an RMSProp update (momentum 0.9, decay 0.9, eps 1.0), on a
 random float32 batch of 64 images 32x32 with 10 classes, for the four networks at width 0.25, blocks (2, 2, 2),
-small_input. The PyTorch side is ``bench/torch_models.py`` (same layers and widths; checked there by
-parameter counts and float64 outputs), with ``torch.optim.RMSprop`` (PyTorch's eps-outside-the-root form; the same
-work per parameter).
+small_input. Ours is ``loop.train_step`` with the benchmark recipe (``bench/step.py``). The PyTorch side is
+``bench/torch_models.py`` (same layers and widths; checked there by parameter counts and float64 outputs), with
+``torch.optim.RMSprop`` (PyTorch's eps-outside-the-root form; the same work per parameter).
 
 Each engine runs in its own subprocess, one after the other, never both at once (PyTorch's OpenMP threads and
 our OpenBLAS and pool threads would fight over the 2 cores). Before each subprocess the parent waits (up to
@@ -20,7 +20,7 @@ Printed per network:
   GF/s, %100, %here  conv GF / step time, and that as a share of ~100 GFLOP/s (the float32 GEMM rate on
                      conv-like shapes of the 2-core Zen 3 baseline machine of docs/performance.md) and of the GEMM
                      rate measured on this machine at the start of the run (printed)
-  our threads        (header) OpenBLAS's threads and the engine's CPU threads (``ops.kernels.cpu.threads``), and
+  our threads        (header) OpenBLAS's threads and the engine's CPU threads (``ops.kernels.cpu.runtime.threads``), and
                      whether glibc's malloc keeps freed blocks (``ops.kernels.cpu.tune_malloc``)
   peak MB (net)      peak resident memory of the subprocess (ru_maxrss), and peak minus the resident memory
                      after imports, model build and batch creation (net: what the steps themselves need)
@@ -55,8 +55,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)     # the workers import this tree's engine, installed or not (importing it is lazy)
-NETWORKS = ["inception_v4", "inception_resnet_v1", "inception_resnet_v2", "inception_resnet_v2_released"]
-SCALED = dict(num_classes=10, width=0.25, blocks=(2, 2, 2), small_input=True)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from step import BENCH_LR, NETWORKS, SCALED, PhaseClock, bench_recipe, bench_step, build_minception  # noqa: E402
+
 GEMM_RATE = 100.0   # GFLOP/s: float32 GEMM on conv-like shapes, 2 threads, the baseline machine (docs/performance.md)
 THREADS = 2
 
@@ -126,16 +129,6 @@ def default_torch_python():
     return venv if os.path.exists(venv) else sys.executable
 
 
-def build_minception(name, **kwargs):
-    """Our network ``name`` (one of ``NETWORKS``) built with ``kwargs`` and fused (``model.fuse()``), as the training
-    example runs it."""
-    from minception import models
-    if name == "inception_resnet_v2_released":
-        return models.inception_resnet_v2(variant="released", **kwargs).fuse()
-    return {"inception_v4": models.inception_v4, "inception_resnet_v1": models.inception_resnet_v1,
-            "inception_resnet_v2": models.inception_resnet_v2}[name](**kwargs).fuse()
-
-
 def limit_our_threads(n):
     """Our process's settings: glibc's malloc tuned (``ops.kernels.cpu.tune_malloc``, as the training example does)
     and OpenBLAS at ``n`` threads (threadpoolctl when available); returns threadpoolctl's info or a note."""
@@ -168,16 +161,15 @@ def conv_flop_counter():
 
 def _engine_threads():
     """The engine's CPU thread count and malloc policy (read after the steps ran)."""
-    from ops.kernels.cpu import threads, tune_malloc
+    from ops.kernels.cpu import tune_malloc
+    from ops.kernels.cpu.runtime import threads
     return {"cpu_threads": threads.cpu_threads(), "malloc_keeps_freed_blocks": tune_malloc()}
 
 
 def worker_ours(args):
     import numpy as np
-    import ops
     info = limit_our_threads(args.threads)
     from autograd import Tensor, no_grad
-    from minception import optim
 
     rng = np.random.default_rng(0)
     if args.what == "inference":
@@ -194,7 +186,8 @@ def worker_ours(args):
                 "peak_mb": peak_rss_mb(), "threads": info}
 
     net = build_minception(args.network, **dict(SCALED, small_input=args.size <= 64))
-    opt = optim.RMSProp(net.named_parameters(), lr=0.01, decay=0.9, eps=1.0, momentum=0.9)
+    recipe = bench_recipe()
+    opt = recipe.optimizer(net)
     x = Tensor(rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32))
     y = rng.integers(0, SCALED["num_classes"], args.batch)
     base = rss_mb()
@@ -205,22 +198,17 @@ def worker_ours(args):
         if i == 0:
             counter.add()
         c0 = cpu_seconds()
+        clock = PhaseClock()
         t0 = time.perf_counter()
-        loss = ops.softmax_cross_entropy(net(x), y)
-        t1 = time.perf_counter()
-        opt.zero_grad()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
+        r = bench_step(net, opt, x, y, recipe, on_phase=clock)
+        t1, t2, t3 = clock.at["forward"], clock.at["backward"], clock.at["update"]
         if i == 0:
             counter.remove()
-        losses.append(loss.item())
+        losses.append(r.loss)
         times.append(t3 - t0)
         cpu.append(cpu_seconds() - c0)
         if i >= args.warmup:
             split["fwd"].append(t1 - t0), split["bwd"].append(t2 - t1), split["upd"].append(t3 - t2)
-        del loss
     info = {"blas": info, **_engine_threads()}
     return {"engine": "minception", "step": summary(times[args.warmup:]),
             "cpu": statistics.median(cpu[args.warmup:]),
@@ -275,7 +263,7 @@ def worker_torch(args):
                 "threads": info}
 
     net = torch_models.build(args.network, **dict(SCALED, small_input=args.size <= 64))
-    opt = torch.optim.RMSprop(net.parameters(), lr=0.01, alpha=0.9, eps=1.0, momentum=0.9)
+    opt = torch.optim.RMSprop(net.parameters(), lr=BENCH_LR, alpha=0.9, eps=1.0, momentum=0.9)
     x = torch.randn(args.batch, 3, args.size, args.size, generator=gen)
     y = torch.randint(0, SCALED["num_classes"], (args.batch,), generator=gen)
     base = rss_mb()
