@@ -151,3 +151,22 @@ def sum_to(array, shape):
     if lead:
         out = out.reshape(out.shape[lead:])
     return out
+
+
+def memory_owner(array):
+    """The object whose memory ``array`` uses: ``array`` itself when it owns its memory, else the end of its
+    ``.base`` chain (NumPy and CuPy both point a view's ``.base`` at the array it views). Two arrays can share
+    memory only when they have the same owner."""
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return array
+
+
+def may_share_memory(a, b):
+    """True when arrays ``a`` and ``b`` may touch the same bytes (their address ranges overlap): NumPy's or
+    CuPy's ``may_share_memory``. Arrays on different devices never share memory."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:     # the common case, answered without a lookup
+        return bool(np.may_share_memory(a, b))
+    if is_gpu_array(a) != is_gpu_array(b):
+        return False
+    return bool(get_array_module(a).may_share_memory(a, b))

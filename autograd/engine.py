@@ -7,6 +7,9 @@
    what other consumers sent) or into the ``.grad`` of a leaf tensor.
 3. After a Function has run, what it saved for backward is freed, unless ``retain_graph=True``.
 
+A leaf's first gradient becomes its ``.grad`` as it is, without a copy, unless something else may see the same
+memory (``_new_grad`` says when): whoever holds a ``.grad`` may write into it in place.
+
 ``iter_backward`` is step 2 as a generator that pauses after every Function, so that inspection tools
 (``autograd.backward_steps``, ``autograd.trace``) can look at each op's gradients; ``backward`` runs it to the
 end. Function hooks (``hooks.py``) are called around each op's backward: that is how anomaly mode and the timing
@@ -14,7 +17,7 @@ and memory hooks see the pass. Tensor hooks and ``retain_grad`` are part of the 
 engine runs them here.
 """
 from . import hooks
-from .backend import get_array_module
+from .backend import get_array_module, may_share_memory, memory_owner
 
 
 def backward(tensors, grads=None, retain_graph=False):
@@ -36,14 +39,19 @@ def iter_backward(tensors, grads=None, retain_graph=False):
     if grads is None:
         grads = [None] * len(tensors)
     pending = {}              # Function -> list with the summed gradient of each output (None until one arrives)
+    handed = {}               # id(memory owner) -> arrays others may hold: the caller's seeds, each .grad set
     roots = []
+    seeds = []
     for t, g in zip(tensors, grads):
         if not t.requires_grad:
             raise RuntimeError(f"backward() on a tensor of shape {t.shape} that does not require grad: no input "
                                f"of the computation had requires_grad=True (or it ran under no_grad())")
-        g = _seed_gradient(t, g)
+        seeds.append(_seed_gradient(t, g))
+        if g is not None:
+            handed.setdefault(id(memory_owner(seeds[-1])), []).append(seeds[-1])
+    for t, g in zip(tensors, seeds):
         if t.creator is None:
-            _accumulate_leaf(t, g)
+            _accumulate_leaf(t, g, handed)
             continue
         _add_pending(pending, t.creator, t.output_index, g)
         roots.append(t.creator)
@@ -55,7 +63,7 @@ def iter_backward(tensors, grads=None, retain_graph=False):
         if fn.released:
             raise RuntimeError(f"backward through {fn!r} a second time, but its saved arrays were already freed: "
                                f"pass retain_graph=True to the first backward()")
-        grad_outputs = _run_output_hooks(fn, _fill_missing(fn, slots))
+        grad_outputs = _run_output_hooks(fn, _fill_missing(fn, slots), handed)
 
         active = hooks.active_function_hooks()
         for h in active:
@@ -75,7 +83,7 @@ def iter_backward(tensors, grads=None, retain_graph=False):
             if isinstance(edge, tuple):
                 _add_pending(pending, edge[0], edge[1], gx)
             else:
-                _accumulate_leaf(edge, gx)
+                _accumulate_leaf(edge, gx, handed, fn)
         yield fn, grad_outputs, grad_inputs
         if not retain_graph:
             fn.release()
@@ -139,7 +147,7 @@ def _fill_missing(fn, slots):
                  for s, shape, dtype in zip(slots, fn.output_shapes, fn.output_dtypes))
 
 
-def _run_output_hooks(fn, grad_outputs):
+def _run_output_hooks(fn, grad_outputs, handed):
     """Tensor hooks and ``retain_grad`` of ``fn``'s outputs (non-leaf tensors keep theirs on their creator)."""
     hooks_by_output = fn.__dict__.get("output_hooks")
     retained = fn.__dict__.get("retained_outputs")
@@ -154,15 +162,42 @@ def _run_output_hooks(fn, grad_outputs):
     for i, tensor_ref in (retained or {}).items():
         tensor, g = tensor_ref(), grad_outputs[i]
         if tensor is not None:
-            tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+            tensor.grad = _new_grad(g, handed, (tensor.data,)) if tensor.grad is None else tensor.grad + g
     return tuple(grad_outputs)
 
 
-def _accumulate_leaf(tensor, grad):
-    """Run the leaf's tensor hooks, then add ``grad`` into its ``.grad``."""
+def _accumulate_leaf(tensor, grad, handed, fn=None):
+    """Run the leaf's tensor hooks, then add ``grad`` (from ``fn``, None for a seed) into its ``.grad``."""
     for hook in tensor._hooks:
         replaced = hook(grad)
         if replaced is not None:
             grad = replaced
-    # The first gradient is copied: the same array may have been handed to several inputs (x + x).
-    tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
+    if tensor.grad is not None:
+        tensor.grad = tensor.grad + grad          # a new array: what was handed out before is not changed
+        return
+    tensor.grad = _new_grad(grad, handed, [tensor.data] + (fn.saved_arrays() if fn is not None else []))
+
+
+# ---------------------------------------------------------------------------------------------- no needless copy
+def _new_grad(grad, handed, also):
+    """The array to store as a tensor's first ``.grad``: ``grad`` itself, or a copy where it must not be shared.
+
+    Ops return fresh arrays, so keeping ``grad`` saves a copy per parameter and step. But the holder of a
+    ``.grad`` may write into it in place (data-parallel averaging does: ``p.grad[...] = average``), so it must
+    be the only holder of that memory. ``grad`` is copied when it is:
+
+    * not a plain array: not C-contiguous or read-only (``Sum`` returns a broadcast view);
+    * overlapping an array already handed out in this pass (``handed``): ``a + b`` gives Add's ``gy`` to both
+      leaves, a view of it (reshape, transpose, slices), a hook returning what it got, the caller's seed;
+    * overlapping one of ``also``: the tensor's own data, and the arrays the producing Function saved.
+
+    Only arrays with the same memory owner (``backend.memory_owner``) can overlap, so most checks are one
+    identity test; the address ranges are compared only for views of one buffer.
+    """
+    owner = memory_owner(grad)
+    suspects = handed.get(id(owner), []) + [a for a in also if memory_owner(a) is owner]
+    writeable = getattr(grad.flags, "writeable", True)      # CuPy arrays have no read-only flag
+    if not grad.flags.c_contiguous or not writeable or any(may_share_memory(grad, a) for a in suspects):
+        return grad.copy()
+    handed.setdefault(id(owner), []).append(grad)
+    return grad

@@ -14,8 +14,10 @@ node into the graph. The graph is made of Functions only: each Function knows, f
 input's gradient must go (``next_edges``): to the Function that produced it, or to a leaf tensor. Tensors are plain
 values; the graph does not keep their arrays alive, only what each Function saved on ``self`` does.
 """
+import numpy as np
+
 from . import config, hooks
-from .backend import device_of, sum_to
+from .backend import device_of, is_gpu_array, sum_to
 from .tensor import Tensor, as_tensor
 
 
@@ -111,6 +113,16 @@ class Function:
                                    f"{self.input_dtypes[i]}")
             checked.append(gx)
         return tuple(checked)
+
+    def saved_arrays(self):
+        """The arrays forward kept on ``self`` for backward: attributes holding an array or a tuple of arrays."""
+        found = []
+        for name in getattr(self, "_saved_names", ()):
+            value = self.__dict__.get(name)
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(v, np.ndarray) or is_gpu_array(v):
+                    found.append(v)
+        return found
 
     def release(self):
         """Free what forward saved for backward (the engine calls this after backward unless retain_graph)."""

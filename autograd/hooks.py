@@ -21,8 +21,8 @@ Active hooks are called in the order they were added. Activate a hook as a conte
 
 Who uses it (each tool imports the core; the core imports none of them):
 
-* ``function_hooks``: ``PrintHook``, ``TimerHook``, ``MemoryHook``;
-* ``anomaly``: ``detect_anomaly()`` adds a hook that checks every output and gradient for NaN/Inf;
+* ``inspect/print_hook.py``, ``timer_hook.py``, ``memory_hook.py``: ``PrintHook``, ``TimerHook``, ``MemoryHook``;
+* ``inspect/anomaly.py``: ``detect_anomaly()`` adds a hook that checks every output and gradient for NaN/Inf;
 * ``minception.inspect.gradient_flow``: records each block's output gradient.
 
 ``autograd.trace`` and ``autograd.graph`` need no hook: the trace drives the engine one step at a time

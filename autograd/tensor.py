@@ -3,6 +3,11 @@
 A tensor made by the user is a *leaf*; a tensor returned by a Function remembers that Function as its
 ``creator`` (and which of its outputs it is). ``backward()`` walks from a tensor's creator back to the leaves and
 leaves the gradient of every leaf that ``requires_grad`` in its ``.grad``.
+
+The operators (``a + b``, ``a @ b``, ``t.sum()``, ``t.reshape(...)``, ...) are differentiable functions, and those
+live in ``ops``, above the core. So the core does not define them: ``import ops`` installs them on ``Tensor``
+(``ops/tensor_methods.py``), as DeZero's ``setup_variable`` does. Until then each one raises a ``TypeError``
+that says to import ``ops``; ``OP_METHODS`` lists them.
 """
 import weakref
 
@@ -11,18 +16,6 @@ import numpy as np
 from . import backend
 from .engine import backward
 from .hooks import RemovableHandle
-
-_ops = None
-
-
-def _lazy_ops():
-    """The ``ops`` package, imported on first use: operators (+, *, @, ...) are ops, and ops import autograd."""
-    global _ops
-    if _ops is None:
-        import ops
-        _ops = ops
-    return _ops
-
 
 def _as_array(value, dtype=None):
     if isinstance(value, np.ndarray) or backend.is_gpu_array(value):
@@ -116,14 +109,12 @@ class Tensor:
         return Tensor(self._data, requires_grad=False, name=self.name)
 
     def to(self, device):
-        """A tensor on ``device`` ('cpu' or 'cuda'); differentiable (the gradient is moved back)."""
-        backend.check_device(device)
+        """A tensor on ``device`` ('cpu' or 'cuda'): ``self`` when already there; otherwise a differentiable copy
+        (the gradient is moved back), which is an op: ``import ops`` replaces this method with one that makes it."""
+        backend.check_device(device, require=True)      # no GPU: say so first
         if device == self.device:
             return self
-        return _lazy_ops().to_device(self, device)
-
-    def astype(self, dtype):
-        return _lazy_ops().astype(self, dtype)
+        raise _ops_not_imported(f"Tensor.to({device!r})")
 
     # ---------------------------------------------------------------- autograd
     def backward(self, grad=None, retain_graph=False):
@@ -160,45 +151,40 @@ class Tensor:
         container.append(hook)
         return RemovableHandle(container, hook)
 
-    # ---------------------------------------------------------------- operators (defined in ops)
-    def __add__(self, other): return _lazy_ops().add(self, other)
-    def __radd__(self, other): return _lazy_ops().add(other, self)
-    def __sub__(self, other): return _lazy_ops().sub(self, other)
-    def __rsub__(self, other): return _lazy_ops().sub(other, self)
-    def __mul__(self, other): return _lazy_ops().mul(self, other)
-    def __rmul__(self, other): return _lazy_ops().mul(other, self)
-    def __truediv__(self, other): return _lazy_ops().div(self, other)
-    def __rtruediv__(self, other): return _lazy_ops().div(other, self)
-    def __pow__(self, exponent): return _lazy_ops().pow(self, exponent)
-    def __neg__(self): return _lazy_ops().neg(self)
-    def __matmul__(self, other): return _lazy_ops().matmul(self, other)
-    def __rmatmul__(self, other): return _lazy_ops().matmul(other, self)
-    def __getitem__(self, index): return _lazy_ops().getitem(self, index)
-
-    def sum(self, axis=None, keepdims=False): return _lazy_ops().sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _lazy_ops().mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return _lazy_ops().max(self, axis, keepdims)
-    def exp(self): return _lazy_ops().exp(self)
-    def log(self): return _lazy_ops().log(self)
-    def sqrt(self): return _lazy_ops().sqrt(self)
-    def relu(self): return _lazy_ops().relu(self)
-    def flatten(self, start_axis=1): return _lazy_ops().flatten(self, start_axis)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = shape[0]
-        return _lazy_ops().reshape(self, tuple(shape))
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = axes[0]
-        return _lazy_ops().transpose(self, tuple(axes) if axes else None)
-
-    @property
-    def T(self):
-        return self.transpose()
-
     __hash__ = object.__hash__   # tensors are graph objects: hash by identity (== is not overloaded)
+
+
+# ---------------------------------------------------------------------------------------------- operators
+#: what ``import ops`` installs on ``Tensor``: method name -> how an error names its use ({} is the other operand)
+OP_METHODS = {
+    "__add__": "Tensor + {}", "__radd__": "{} + Tensor", "__sub__": "Tensor - {}", "__rsub__": "{} - Tensor",
+    "__mul__": "Tensor * {}", "__rmul__": "{} * Tensor", "__truediv__": "Tensor / {}", "__rtruediv__": "{} / Tensor",
+    "__pow__": "Tensor ** {}", "__neg__": "-Tensor", "__matmul__": "Tensor @ {}", "__rmatmul__": "{} @ Tensor",
+    "__getitem__": "Tensor[index]", "sum": "Tensor.sum()", "mean": "Tensor.mean()", "max": "Tensor.max()",
+    "exp": "Tensor.exp()", "log": "Tensor.log()", "sqrt": "Tensor.sqrt()", "relu": "Tensor.relu()",
+    "flatten": "Tensor.flatten()", "reshape": "Tensor.reshape()", "transpose": "Tensor.transpose()",
+    "T": "Tensor.T", "to": "Tensor.to(device)", "astype": "Tensor.astype()",
+}
+
+
+def _ops_not_imported(use):
+    return TypeError(f"{use}: operators are installed by the ops package; import ops (or minception) first")
+
+
+def _placeholder(use):
+    """A stand-in for an op-backed method until ``import ops`` installs the real one: it raises, naming the use."""
+    def method(self, *args, **kwargs):
+        other = type(args[0]).__name__ if args else ""
+        raise _ops_not_imported(use.format(other))
+    return method
+
+
+for _name, _use in OP_METHODS.items():
+    if _name == "T":
+        Tensor.T = property(_placeholder(_use))
+    elif _name != "to":                       # the core's own ``to`` handles the same device without ops
+        setattr(Tensor, _name, _placeholder(_use))
+del _name, _use
 
 
 def as_tensor(value):

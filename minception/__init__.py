@@ -33,6 +33,6 @@ def _check_own_packages():
 
 _check_own_packages()
 
-from autograd.anomaly import register_library  # noqa: E402  (after the check above)
+from autograd.inspect.anomaly import register_library  # noqa: E402  (after the check above)
 
 register_library(__name__)     # layer and model code: shown below the user's line in anomaly reports

@@ -21,7 +21,7 @@ are computed. Inputs that the output does not depend on receive zeros, not None.
 to ``forward`` unchanged and are not hooked.
 """
 from autograd import Function, Tensor, is_grad_enabled, name_scope
-from autograd.anomaly import register_library
+from autograd.inspect.anomaly import register_library
 
 register_library(__name__, hide=True)     # the hooked module call is plumbing in anomaly reports: never shown
 

@@ -27,7 +27,7 @@ machinery in ``hooks.py``; ``summary`` in ``summary.py``. This file is the tree 
 import numpy as np
 
 from autograd import Tensor, name_scope
-from autograd.anomaly import register_library
+from autograd.inspect.anomaly import register_library
 from autograd.backend import check_device, to_device
 from autograd.hooks import RemovableHandle
 

@@ -8,7 +8,7 @@ import pytest
 
 import ops
 from autograd import AnomalyError, Function, Tensor, detect_anomaly, name_scope
-from autograd.anomaly import is_anomaly_enabled, user_frames
+from autograd.inspect.anomaly import is_anomaly_enabled, user_frames
 
 HERE = __file__
 
@@ -188,7 +188,7 @@ def test_creation_stack_shows_the_user_line_then_library_model_code():
 
 
 def test_anomaly_mode_works_with_the_trace():
-    from autograd.trace import trace
+    from autograd.inspect.trace import trace
     x = Tensor(np.ones(3), requires_grad=True)
     with detect_anomaly():
         with name_scope("blk"):

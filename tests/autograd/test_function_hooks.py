@@ -1,4 +1,4 @@
-"""PrintHook, TimerHook and MemoryHook (function hooks used as context managers)."""
+"""PrintHook, TimerHook and MemoryHook (autograd/inspect/*_hook.py: function hooks used as context managers)."""
 import gc
 import io
 import time
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import ops
-from autograd import Function, Tensor, name_scope
-from autograd.function_hooks import MemoryHook, PrintHook, TimerHook, format_bytes
+from autograd import Function, MemoryHook, PrintHook, Tensor, TimerHook, name_scope
+from autograd.inspect.memory_hook import format_bytes
 from autograd.hooks import active_function_hooks
 
 

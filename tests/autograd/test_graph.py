@@ -6,8 +6,8 @@ import pytest
 
 import ops
 from autograd import Tensor, name_scope
-from autograd.graph import GraphvizNotFound, dot_available, graph_functions, render, to_dot
-from autograd.trace import trace
+from autograd.inspect.graph import GraphvizNotFound, dot_available, graph_functions, render, to_dot
+from autograd.inspect.trace import trace
 
 NODE = re.compile(r'^\s+(\w+) \[label="((?:[^"\\]|\\.)*)"(.*)\];$')
 EDGE = re.compile(r'^\s+(\w+) -> (\w+)(?: \[(.*)\])?;$')
@@ -197,7 +197,7 @@ def test_render_png_and_svg(tmp_path):
 
 
 def test_draw_for_notebooks(monkeypatch, tmp_path):
-    from autograd.graph import GraphDrawing, draw
+    from autograd.inspect.graph import GraphDrawing, draw
     (x, w, v), loss = block_graph()
     drawing = draw(loss, collapse=1)
     assert isinstance(drawing, GraphDrawing)
@@ -210,7 +210,7 @@ def test_draw_for_notebooks(monkeypatch, tmp_path):
 
 @pytest.mark.skipif(not dot_available(), reason="Graphviz 'dot' is not installed (optional; rendering only)")
 def test_draw_gives_svg_with_graphviz(tmp_path):
-    from autograd.graph import draw
+    from autograd.inspect.graph import draw
     (x, w, v), loss = block_graph()
     drawing = draw(loss)
     assert "<svg" in drawing._repr_svg_()

@@ -1,7 +1,7 @@
 """The hook point (autograd/hooks.py): what the core calls, in which order, and that the core stands alone.
 
-The core (tensor, function, engine, grad mode, the hook point itself) imports no inspection module; inspection
-modules import the core. The core names no upper layer (no package, folder or class of ops or minception).
+The core (the modules in autograd/) imports no inspection module (autograd/inspect/); inspection modules import
+the core. The core names no upper layer (no package, folder or class of ops or minception).
 """
 import ast
 import os
@@ -14,42 +14,69 @@ import autograd
 import ops
 from autograd import Function, FunctionHook, Tensor, name_scope, no_grad
 from autograd import config
-from autograd.anomaly import _hidden, _library, register_library, user_frames
 from autograd.engine import iter_backward
+from autograd.inspect.anomaly import _hidden, _library, register_library, user_frames
 
 AUTOGRAD = os.path.dirname(os.path.abspath(autograd.__file__))
-CORE = ("tensor", "function", "engine", "config", "hooks")
-INSPECTION = ("trace", "graph", "anomaly", "function_hooks")
+INSPECT = os.path.join(AUTOGRAD, "inspect")
 
 
-def imports_of(name):
-    """Names of the autograd modules that ``autograd/<name>.py`` imports, at any level (lazy imports too)."""
-    with open(os.path.join(AUTOGRAD, name + ".py")) as f:
+def modules_in(folder, package):
+    """{dotted module name: path} of the .py files of ``folder`` (its __init__ excluded)."""
+    return {f"{package}.{f[:-3]}": os.path.join(folder, f) for f in sorted(os.listdir(folder))
+            if f.endswith(".py") and f != "__init__.py"}
+
+
+CORE = modules_in(AUTOGRAD, "autograd")            # tensor, function, engine, config, hooks, backend, gradcheck
+INSPECTION = modules_in(INSPECT, "autograd.inspect")
+
+
+def imports_of(module, path):
+    """Dotted names of the modules (or packages) that ``module`` imports, at any level (lazy imports too)."""
+    with open(path) as f:
         tree = ast.parse(f.read())
+    package = module.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:                     # from .engine import x
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:                                    # from . import config, hooks
-                found.update(a.name for a in node.names)
-            elif node.module and node.module.startswith("autograd."):
-                found.add(node.module.split(".")[1])
-            elif node.module == "autograd":
-                found.update(a.name for a in node.names)
+            base = node.module or ""
+            if node.level:                                           # from .engine import x; from .. import hooks
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = parent + ("." + base if base else "")
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)     # from . import config: a module
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("autograd."))
+            found.update(a.name for a in node.names)
     return found
 
 
-def test_the_core_imports_no_inspection_module():
-    for name in CORE:
-        assert not imports_of(name) & set(INSPECTION), (name, imports_of(name))
+def project_imports(module, path):
+    """The project's modules (autograd, ops, minception; packages included) that ``module`` imports from."""
+    known = set(CORE) | set(INSPECTION)
+    found = set()
+    for name in imports_of(module, path):
+        if name in known or name.split(".")[0] in ("ops", "minception"):
+            found.add(name)
+        elif name.rsplit(".", 1)[0] in known:         # from .backend import f: the module autograd.backend
+            found.add(name.rsplit(".", 1)[0])
+    return found
+
+
+def test_the_core_imports_only_the_core():
+    for module, path in CORE.items():
+        outside = project_imports(module, path) - set(CORE) - {"autograd"}
+        assert not outside, (module, outside)
+
+
+def test_inspection_imports_only_the_core_and_itself():
+    for module, path in INSPECTION.items():
+        outside = project_imports(module, path) - set(CORE) - set(INSPECTION) - {"autograd", "autograd.inspect"}
+        assert not outside, (module, outside)
 
 
 def test_the_autograd_modules_import_each_other_without_a_cycle():
-    modules = [f[:-3] for f in os.listdir(AUTOGRAD) if f.endswith(".py") and f != "__init__.py"]
-    graph = {m: imports_of(m) & set(modules) for m in modules}
+    modules = {**CORE, **INSPECTION}
+    graph = {m: project_imports(m, path) & set(modules) for m, path in modules.items()}
     done, on_path = set(), []
 
     def visit(m):
@@ -69,15 +96,15 @@ def test_the_autograd_modules_import_each_other_without_a_cycle():
 def test_the_core_names_no_upper_layer():
     # String constants that would tie the core to a package, folder or class above it.
     upper = {"ops", "minception", "nn", "Parameter", "conv", "Conv2d", "models"}
-    for name in CORE + INSPECTION + ("gradcheck",):
-        with open(os.path.join(AUTOGRAD, name + ".py")) as f:
+    for module, path in {**CORE, **INSPECTION}.items():
+        with open(path) as f:
             tree = ast.parse(f.read())
         docstrings = {id(n.body[0].value) for n in ast.walk(tree)
                       if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
                       and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-                assert node.value.lower() not in {u.lower() for u in upper}, (name, node.value)
+                assert node.value.lower() not in {u.lower() for u in upper}, (module, node.value)
 
 
 # ---------------------------------------------------------------------------------------------- the calls
@@ -179,8 +206,8 @@ def test_a_package_declares_its_frames_library_code(tmp_path, monkeypatch):
     (pkg / "layers" / "__init__.py").write_text("")
     (pkg / "wrappers.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr("autograd.anomaly._library", list(_library))
-    monkeypatch.setattr("autograd.anomaly._hidden", list(_hidden))
+    monkeypatch.setattr("autograd.inspect.anomaly._library", list(_library))
+    monkeypatch.setattr("autograd.inspect.anomaly._hidden", list(_hidden))
     import mylib.layers
     import mylib.wrappers
     frames = traceback.StackSummary.from_list([

@@ -6,7 +6,7 @@ import pytest
 
 import ops
 from autograd import Function, Tensor, backward_steps, name_scope
-from autograd.trace import GradStats, Trace, format_shape, format_step, grad_stats, trace
+from autograd.inspect.trace import GradStats, Trace, format_shape, format_step, grad_stats, trace
 
 
 def build(dtype=np.float64, seed=0):

@@ -30,9 +30,9 @@ import subprocess
 
 import numpy as np
 
-from .backend import get_array_module
-from .engine import topological_order
-from .trace import _name_map
+from ..backend import get_array_module
+from ..engine import topological_order
+from .trace import name_map
 
 __all__ = ["to_dot", "render", "draw", "GraphDrawing", "dot_available", "GraphvizNotFound", "graph_functions"]
 
@@ -134,7 +134,7 @@ def to_dot(outputs, names=None, *, stats=False, trace=None, collapse=None, const
     Returns:
         str: the DOT text.
     """
-    names = _name_map(names)
+    names = name_map(names)
     tensors = _as_list(outputs)
     functions = graph_functions(tensors)
     group_of = _grouping(collapse)

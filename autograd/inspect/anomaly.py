@@ -27,8 +27,8 @@ import os
 import sys
 import traceback
 
-from .backend import get_array_module
-from .hooks import FunctionHook, active_function_hooks
+from ..backend import get_array_module
+from ..hooks import FunctionHook, active_function_hooks
 
 
 class AnomalyError(RuntimeError):
@@ -70,7 +70,7 @@ def register_library(module_name, hide=False):
             registry.append(path)
 
 
-register_library(__package__, hide=True)     # the autograd core is plumbing
+register_library("autograd", hide=True)     # the autograd core (and this folder inside it) is plumbing
 
 
 def _is_library(frame):

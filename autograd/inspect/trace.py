@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import get_array_module
-from .engine import iter_backward
+from ..backend import get_array_module
+from ..engine import iter_backward
 
 __all__ = ["BackwardStep", "backward_steps", "GradStats", "grad_stats", "format_step", "format_record",
-           "format_shape", "destination_names", "TraceRecord", "record_step", "Trace", "trace"]
+           "format_shape", "destination_names", "name_map", "TraceRecord", "record_step", "Trace", "trace"]
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -148,12 +148,11 @@ def format_shape(shape):
 def destination_names(function, names=None):
     """For each input of ``function``, where its gradient goes, as a short label.
 
-    ``names`` maps ``id(tensor)`` to a name (build it with ``names_from(model.named_parameters())`` or pass the
-    pairs; see ``_name_map``). Labels: ``'<leaf name>.grad'`` for a leaf (its name from ``names``, else
-    ``Tensor.name``, else ``'leaf'``), the name of the op that produced the input (``'Conv2d'``: the gradient
-    travels on to that op), or ``'const'`` for inputs that need no gradient.
+    ``names``: anything ``name_map`` accepts, e.g. ``model.named_parameters()``. Labels: ``'<leaf name>.grad'``
+    for a leaf (its name from ``names``, else ``Tensor.name``, else ``'leaf'``), the name of the op that produced
+    the input (``'Conv2d'``: the gradient travels on to that op), or ``'const'`` for inputs that need no gradient.
     """
-    names = _name_map(names)
+    names = name_map(names)
     labels = []
     for edge in function.next_edges:
         if edge is None:
@@ -165,8 +164,8 @@ def destination_names(function, names=None):
     return labels
 
 
-def _name_map(names):
-    """Accept None, a dict {id(tensor): name}, a dict {name: tensor} or an iterable of (name, tensor) pairs."""
+def name_map(names):
+    """``{id(tensor): name}`` from None, such a dict, a dict ``{name: tensor}`` or (name, tensor) pairs."""
     if not names:
         return {}
     if isinstance(names, dict):
@@ -263,8 +262,8 @@ class Trace(list):
         rows = self if limit is None else self[:limit]
         name_w = max([len(r.name) for r in rows] + [2])
         scope_w = max([len(r.scope) for r in rows] + [6])
-        shape_strs = [" ".join(map(format_shape, r.input_shapes)) + " -> " + " ".join(map(format_shape, r.output_shapes))
-                      for r in rows]
+        shape_strs = [" ".join(map(format_shape, r.input_shapes)) + " -> "
+                      + " ".join(map(format_shape, r.output_shapes)) for r in rows]
         shape_w = max([len(s) for s in shape_strs] + [6])
         head = (f"{'step':>4s}  {'op':<{name_w}s}  {'module':<{scope_w}s}  {'shapes':<{shape_w}s}  "
                 f"{'|grad in|':>9s}  {'mean':>9s}  {'max|g|':>8s}  {'zeros':>6s}  grad out (norm per input)")
@@ -336,7 +335,7 @@ def trace(outputs, grad=None, retain_graph=False, *, file=_STDOUT, names=None, s
     """
     if file is _STDOUT:
         file = sys.stdout
-    names = _name_map(names)
+    names = name_map(names)
     tensors = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     grads = None if grad is None else (list(grad) if isinstance(grad, (list, tuple)) else [grad])
     records = Trace()

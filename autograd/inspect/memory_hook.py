@@ -1,43 +1,22 @@
-"""Ready-made function hooks: print every op, time every op, measure the memory the ops keep.
-
-A function hook sees every Function while it is active (forward and backward; see ``hooks.FunctionHook``).
-Each hook here is a context manager::
-
-    with PrintHook():                   # one line per op, forward and backward
-        loss = model(x); loss.backward()
-
-    with TimerHook() as timer:          # seconds per op type, forward and backward
-        loss = model(x); loss.backward()
-    print(timer.summary())
+"""``MemoryHook``: how much array memory the graph keeps alive, and the largest buffers the ops make.
 
     with MemoryHook() as mem:           # bytes of arrays alive, peak, largest column buffers
         loss = model(x); loss.backward()
     print(mem.summary())
 
-What they can and cannot see: a hook is called around each op, so it sees the arrays going in and out and what
-the op saves on ``self`` for backward. Temporaries inside an op (the im2col column matrix of a convolution, a
-padded copy) live and die between two hook calls; ``MemoryHook`` reports them in two honest ways, described in
-its docstring.
+What it can and cannot see: a function hook (``autograd/hooks.py``) is called around each op, so it sees the
+arrays going in and out and what the op saves on ``self`` for backward. Temporaries inside an op (the im2col
+column matrix of a convolution, a padded copy) live and die between two hook calls; ``MemoryHook`` reports them
+in two honest ways, described in its docstring.
 """
 import sys
-import time
 import tracemalloc
 import weakref
 
-from .backend import get_array_module, is_gpu_array
-from .hooks import FunctionHook
-from .trace import format_shape, grad_stats
+from ..hooks import FunctionHook
+from .trace import format_shape
 
-__all__ = ["PrintHook", "TimerHook", "MemoryHook", "format_bytes"]
-
-
-def _scope_of(fn):
-    """Module path of ``fn``, dotted ('' at top level)."""
-    return ".".join(fn.scope)
-
-
-def _shapes(arrays):
-    return " ".join(format_shape(a.shape) if a is not None else "None" for a in arrays)
+__all__ = ["MemoryHook", "format_bytes"]
 
 
 def format_bytes(n):
@@ -49,125 +28,6 @@ def format_bytes(n):
         n /= 1024
 
 
-# ---------------------------------------------------------------------------------------------- printing
-class PrintHook(FunctionHook):
-    """Print one line per op: forward with shapes, backward with gradient norms.
-
-    Args:
-        file: a text stream (default ``sys.stdout``).
-        forward, backward: which phases to print.
-        stats: in backward, print norm / max |g| of the incoming gradient and the norm of each produced one.
-    """
-
-    def __init__(self, file=None, forward=True, backward=True, stats=True):
-        self.file, self.forward, self.backward, self.stats = file, forward, backward, stats
-        self.count = 0
-
-    def _print(self, text):
-        print(text, file=self.file or sys.stdout)
-        self.count += 1
-
-    def forward_post(self, fn, inputs, outputs):
-        if self.forward:
-            self._print(f"forward   {fn.name:<14s} {_scope_of(fn) or '-':<28s} {_shapes(inputs)} -> {_shapes(outputs)}")
-
-    def backward_post(self, fn, grad_outputs, grad_inputs):
-        if not self.backward:
-            return
-        line = f"backward  {fn.name:<14s} {_scope_of(fn) or '-':<28s} {_shapes(grad_inputs)} <- {_shapes(grad_outputs)}"
-        if self.stats:
-            gys = [grad_stats(g) for g in grad_outputs]
-            gxs = [grad_stats(g) for g in grad_inputs]
-            line += ("  |gy| " + " ".join(f"{s.norm:.2e}" for s in gys)
-                     + "  max|gy| " + " ".join(f"{s.max_abs:.2e}" for s in gys)
-                     + "  |gx| " + " ".join("-" if s is None else f"{s.norm:.2e}" for s in gxs))
-        self._print(line)
-
-
-# ---------------------------------------------------------------------------------------------- timing
-def _synchronize(arrays):
-    """Wait for the GPU when any array lives there, so that a wall-clock time covers the kernels it launched."""
-    for a in arrays:
-        if a is not None and is_gpu_array(a):
-            get_array_module(a).cuda.get_current_stream().synchronize()
-            return
-
-
-class TimerHook(FunctionHook):
-    """Wall-clock time of every op, forward and backward, summed per op type (or per module).
-
-    On the GPU the hook synchronises the device before and after each op, so the times are the op's real cost
-    (and the run is slower than without the hook). Nested ops, if any, are counted in their parent too.
-
-    Attributes:
-        records: list of (op name, module path, 'forward' | 'backward', seconds), in the order the ops ran.
-    """
-
-    def __init__(self):
-        self.records = []
-        self._start = {}
-
-    def _begin(self, fn, arrays):
-        _synchronize(arrays)
-        self._start[id(fn)] = time.perf_counter()
-
-    def _end(self, fn, arrays, phase):
-        _synchronize(arrays)
-        start = self._start.pop(id(fn), None)
-        if start is not None:
-            self.records.append((fn.name, _scope_of(fn), phase, time.perf_counter() - start))
-
-    def forward_pre(self, fn, inputs):
-        self._begin(fn, inputs)
-
-    def forward_post(self, fn, inputs, outputs):
-        self._end(fn, outputs, "forward")
-
-    def backward_pre(self, fn, grad_outputs):
-        self._begin(fn, grad_outputs)
-
-    def backward_post(self, fn, grad_outputs, grad_inputs):
-        self._end(fn, grad_inputs, "backward")
-
-    def totals(self, by="op", depth=1):
-        """{key: {'forward': seconds, 'backward': seconds, 'calls': n}}; key is the op name (``by='op'``) or the
-        first ``depth`` parts of the module path (``by='module'``)."""
-        if by not in ("op", "module"):
-            raise ValueError(f"TimerHook.totals: by must be 'op' or 'module', got {by!r}")
-        out = {}
-        for name, scope, phase, seconds in self.records:
-            key = name if by == "op" else (".".join(scope.split(".")[:depth]) if scope else "(top level)")
-            row = out.setdefault(key, {"forward": 0.0, "backward": 0.0, "calls": 0})
-            row[phase] += seconds
-            row["calls"] += phase == "forward"
-        return out
-
-    def total_time(self):
-        return sum(r[3] for r in self.records)
-
-    def summary(self, by="op", depth=1):
-        """Table sorted by total time: calls, forward ms, backward ms, total ms and share of the total."""
-        totals = self.totals(by, depth)
-        grand = self.total_time() or 1.0
-        key_w = max([len(k) for k in totals] + [len(by)])
-        head = f"{by:<{key_w}s}  {'calls':>6s}  {'forward ms':>11s}  {'backward ms':>11s}  {'total ms':>10s}  {'share':>6s}"
-        lines = [head, "-" * len(head)]
-        for key, row in sorted(totals.items(), key=lambda kv: -(kv[1]["forward"] + kv[1]["backward"])):
-            total = row["forward"] + row["backward"]
-            lines.append(f"{key:<{key_w}s}  {row['calls']:6d}  {1e3 * row['forward']:11.3f}  "
-                         f"{1e3 * row['backward']:11.3f}  {1e3 * total:10.3f}  {100 * total / grand:5.1f}%")
-        fwd = sum(r["forward"] for r in totals.values())
-        bwd = sum(r["backward"] for r in totals.values())
-        lines.append("-" * len(head))
-        lines.append(f"{'total':<{key_w}s}  {sum(r['calls'] for r in totals.values()):6d}  {1e3 * fwd:11.3f}  "
-                     f"{1e3 * bwd:11.3f}  {1e3 * (fwd + bwd):10.3f}  100.0%")
-        return "\n".join(lines)
-
-    def print_summary(self, by="op", depth=1, file=None):
-        print(self.summary(by, depth), file=file or sys.stdout)
-
-
-# ---------------------------------------------------------------------------------------------- memory
 def _owner(array):
     """The array that owns the memory of ``array`` (follows ``.base`` through views)."""
     while getattr(array, "base", None) is not None and hasattr(array.base, "nbytes"):
@@ -187,7 +47,7 @@ def _column_bytes(fn, input_shapes, output_shapes, itemsize):
 
     An op declares that it is such a convolution with the class attribute ``lowers_to_im2col = True`` (as
     ``ops.conv2d``'s Function does): its input (N, C, H, W), weight (O, C, kh, kw) and output (N, O, OH, OW) then
-    give a column matrix of C*kh*kw rows and N*OH*OW columns (see ``ops/kernels/im2col_reference.py``).
+    give a column matrix of C*kh*kw rows and N*OH*OW columns (see ``ops/kernels/reference/im2col.py``).
     """
     if not getattr(fn, "lowers_to_im2col", False) or len(input_shapes) < 2 or not output_shapes:
         return None
@@ -295,11 +155,12 @@ class MemoryHook(FunctionHook):
       holds it: the memory that training pays for the graph. It grows during forward and falls as backward
       frees each op (the engine frees an op right after its backward, unless ``retain_graph=True``).
     * **column buffers** (``column_buffers``): for each convolution (an op whose class sets
-      ``lowers_to_im2col = True``), the size of its im2col column matrix for the whole batch, computed from the shapes: C*kh*kw rows by N*OH*OW columns. This is what the textbook
-      method (and ``ops.conv2d`` on the GPU) allocates for one conv call, and the reason convolutions are memory
-      hungry. On the CPU ``ops.conv2d`` lowers a few images at a time into reused buffers of about
-      ``ops.kernels.cpu.conv_chunks.CHUNK_BYTES`` per worker thread (at least one image's columns, ``bytes / N``, which the
-      summary prints too), so there the measured temporaries below are much smaller.
+      ``lowers_to_im2col = True``), the size of its im2col column matrix for the whole batch, computed from the
+      shapes: C*kh*kw rows by N*OH*OW columns. This is what the textbook method (and ``ops.conv2d`` on the GPU)
+      allocates for one conv call, and the reason convolutions are memory hungry. On the CPU the fast kernel tier
+      lowers a few images at a time into reused buffers of about a megabyte per worker thread (at least one
+      image's columns, ``bytes / N``, which the summary prints too), so there the measured temporaries below are
+      much smaller.
     * **measured temporaries** (``temporaries=True``, CPU only): Python's ``tracemalloc`` (to which NumPy reports
       its allocations) gives the peak memory allocated *during* each op above what was allocated when it
       started. It sees NumPy allocations only (not Numba's internal ones, nor the GPU's), and it slows Python
@@ -333,8 +194,8 @@ class MemoryHook(FunctionHook):
     def _note(self, phase, fn, temp):
         if self._all.peak > self._peak_noted:
             self._peak_noted = self._all.peak
-            self.peak_at = (phase, fn.name, _scope_of(fn))
-        self.events.append((phase, fn.name, _scope_of(fn), self._all.current, temp))
+            self.peak_at = (phase, fn.name, ".".join(fn.scope))
+        self.events.append((phase, fn.name, ".".join(fn.scope), self._all.current, temp))
 
     def alive_by_role(self):
         """{'input' | 'output' | 'saved' | 'grad': bytes alive now}, by what first brought each buffer in."""
@@ -377,7 +238,7 @@ class MemoryHook(FunctionHook):
             cols = _column_bytes(fn, [getattr(x, "shape", ()) for x in inputs],
                                  [y.shape for y in outputs], outputs[0].dtype.itemsize)
             if cols is not None:
-                self.column_buffers.append((cols, fn.name, _scope_of(fn), tuple(inputs[0].shape),
+                self.column_buffers.append((cols, fn.name, ".".join(fn.scope), tuple(inputs[0].shape),
                                             tuple(inputs[1].shape)))
         self._note("forward", fn, temp)
 
@@ -418,9 +279,10 @@ class MemoryHook(FunctionHook):
     def summary(self, k=5):
         lines = [f"array memory alive now : {format_bytes(self.current_bytes)}",
                  f"peak alive (graph)     : {format_bytes(self.peak_bytes)}"
-                 + (f"  at {self.peak_at[0]} of {self.peak_at[1]} in {self.peak_at[2] or '-'}" if self.peak_at else ""),
-                 f"saved for backward now : {format_bytes(self.saved_bytes)} (peak {format_bytes(self.peak_saved_bytes)};"
-                 f" arrays the ops keep on self for their backward)"]
+                 + (f"  at {self.peak_at[0]} of {self.peak_at[1]} in {self.peak_at[2] or '-'}"
+                    if self.peak_at else ""),
+                 f"saved for backward now : {format_bytes(self.saved_bytes)} "
+                 f"(peak {format_bytes(self.peak_saved_bytes)}; arrays the ops keep on self for their backward)"]
         cols = self.largest_column_buffers(k)
         if cols:
             lines.append(f"largest im2col column buffers (from shapes, whole batch / one image; "
