@@ -160,7 +160,7 @@ def describe_environment(device):
              f"{os.cpu_count()} CPUs"]
     try:
         import numba
-        from ops.kernels.cpu.threads import cpu_threads
+        from ops.kernels.cpu.runtime.threads import cpu_threads
         lines.append(f"numba {numba.__version__} (serial kernels), engine CPU threads {cpu_threads()}")
     except ImportError:
         pass
@@ -203,7 +203,7 @@ def main(argv=None):
     from ops.kernels.cpu import tune_malloc
     tune_malloc()                   # reuse freed large blocks, as the training example does
     if args.threads is not None:
-        from ops.kernels.cpu.blas import openblas
+        from ops.kernels.cpu.runtime.blas import openblas
         if openblas().set is None:
             parser.error("--threads: NumPy's BLAS is not OpenBLAS, cannot set its thread count")
         openblas().set(args.threads)

@@ -27,7 +27,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from autograd import Tensor  # noqa: E402
-from ops.kernels import batchnorm_numba, batchnorm_reference, pool_numba, pool_reference  # noqa: E402
+from ops.kernels.cpu import batch_norm as batchnorm_numba, pooling as pool_numba  # noqa: E402
+from ops.kernels.reference import batch_norm as batchnorm_reference, pooling as pool_reference  # noqa: E402
 from ops.normalization import batch_norm  # noqa: E402
 from ops.pooling import avg_pool2d, global_avg_pool2d, max_pool2d  # noqa: E402
 
@@ -66,21 +67,21 @@ def kernel_fns(pool, bn, kind, args, x, gy):
     n, c, h, w = x.shape
     if kind in ("max", "avg"):
         k, s, p = args
-        a = (k, k, s, s, p, p)
+        a = ((k, k), (s, s), (p, p))
         if kind == "max":
             def fwd():
                 return pool.max_pool2d_forward(x, *a)
 
             def fb():
                 _, arg = pool.max_pool2d_forward(x, *a)
-                return pool.max_pool2d_backward(gy, arg, h, w, *a)
+                return pool.max_pool2d_backward(gy, arg, x.shape, *a)
         else:
             def fwd():
                 return pool.avg_pool2d_forward(x, *a)
 
             def fb():
                 pool.avg_pool2d_forward(x, *a)
-                return pool.avg_pool2d_backward(gy, h, w, *a)
+                return pool.avg_pool2d_backward(gy, x.shape, *a)
         return fwd, fb
     if kind == "bn":
         x3, gy3 = x.reshape(n, c, -1), gy.reshape(n, c, -1)
@@ -180,10 +181,10 @@ def main():
         print(f"device: {xp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {xp.__version__}")
     else:
         import numba
-        from ops.kernels.cpu.threads import cpu_threads
+        from ops.kernels.cpu.runtime.threads import cpu_threads
         xp, sync = np, (lambda: None)
         print(f"device: CPU, Numba {numba.__version__} (serial kernels), {cpu_threads()} engine threads "
-              f"(ops.kernels.cpu.threads; OMP_NUM_THREADS sets it)")
+              f"(ops.kernels.cpu.runtime.threads; OMP_NUM_THREADS sets it)")
     with_reference = args.device == "cpu" and not args.quick and not args.no_reference
     clock = time.process_time if args.cpu_time and args.device == "cpu" else time.perf_counter
     print(f"float32, median of {reps} runs [min-max] of {'process CPU' if clock is time.process_time else 'wall'} "

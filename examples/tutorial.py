@@ -116,7 +116,7 @@ class TeachingConv2d(Function):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, weight):
-        from ops.kernels.im2col_reference import im2col
+        from ops.kernels.reference.im2col import im2col
         o, c, kh, kw = weight.shape
         self.x_shape, self.weight = x.shape, weight
         self.cols = im2col(x, (kh, kw), self.stride, self.padding)          # (C*kh*kw, N*OH*OW)
@@ -127,7 +127,7 @@ class TeachingConv2d(Function):
         return y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3).copy()
 
     def backward(self, gy):
-        from ops.kernels.im2col_reference import col2im
+        from ops.kernels.reference.im2col import col2im
         o, c, kh, kw = self.weight.shape
         gy2 = gy.transpose(1, 0, 2, 3).reshape(o, -1)                         # (O, N*OH*OW)
         gw = (gy2 @ self.cols.T).reshape(self.weight.shape)                   # dL/dW = gY cols^T
@@ -138,7 +138,7 @@ class TeachingConv2d(Function):
 
 def stage_4_im2col():
     header(4, "convolution = im2col + one matrix product; its gradient = col2im")
-    from ops.kernels.im2col_reference import col2im, im2col
+    from ops.kernels.reference.im2col import col2im, im2col
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     cols = im2col(x, (2, 2), (1, 1), (0, 0))
     print(f"a 4x4 image:\n{x[0, 0]}\nim2col with a 2x2 kernel, stride 1: every window becomes a column, "

@@ -7,7 +7,7 @@ from . import kernels
 class ReLU(Function):
     """``y = max(x, 0)``; backward ``gx = gy * (y > 0)``. The gradient at exactly 0 is taken as 0 (as in PyTorch).
 
-    The elementwise work is the active kernel tier's (``ops/kernels/elementwise_reference.py``, or the same NumPy
+    The elementwise work is the active kernel tier's (``ops/kernels/reference/elementwise.py``, or the same NumPy
     calls split across the CPU threads in the fast tier)."""
 
     def forward(self, x):

@@ -5,7 +5,7 @@ sums them back to each input's shape (``autograd.backend.sum_to``), the one plac
 Python numbers are turned into arrays of the tensor's dtype on the tensor's device, so ``x * 0.5`` stays float32.
 
 ``add`` and ``mul``, the two that run on whole activations, ask the active kernel tier for the elementwise work
-(``ops/kernels/elementwise_reference.py``: ``a + b`` and ``a * b``; the fast tier splits big NumPy arrays across
+(``ops/kernels/reference/elementwise.py``: ``a + b`` and ``a * b``; the fast tier splits big NumPy arrays across
 the CPU threads).
 """
 import numbers

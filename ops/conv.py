@@ -2,21 +2,19 @@
 
 The idea, for an input ``x: (N, C, H, W)`` and a weight ``W: (Cout, C, kh, kw)``:
 
-1. **im2col** copies every input window into a column: ``cols: (C*kh*kw, N*OH*OW)``
-   (``ops/kernels/im2col_reference.py`` is the readable version; read it first).
+1. **im2col** copies every input window into a column: ``cols: (C*kh*kw, N*OH*OW)``.
 2. **One GEMM**: ``Y2d = W2d @ cols`` with ``W2d = W.reshape(Cout, C*kh*kw)``: ``(Cout, N*OH*OW)``,
    reordered to ``(N, Cout, OH, OW)``.
-3. Backward, given ``gY2d: (Cout, N*OH*OW)``:
-   ``dW2d = gY2d @ cols.T`` (im2col is *recomputed* from the saved ``x``: the column buffer is up to
-   ``kh*kw`` times larger than ``x``, so it is never kept from forward to backward), and
-   ``dx = col2im(W2d.T @ gY2d)``, where col2im adds every column entry back onto the pixel it came from.
+3. Backward, given ``gY2d: (Cout, N*OH*OW)``: ``dW2d = gY2d @ cols.T`` (im2col recomputed from the saved ``x``)
+   and ``dx = col2im(W2d.T @ gY2d)``, where col2im adds every column entry back onto the pixel it came from.
    ``db`` is ``gY`` summed over N, OH and OW.
 
-``Conv2d`` below is exactly this, on the whole batch, with the im2col/col2im of the *reference* kernel tier
-(``ops.kernels``; it runs on NumPy and CuPy arrays alike). The *fast* tier computes the same products in its own
-order: on the CPU in chunks of images on all cores, each chunk's column matrix small enough to stay in cache
-(``ops/kernels/cpu/conv_chunks.py``); on the GPU with CuPy kernels and cuBLAS (``ops/kernels/conv_cupy.py``).
-Both tiers give the same results to rounding.
+This file checks the arguments and asks the active kernel tier (``ops.kernels``) for the ``conv2d`` kernels, which
+compute steps 1-3 (the bias gradient is summed here). The readable version, with the family's contract, is
+``ops/kernels/reference/conv2d.py`` (and its im2col, ``ops/kernels/reference/im2col.py``): read those first. The
+fast tier computes the same products in its own order: on the CPU in chunks of images on all cores, each chunk's
+column matrix small enough to stay in cache (``ops/kernels/cpu/conv2d.py``); on the GPU with CuPy kernels and
+cuBLAS (``ops/kernels/cuda/conv2d.py``). All tiers give the same results to rounding.
 """
 import numpy as np
 
@@ -73,59 +71,27 @@ def _check_dtypes(op, x, weight, bias):
 # =====================================================================================  the op
 
 class Conv2d(Function):
-    """``y = conv2d(x, W) (+ b)`` by im2col -> one GEMM (backward: GEMMs -> col2im); saves ``x`` and ``W``, never
-    the column matrix."""
+    """``y = conv2d(x, W) (+ b)`` by the active tier's conv2d kernels (im2col -> one GEMM; backward: GEMMs ->
+    col2im); saves ``x`` and ``W``, never the column matrix."""
 
     lowers_to_im2col = True    # a matrix product with an im2col column matrix (MemoryHook reports its size)
 
-    def __init__(self, kernel_size, stride, padding, out_hw):
-        self.kernel_size, self.stride, self.padding, self.out_hw = kernel_size, stride, padding, out_hw
+    def __init__(self, stride, padding):
+        self.stride, self.padding = stride, padding
 
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
-        x = xp.ascontiguousarray(x)
-        w2d = xp.ascontiguousarray(weight).reshape(weight.shape[0], -1)         # W2d: (Cout, C*kh*kw)
-        self.x, self.w2d, self.w_shape = x, w2d, weight.shape
-        # the active kernel tier (kept for backward): the fast tier has a conv of its own; the reference tier runs
-        # the textbook below with its im2col/col2im
-        self.fast_conv = kernels.lookup("conv2d", x)
-        if self.fast_conv is not None:
-            return self.fast_conv.forward(x, w2d, bias, self.kernel_size, self.stride, self.padding, self.out_hw)
-        self.im2col_kernels = kernels.lookup("im2col", x)
-        n, cout, (oh, ow) = x.shape[0], w2d.shape[0], self.out_hw
-        cols = self.im2col_kernels.im2col(x, self.kernel_size, self.stride, self.padding)  # (C*kh*kw, N*OH*OW)
-        y2d = w2d @ cols                                                                    # (Cout, N*OH*OW)
-        y = y2d.reshape(cout, n, oh, ow).transpose(1, 0, 2, 3)                              # (N, Cout, OH, OW)
-        if bias is not None:
-            y = y + bias.reshape(1, cout, 1, 1)
-        return xp.ascontiguousarray(y)
+        self.x, self.weight = xp.ascontiguousarray(x), xp.ascontiguousarray(weight)
+        self.tier, self.conv = kernels.current(), kernels.lookup("conv2d", x)    # kept for backward
+        return self.conv.forward(self.x, self.weight, bias, self.stride, self.padding)
 
     def backward(self, gy):
         need = self.needs_input_grad
-        if self.fast_conv is not None:
-            dx, dw2d = self.fast_conv.backward(self.x, self.w2d, gy, self.kernel_size, self.stride, self.padding,
-                                               self.out_hw, need[0], need[1])
-        else:
-            dx, dw2d = self._backward_by_im2col(gy, need[0], need[1])
-        dw = None if dw2d is None else dw2d.reshape(self.w_shape)
+        with kernels.use(self.tier):       # the forward's tier also for what conv2d asks the table for (im2col)
+            dx, dw = self.conv.backward(self.x, self.weight, gy, self.stride, self.padding, need[0], need[1])
         if len(need) == 3:
-            db = gy.sum(axis=(0, 2, 3)) if need[2] else None
-            return dx, dw, db
+            return dx, dw, (gy.sum(axis=(0, 2, 3)) if need[2] else None)
         return dx, dw
-
-    def _backward_by_im2col(self, gy, need_x, need_w):
-        """``dW2d = gY2d @ cols.T`` (cols recomputed from x) and ``dx = col2im(W2d.T @ gY2d)``."""
-        x, w2d = self.x, self.w2d
-        cout = w2d.shape[0]
-        gy2d = gy.transpose(1, 0, 2, 3).reshape(cout, -1)                                 # (Cout, N*OH*OW)
-        dw2d = dx = None
-        if need_w:
-            cols = self.im2col_kernels.im2col(x, self.kernel_size, self.stride, self.padding)  # recomputed
-            dw2d = gy2d @ cols.T                                                           # (Cout, C*kh*kw)
-        if need_x:
-            dcols = w2d.T @ gy2d                                                           # (C*kh*kw, N*OH*OW)
-            dx = self.im2col_kernels.col2im(dcols, x.shape, self.kernel_size, self.stride, self.padding)
-        return dx, dw2d
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -147,7 +113,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         OH = (H + 2*ph - kh) // sh + 1, OW = (W + 2*pw - kw) // sw + 1
     """
     b_shape = None if bias is None else _shape(bias)
-    kernel, stride, padding, out_hw = conv2d_geometry(_shape(x), _shape(weight), b_shape, stride, padding)
+    _, stride, padding, _ = conv2d_geometry(_shape(x), _shape(weight), b_shape, stride, padding)
     _check_dtypes("conv2d", x, weight, bias)
-    fn = Conv2d(kernel, stride, padding, out_hw)
+    fn = Conv2d(stride, padding)
     return fn(x, weight) if bias is None else fn(x, weight, bias)

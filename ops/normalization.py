@@ -12,9 +12,10 @@ with respect to ``x``, ``gamma`` and ``beta``.
 ``relu=True`` applies a ReLU to the result inside the same op: ``relu(batch_norm(x))`` with one pass over the data
 fewer each way and no separate ReLU op in the graph (the Inception conv unit, ``nn.ConvBNReLU``, uses it).
 
-The arithmetic (the formulas are in ``ops/kernels/batchnorm_reference.py``: read it first) is a kernel asked from
-the active kernel tier (``ops.kernels``): ``batchnorm_reference`` in the reference tier; ``batchnorm_numba`` on the
-CPU and ``batchnorm_cupy`` on the GPU in the fast tier.
+The arithmetic (the formulas and the family's contract are in ``ops/kernels/reference/batch_norm.py``: read it
+first) is a kernel asked from the active kernel tier (``ops.kernels``): the reference file in the reference tier;
+Numba (``ops/kernels/cpu/batch_norm.py``) on the CPU and CuPy (``ops/kernels/cuda/batch_norm.py``) on the GPU in
+the fast tier.
 """
 import numpy as np
 

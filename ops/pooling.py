@@ -5,9 +5,9 @@ kernel size, and the padding may be at most half the kernel size (so every windo
 Max pooling pads with ``-inf`` and sends each output's gradient to the first maximum of its window (row-major
 order); average pooling pads with zeros and divides by the window size, with or without the padded pixels.
 
-The window loops are kernels, asked from the active kernel tier (``ops.kernels``): ``pool_reference`` (array
-code, read it first) in the reference tier; ``pool_numba`` on the CPU and ``pool_cupy`` on the GPU in the fast
-tier. Global average pooling is a plain mean.
+The window loops are kernels, asked from the active kernel tier (``ops.kernels``): ``reference/pooling.py``
+(array code and the family's contract, read it first) in the reference tier; ``cpu/pooling.py`` (Numba) on the CPU
+and ``cuda/pooling.py`` (CuPy) on the GPU in the fast tier. Global average pooling is a plain mean.
 """
 import numpy as np
 
@@ -49,37 +49,34 @@ class MaxPool2d(Function):
     """Maximum over each window; the argmax (offset inside the window) is saved for backward."""
 
     def __init__(self, kernel_size, stride, padding):
-        (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel_size, stride, padding
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x):
         self.kernels = kernels.lookup("pooling", x)          # the active tier's, kept for backward
-        y, argmax = self.kernels.max_pool2d_forward(x, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
-        self.argmax = argmax
-        self.in_hw = x.shape[2:]
+        self.x_shape = x.shape
+        y, self.argmax = self.kernels.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
         return y
 
     def backward(self, gy):
-        h, w = self.in_hw
-        return self.kernels.max_pool2d_backward(gy, self.argmax, h, w, self.kh, self.kw, self.sh, self.sw,
-                                                self.ph, self.pw)
+        return self.kernels.max_pool2d_backward(gy, self.argmax, self.x_shape, self.kernel_size, self.stride,
+                                                self.padding)
 
 
 class AvgPool2d(Function):
     """Mean over each window; backward spreads each output gradient evenly over its window."""
 
     def __init__(self, kernel_size, stride, padding, count_include_pad):
-        (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel_size, stride, padding
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x):
-        self.in_hw = x.shape[2:]
         self.kernels = kernels.lookup("pooling", x)          # the active tier's, kept for backward
-        return self.kernels.avg_pool2d_forward(x, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw,
+        self.x_shape = x.shape
+        return self.kernels.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding,
                                                self.count_include_pad)
 
     def backward(self, gy):
-        h, w = self.in_hw
-        return self.kernels.avg_pool2d_backward(gy, h, w, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw,
+        return self.kernels.avg_pool2d_backward(gy, self.x_shape, self.kernel_size, self.stride, self.padding,
                                                 self.count_include_pad)
 
 

@@ -11,7 +11,7 @@ Why one op instead of ``ops.relu(x + r * scale)``: three ops make three passes o
 temporaries the size of the block's input. As one op, the fast tier on the CPU fills the output image by image, so
 each image's three steps (scale, add, clamp) run while it sits in the core's cache, and its backward writes both
 gradients in one pass (``ops/kernels/cpu/elementwise.py``). The reference tier computes the formulas above as
-written (``ops/kernels/elementwise_reference.py``).
+written (``ops/kernels/reference/elementwise.py``).
 """
 import numpy as np
 

@@ -58,17 +58,11 @@ def _is_basic_index(index):
 
 
 def _scatter_add(xp, gx, index, gy):
-    """gx[index] += gy with repeated indices summed: via bincount on flat positions (np.add.at is slow).
-
-    On the GPU a deterministic kernel does the same additions in the same order (``cupy.bincount``'s atomic
-    adds are not reproducible); see ``kernels/scatter_cupy.py``."""
+    """gx[index] += gy with repeated indices summed, by the active tier's ``scatter`` kernel on flat positions
+    (``ops/kernels/reference/scatter.py``: np.bincount; the fast tier's GPU kernel is deterministic)."""
     positions = xp.arange(gx.size).reshape(gx.shape)[index]
-    if xp is not np:
-        from .kernels import scatter_cupy
-        scatter_cupy.scatter_add(gx.reshape(-1), positions, gy.astype(gx.dtype, copy=False))
-        return
-    flat = xp.bincount(positions.reshape(-1), weights=gy.reshape(-1).astype(np.float64), minlength=gx.size)
-    gx += flat.reshape(gx.shape).astype(gx.dtype)
+    kernels.lookup("scatter", gx).scatter_add(gx.reshape(-1), positions.reshape(-1),
+                                             gy.reshape(-1).astype(gx.dtype, copy=False))
 
 
 class Concat(Function):

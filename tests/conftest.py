@@ -20,10 +20,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def three_threads(monkeypatch):
-    """Force the fast tier's CPU threads (``ops.kernels.cpu.threads``) to 3, and every kernel and elementwise op
+    """Force the fast tier's CPU threads (``ops.kernels.cpu.runtime.threads``) to 3, and every kernel and elementwise op
     onto its parallel path whatever the size, so small test shapes exercise the range splitting (3 parts on any
     machine)."""
-    from ops.kernels.cpu import parts, threads
+    from ops.kernels.cpu.runtime import parts, threads
     monkeypatch.setattr(threads, "_threads", 3)
     monkeypatch.setattr(threads, "_pool", None)
     monkeypatch.setattr(threads, "KERNEL_MIN_BYTES", 0)

@@ -1,9 +1,9 @@
 """Gradient clipping by global norm (Pascanu, Mikolov & Bengio 2013), as the Inception-v4 paper used.
 
 On the GPU the norm, the clipping factor and the scaled gradients are computed on the device (a multi-tensor
-reduction and one scaling launch per dtype, ``multi_tensor.py``): nothing waits for the GPU until the caller
-reads the norm. ``sync=False`` returns the norm as a device array, so a training loop can read it only once per
-logging interval.
+reduction and one scaling launch per dtype, ``ops/kernels/cuda/multi_tensor.py``): nothing waits for the GPU until
+the caller reads the norm. ``sync=False`` returns the norm as a device array, so a training loop can read it only
+once per logging interval.
 """
 import math
 import numbers
@@ -11,8 +11,8 @@ import numbers
 import numpy as np
 
 from autograd.backend import is_gpu_array
+from ops.kernels import multi_tensor
 
-from . import multi_tensor
 from .optimizer import named_parameters
 
 

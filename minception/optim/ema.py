@@ -20,8 +20,8 @@ import contextlib
 import numpy as np
 
 from autograd.backend import device_of, get_array_module, is_gpu_array, to_numpy
+from ops.kernels import multi_tensor
 
-from . import multi_tensor
 from .checks import flag, real_number
 from .optimizer import array_of, follow, named_parameters
 

@@ -14,7 +14,7 @@ the optimizer has taken steps, the next ``step()`` moves each parameter's state 
 dtype before using it.
 
 On the GPU, subclasses with a multi-tensor kernel (``fused=True``) update all parameters of a dtype in one
-launch (``update_many``, see ``multi_tensor.py``) instead of one or more launches per parameter.
+launch (``update_many``, see ``ops/kernels/cuda/multi_tensor.py``) instead of one or more launches per parameter.
 """
 import numpy as np
 

@@ -11,8 +11,8 @@ See the class docstring for the full update.
 import numpy as np
 
 from autograd.backend import get_array_module
+from ops.kernels import multi_tensor
 
-from . import multi_tensor
 from .checks import flag, real_number
 from .optimizer import Optimizer
 

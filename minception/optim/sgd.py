@@ -2,8 +2,8 @@
 import numpy as np
 
 from autograd.backend import get_array_module
+from ops.kernels import multi_tensor
 
-from . import multi_tensor
 from .checks import flag, real_number
 from .optimizer import Optimizer
 

@@ -202,7 +202,9 @@ def gpu():
 @pytest.mark.gpu
 def test_64_bit_index_variants_agree_with_32_bit(gpu, monkeypatch):
     """The 64-bit fallback kernels (used above 2**31 elements) give the same results as the 32-bit ones."""
-    from ops.kernels import batchnorm_cupy, im2col_cupy, pool_cupy
+    from ops.kernels.cuda import batch_norm as batchnorm_cupy
+    from ops.kernels.cuda import im2col as im2col_cupy
+    from ops.kernels.cuda import pooling as pool_cupy
     rng = np.random.default_rng(5)
     x = gpu.asarray(rng.standard_normal((3, 4, 11, 9)))
     gy_pool = gpu.asarray(rng.standard_normal((3, 4, 6, 5)))
@@ -212,10 +214,10 @@ def test_64_bit_index_variants_agree_with_32_bit(gpu, monkeypatch):
     def everything():
         cols = im2col_cupy.im2col(x, (3, 3), (2, 2), (1, 1))
         dx = im2col_cupy.col2im(cols, x.shape, (3, 3), (2, 2), (1, 1))
-        y, arg = pool_cupy.max_pool2d_forward(x, 3, 3, 2, 2, 1, 1)
-        gx = pool_cupy.max_pool2d_backward(gy_pool, arg, 11, 9, 3, 3, 2, 2, 1, 1)
-        ya = pool_cupy.avg_pool2d_forward(x, 3, 3, 2, 2, 1, 1)
-        gxa = pool_cupy.avg_pool2d_backward(gy_pool, 11, 9, 3, 3, 2, 2, 1, 1)
+        y, arg = pool_cupy.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1))
+        gx = pool_cupy.max_pool2d_backward(gy_pool, arg, x.shape, (3, 3), (2, 2), (1, 1))
+        ya = pool_cupy.avg_pool2d_forward(x, (3, 3), (2, 2), (1, 1))
+        gxa = pool_cupy.avg_pool2d_backward(gy_pool, x.shape, (3, 3), (2, 2), (1, 1))
         yb, mean, var, invstd = batchnorm_cupy.forward_train(x3, g, b, 1e-3)
         gxb, gg, gb = batchnorm_cupy.backward_train(gy3, x3, mean, invstd, g)
         return [host(a) for a in (cols, dx, y, arg, gx, ya, gxa, yb, mean, var, invstd, gxb, gg, gb)]
@@ -234,7 +236,8 @@ def test_64_bit_index_variants_agree_with_32_bit(gpu, monkeypatch):
 @pytest.mark.parametrize("shape", [(4, 3, 10), (64, 3, 1024), (2, 5, 70000), (20000, 2, 1)])
 def test_batch_norm_kernels_are_deterministic_and_match_the_reference(gpu, shape):
     """One and several blocks per channel (``blocks_per_channel``): bit-identical runs, reference values."""
-    from ops.kernels import batchnorm_cupy, batchnorm_reference
+    from ops.kernels.cuda import batch_norm as batchnorm_cupy
+    from ops.kernels.reference import batch_norm as batchnorm_reference
     rng = np.random.default_rng(6)
     x, gy = rng.standard_normal(shape) * 3 + 1, rng.standard_normal(shape)
     g, b = rng.standard_normal(shape[1]) + 2, rng.standard_normal(shape[1])
@@ -254,7 +257,8 @@ def test_batch_norm_kernels_are_deterministic_and_match_the_reference(gpu, shape
 
 @pytest.mark.gpu
 def test_batch_norm_kernel_boundary_casts_gy_and_makes_invstd_contiguous(gpu):
-    from ops.kernels import batchnorm_cupy, batchnorm_reference
+    from ops.kernels.cuda import batch_norm as batchnorm_cupy
+    from ops.kernels.reference import batch_norm as batchnorm_reference
     rng = np.random.default_rng(7)
     x = rng.standard_normal((5, 4, 6)).astype(np.float32)
     gy = rng.standard_normal((5, 8, 6))                       # float64 and, below, strided
@@ -272,7 +276,7 @@ def test_batch_norm_kernel_boundary_casts_gy_and_makes_invstd_contiguous(gpu):
 # ---------------------------------------------------------------------------------------------- optimizers
 def params_of_many_sizes(xp, dtype, seed=8):
     """Parameters of sizes around the multi-tensor chunk (and tiny ones), as ``(name, Tensor)`` pairs."""
-    from minception.optim.multi_tensor import CHUNK
+    from ops.kernels.cuda.multi_tensor import CHUNK
     rng = np.random.default_rng(seed)
     shapes = [(7, 5), (1,), (CHUNK,), (CHUNK + 1,), (3, 3, 33, 17), (64,), (2 * CHUNK + 3,)]
     return [(f"p{i}", Tensor(xp.asarray(rng.standard_normal(s).astype(dtype)), requires_grad=True))

@@ -14,7 +14,7 @@ import pytest
 
 from autograd import Tensor, backend
 from minception import nn, optim
-from minception.optim import multi_tensor
+from ops.kernels.cuda import multi_tensor
 
 
 # ---------------------------------------------------------------------------------------------- a second device

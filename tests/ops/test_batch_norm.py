@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from autograd import Tensor, gradcheck
-from ops.kernels import batchnorm_numba, batchnorm_reference
+from ops.kernels.cpu import batch_norm as batchnorm_numba
+from ops.kernels.reference import batch_norm as batchnorm_reference
 from ops.normalization import batch_norm
 
 EPS = 1e-3
@@ -281,7 +282,7 @@ def test_strided_upstream_gradient(three_threads):
 @pytest.mark.parametrize("relu", [False, True])
 def test_parallel_ranges_match_the_serial_kernels(three_threads, relu):
     """Channel ranges (the sums) and row ranges (the outputs) on 3 threads give the serial results exactly."""
-    from ops.kernels.cpu import threads
+    from ops.kernels.cpu.runtime import threads
     x, gy = randn((5, 7, 9), 70, 2.0, 1.0, np.float32), randn((5, 7, 9), 71, dtype=np.float32)
     gamma, beta = randn(7, 72, dtype=np.float32), randn(7, 73, dtype=np.float32)
     threaded = batchnorm_numba.forward_train(x, gamma, beta, EPS, relu=relu)
@@ -301,7 +302,7 @@ def test_parallel_ranges_match_the_serial_kernels(three_threads, relu):
 @pytest.mark.parametrize("shape", KERNEL_SHAPES + [(3, 2, 700), (300, 2, 1)])
 def test_cupy_kernels_match_reference(shape, dtype):
     import cupy
-    from ops.kernels import batchnorm_cupy
+    from ops.kernels.cuda import batch_norm as batchnorm_cupy
     c = shape[1]
     x = randn(shape, 40, 3.0, 5.0, dtype)
     gy = randn(shape, 41, dtype=dtype)
@@ -356,7 +357,7 @@ def test_gpu_matches_cpu(training, dtype):
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_gpu_fused_relu_matches_reference(training):
     import cupy
-    from ops.kernels import batchnorm_cupy
+    from ops.kernels.cuda import batch_norm as batchnorm_cupy
     x, gy = randn((4, 3, 10), 74, 2.0, 1.0), randn((4, 3, 10), 75)
     gamma, beta = randn(3, 76, 0.5, 1.0), randn(3, 77)
     rm, rv = randn(3, 78), np.random.default_rng(79).uniform(0.5, 2.0, 3)

@@ -1,10 +1,10 @@
 """conv2d: forward against the definition, gradients against finite differences (float64), float32 against
-float64, the fast tier's threaded CPU path (``ops.kernels.cpu.conv_chunks``) against its single-threaded one, the
+float64, the fast tier's threaded CPU path (``ops.kernels.cpu.conv2d``) against its single-threaded one, the
 1x1 fast path, argument errors, and (on a GPU) the CuPy path against the CPU."""
 import numpy as np
 import pytest
 
-import ops.kernels.cpu.conv_chunks as conv_module
+import ops.kernels.cpu.conv2d as conv_module
 from autograd import Tensor, gradcheck, no_grad
 from ops.conv import conv2d
 from ops.geometry import as_pair, conv_out_size, normalize_padding, normalize_stride
@@ -293,11 +293,11 @@ def test_gpu_gradcheck_float64():
 
 def test_import_compiles_nothing():
     """``import ops`` must not import Numba, the Numba kernels (compiling happens at the first call), the fast
-    tier's CPU runtime (no thread pool, no ctypes) nor CuPy."""
+    tier's CPU runtime (no thread pool, no ctypes), its CUDA kernels nor CuPy."""
     import subprocess
     import sys
     code = ("import sys, ops; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'cupy') "
-            "or m.endswith(('_numba', '_cupy')) or m.startswith('ops.kernels.cpu')))")
+            "or m.startswith(('ops.kernels.cpu', 'ops.kernels.cuda'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,5 +1,5 @@
-"""``ops.kernels.cpu.blas``: the fast tier holds OpenBLAS at one thread only while a threaded convolution runs, and
-restores the process's setting afterwards: after a normal return, after an error, and when several threads run
+"""``ops.kernels.cpu.runtime.blas``: the fast tier holds OpenBLAS at one thread only while a threaded convolution runs,
+and restores the process's setting afterwards: after a normal return, after an error, and when several threads run
 convolutions at once (the contract in the module docstring)."""
 import threading
 import time
@@ -9,7 +9,8 @@ import pytest
 
 import ops
 from autograd import Tensor
-from ops.kernels.cpu import blas, conv_chunks
+from ops.kernels.cpu import conv2d as cpu_conv2d
+from ops.kernels.cpu.runtime import blas
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def openblas_at_3(monkeypatch, three_threads):
         pytest.skip("NumPy's BLAS is not OpenBLAS: its thread count cannot be read, and the fast tier leaves it alone")
     before = lib.get()
     lib.set(3)
-    monkeypatch.setattr(conv_chunks, "MIN_THREADED_MACS", 0)
+    monkeypatch.setattr(cpu_conv2d, "MIN_THREADED_MACS", 0)
     yield lib
     lib.set(before)
 
@@ -28,7 +29,7 @@ def openblas_at_3(monkeypatch, three_threads):
 def spy_on_gemm(monkeypatch, fail=False):
     """Record OpenBLAS's thread count during each weight-gradient GEMM (optionally raise there)."""
     seen = []
-    original = conv_chunks._dw_gemm
+    original = cpu_conv2d._dw_gemm
 
     def gemm(gy2d, cols, out):
         seen.append(blas.openblas_threads())
@@ -36,7 +37,7 @@ def spy_on_gemm(monkeypatch, fail=False):
             raise RuntimeError("GEMM failed")
         original(gy2d, cols, out)
 
-    monkeypatch.setattr(conv_chunks, "_dw_gemm", gemm)
+    monkeypatch.setattr(cpu_conv2d, "_dw_gemm", gemm)
     return seen
 
 

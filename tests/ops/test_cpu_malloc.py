@@ -20,8 +20,8 @@ else:                                                    # only use the library:
     import ops
     from autograd import Tensor
     from minception import models, optim
-    from ops.kernels.cpu import conv_chunks
-    conv_chunks.MIN_THREADED_MACS = 0
+    from ops.kernels.cpu import conv2d as cpu_conv2d
+    cpu_conv2d.MIN_THREADED_MACS = 0
     rng = np.random.default_rng(0)
     model = models.inception_resnet_v2(num_classes=3, width=0.0625, small_input=True)
     opt = optim.RMSProp(model.named_parameters(), lr=0.01)

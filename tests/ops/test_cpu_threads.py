@@ -1,13 +1,13 @@
-"""The fast tier's CPU threads (``ops.kernels.cpu.threads``: ``parallel_for``) and elementwise work cut into parts
-along the batch axis (``ops.kernels.cpu.parts``: ``in_parts``): run in threads, they must give exactly the plain
-NumPy results. The split only starts above ``PARALLEL_MIN_BYTES``; these tests lower that limit to 0 and force 3
-threads (the ``three_threads`` fixture), so small odd shapes take it."""
+"""The fast tier's CPU threads (``ops.kernels.cpu.runtime.threads``: ``parallel_for``) and elementwise work cut into
+parts along the batch axis (``ops.kernels.cpu.runtime.parts``: ``in_parts``): run in threads, they must give exactly
+the plain NumPy results. The split only starts above ``PARALLEL_MIN_BYTES``; these tests lower that limit to 0 and
+force 3 threads (the ``three_threads`` fixture), so small odd shapes take it."""
 import numpy as np
 import pytest
 
 import ops
 from autograd import Tensor, gradcheck
-from ops.kernels.cpu import parts, threads
+from ops.kernels.cpu.runtime import parts, threads
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@
   are what the kernels expect; the reduction kernels' CUDA source itself, compiled for the CPU and executed
   (``tests/cuda_on_cpu.py``, slow tests), gives the reference's statistics and gradient sums.
 * The scatter-add of the fancy-indexing backward: its algorithm against ``np.bincount``, bit for bit.
+* The GPU conv2d's host code (products, reshapes, the 1x1 shortcut) against the conv2d contract.
 
 The GPU tests (``-m gpu``) run the same kernels for real.
 """
@@ -21,9 +22,12 @@ import numpy as np
 import pytest
 
 from ops.geometry import conv_out_size
-from ops.kernels import batchnorm_cupy, im2col_cupy, im2col_reference, pool_cupy
-from ops.kernels import pool_reference
-from ops.kernels.indexing_cupy import INT32_MAX, index_type, preamble
+from ops.kernels.cuda import batch_norm as batchnorm_cupy
+from ops.kernels.cuda import im2col as im2col_cupy
+from ops.kernels.cuda import pooling as pool_cupy
+from ops.kernels.cuda.indexing import INT32_MAX, index_type, preamble
+from ops.kernels.reference import im2col as im2col_reference
+from ops.kernels.reference import pooling as pool_reference
 
 I32, I64 = np.int32, np.int64
 
@@ -136,8 +140,8 @@ def test_kernel_sources_do_their_index_arithmetic_in_idx_t():
 
 def test_pool_builds_one_variant_per_index_type(recorded):
     x = np.zeros((2, 3, 9, 8), np.float64)
-    y, argmax = pool_cupy.max_pool2d_forward(x, 3, 3, 2, 2, 1, 1)
-    pool_cupy.max_pool2d_backward(y, argmax, 9, 8, 3, 3, 2, 2, 1, 1)
+    y, argmax = pool_cupy.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1))
+    pool_cupy.max_pool2d_backward(y, argmax, x.shape, (3, 3), (2, 2), (1, 1))
     names = [entry[1] for entry in builds(recorded)]
     assert names == ["minception_max_pool2d_forward_i32", "minception_max_pool2d_backward_i32",
                      "minception_avg_pool2d_forward_i32", "minception_avg_pool2d_backward_i32"]
@@ -147,17 +151,17 @@ def test_pool_builds_one_variant_per_index_type(recorded):
 def test_pool_checks_its_arguments(recorded):
     x = np.zeros((2, 3, 9, 8), np.float32)
     with pytest.raises(TypeError, match="max_pool2d \\(GPU\\): x must be float32 or float64, got int64"):
-        pool_cupy.max_pool2d_forward(x.astype(np.int64), 3, 3, 2, 2, 1, 1)
-    y, argmax = pool_cupy.max_pool2d_forward(x, 3, 3, 2, 2, 1, 1)
+        pool_cupy.max_pool2d_forward(x.astype(np.int64), (3, 3), (2, 2), (1, 1))
+    y, argmax = pool_cupy.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1))
     with pytest.raises(TypeError, match="argmax must be an integer CuPy array"):
-        pool_cupy.max_pool2d_backward(y, argmax.astype(np.float32), 9, 8, 3, 3, 2, 2, 1, 1)
+        pool_cupy.max_pool2d_backward(y, argmax.astype(np.float32), x.shape, (3, 3), (2, 2), (1, 1))
     with pytest.raises(TypeError, match="argmax must be an integer CuPy array of shape"):
-        pool_cupy.max_pool2d_backward(y, argmax[:, :1], 9, 8, 3, 3, 2, 2, 1, 1)
+        pool_cupy.max_pool2d_backward(y, argmax[:, :1], x.shape, (3, 3), (2, 2), (1, 1))
     with pytest.raises(ValueError, match="must have shape \\(N, C, H, W\\)"):
-        pool_cupy.avg_pool2d_forward(x[0], 3, 3, 2, 2, 1, 1)
+        pool_cupy.avg_pool2d_forward(x[0], (3, 3), (2, 2), (1, 1))
     # a strided upstream gradient reaches the kernel contiguous
     gy = np.zeros((2, 6, 5, 4), np.float32)[:, ::2]
-    pool_cupy.avg_pool2d_backward(gy, 9, 8, 3, 3, 2, 2, 1, 1)
+    pool_cupy.avg_pool2d_backward(gy, x.shape, (3, 3), (2, 2), (1, 1))
     assert launches(recorded)[-1][1][0].flags.c_contiguous
 
 
@@ -411,13 +415,14 @@ def test_pool_index_arithmetic_matches_the_reference(shape, kh, kw, sh, sw, ph, 
     x = np.random.default_rng(7).permutation(np.prod(shape)).reshape(shape).astype(np.float64)    # no ties
     args = (kh, kw, sh, sw, ph, pw)
     y, argmax, avg = pool_forward_port(x, *args, dtype)
-    y_ref, argmax_ref = pool_reference.max_pool2d_forward(x, *args)
+    window = ((kh, kw), (sh, sw), (ph, pw))
+    y_ref, argmax_ref = pool_reference.max_pool2d_forward(x, *window)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)
-    np.testing.assert_allclose(avg, pool_reference.avg_pool2d_forward(x, *args), rtol=1e-12)
+    np.testing.assert_allclose(avg, pool_reference.avg_pool2d_forward(x, *window), rtol=1e-12)
     gy = np.random.default_rng(8).standard_normal(y.shape)
     gx = max_backward_port(gy, argmax_ref, shape[2], shape[3], *args, dtype)
-    np.testing.assert_allclose(gx, pool_reference.max_pool2d_backward(gy, argmax_ref, shape[2], shape[3], *args),
+    np.testing.assert_allclose(gx, pool_reference.max_pool2d_backward(gy, argmax_ref, shape, *window),
                                rtol=1e-12)
 
 
@@ -431,7 +436,7 @@ def test_batchnorm_elementwise_channel_index():
 
 # ---------------------------------------------------------------------------------------------- scatter-add
 def scatter_add_port(size, positions, values):
-    """NumPy port of ``scatter_cupy.scatter_add``: unique sort keys, then one float64 sum per run of equal
+    """NumPy port of ``ops.kernels.cuda.scatter.scatter_add``: unique sort keys, then one float64 sum per run of equal
     positions, in the original order."""
     count = positions.size
     order = np.argsort(positions * count + np.arange(count), kind="quicksort")      # any sort: keys are unique
@@ -457,7 +462,7 @@ def test_scatter_add_algorithm_equals_bincount_bit_for_bit(dtype):
 
 
 def test_scatter_add_checks_its_arguments(monkeypatch):
-    from ops.kernels import scatter_cupy
+    from ops.kernels.cuda import scatter as scatter_cupy
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy([]))
     gx = np.zeros(5, np.float32)
     with pytest.raises(ValueError, match="values must be 3 float32 numbers, got 3 float64"):
@@ -486,7 +491,7 @@ def cuda_on_cpu():
 def test_batchnorm_reduction_kernels_run_on_the_cpu(cuda_on_cpu, shape, dtype, itype):
     """The reduction kernels' CUDA source, executed (one and several blocks per channel), against the
     reference: the statistics, the gradient sums and the input-gradient coefficients."""
-    from ops.kernels import batchnorm_reference as ref
+    from ops.kernels.reference import batch_norm as ref
     n, c, l = shape
     parts = batchnorm_cupy.blocks_per_channel(n * l)
     kernels = cuda_on_cpu.compile_kernels(batchnorm_cupy.reduction_source(np.dtype(dtype).name, itype),
@@ -522,3 +527,17 @@ def test_batchnorm_reduction_kernels_run_on_the_cpu(cuda_on_cpu, shape, dtype, i
     gx = gy * per_channel(k1) + (x - per_channel(ct)) * per_channel(k2) + per_channel(k3)
     np.testing.assert_allclose(gx, gx_r, rtol=1e-4 if dtype == np.float32 else 1e-9,
                                atol=1e-5 if dtype == np.float32 else 1e-10)
+
+
+# ---------------------------------------------------------------------------------------------- conv2d host code
+def test_cuda_conv2d_host_code_keeps_the_conv2d_contract(monkeypatch):
+    """``cuda/conv2d.py`` with NumPy standing in for CuPy and the reference im2col for the CUDA one: its products,
+    reshapes and the 1x1 shortcut give the reference conv2d's results (``ops.kernels.check``)."""
+    import ops.kernels
+    from ops.kernels.cuda import conv2d as conv2d_cuda
+    monkeypatch.setitem(sys.modules, "cupy", np)
+    monkeypatch.setattr(im2col_cupy, "im2col", lambda x, k, s, p, out=None: im2col_reference.im2col(x, k, s, p))
+    monkeypatch.setattr(im2col_cupy, "col2im",
+                        lambda cols, x_shape, k, s, p, out=None: im2col_reference.col2im(cols, x_shape, k, s, p))
+    report = ops.kernels.check("conv2d", conv2d_cuda)
+    assert report.ok, str(report)

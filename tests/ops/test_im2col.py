@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from ops.geometry import conv_out_size, normalize_padding
-from ops.kernels import im2col_numba, im2col_reference
+from ops.kernels.cpu import im2col as im2col_numba
+from ops.kernels.reference import im2col as im2col_reference
 
 # (x shape, (kh, kw), (sh, sw), padding as conv2d takes it)
 CONFIGS = [
@@ -110,13 +111,13 @@ def test_numba_kernels_accept_non_contiguous_input_and_allocate_output():
 
 def test_numba_kernels_reject_bad_buffers_and_dtypes():
     x = sample((1, 2, 5, 5), np.float32, 6)
-    with pytest.raises(ValueError, match=r"im2col_numba: out must be a C-contiguous \(18, 25\) float32"):
+    with pytest.raises(ValueError, match=r"im2col \(Numba\): out must be a C-contiguous \(18, 25\) float32"):
         im2col_numba.im2col(x, (3, 3), (1, 1), (1, 1), out=np.empty((18, 24), np.float32))
-    with pytest.raises(ValueError, match="im2col_numba: out must be"):
+    with pytest.raises(ValueError, match=r"im2col \(Numba\): out must be"):
         im2col_numba.im2col(x, (3, 3), (1, 1), (1, 1), out=np.empty((18, 25), np.float64))
     with pytest.raises(TypeError, match="float32 or float64"):
         im2col_numba.im2col(x.astype(np.int32), (3, 3), (1, 1), (1, 1))
-    with pytest.raises(ValueError, match=r"col2im_numba: cols has shape \(18, 24\), expected \(18, 25\)"):
+    with pytest.raises(ValueError, match=r"col2im \(Numba\): cols has shape \(18, 24\), expected \(18, 25\)"):
         im2col_numba.col2im(np.zeros((18, 24), np.float32), x.shape, (3, 3), (1, 1), (1, 1))
 
 
@@ -128,7 +129,7 @@ def test_numba_kernels_reject_bad_buffers_and_dtypes():
 def test_cupy_kernels_match_reference(shape, k, s, p, dtype):
     import cupy as cp
 
-    from ops.kernels import im2col_cupy
+    from ops.kernels.cuda import im2col as im2col_cupy
     pad, oh, ow = geometry(shape, k, s, p)
     x = sample(shape, dtype, 7)
     out = cp.full((shape[1] * k[0] * k[1], shape[0] * oh * ow), cp.nan, dtype)
@@ -148,7 +149,7 @@ def test_cupy_kernels_match_reference(shape, k, s, p, dtype):
 def test_cupy_col2im_is_deterministic_in_float64():
     import cupy as cp
 
-    from ops.kernels import im2col_cupy
+    from ops.kernels.cuda import im2col as im2col_cupy
     shape, k, s, pad = (4, 8, 13, 11), (3, 3), (1, 1), (1, 1)
     g = cp.asarray(sample((8 * 9, 4 * 13 * 11), np.float64, 9))
     first = im2col_cupy.col2im(g, shape, k, s, pad)

@@ -54,23 +54,24 @@ def test_use_as_a_call_and_as_a_block():
 
 def test_unknown_tier_and_family_are_clear_errors():
     before = kernels.current()
-    with pytest.raises(ValueError, match=r"ops.kernels.use: unknown kernel tier 'numba'; expected 'reference'.*"
-                                         r"or 'fast'"):
+    with pytest.raises(ValueError, match=r"ops.kernels.use: unknown kernel tier 'numba'; the registered tiers are "
+                                         r"'reference', 'fast'"):
         kernels.use("numba")
     assert kernels.current() == before
     with pytest.raises(ValueError, match="unknown kernel family 'im2cols'"):
         kernels.lookup("im2cols", np.zeros(1))
 
 
-def test_lookup_follows_the_tier_and_imports_nothing_for_the_reference_conv():
+def test_lookup_follows_the_tier():
     x = np.zeros((1, 1, 3, 3))
     with kernels.use("reference"):
-        assert kernels.lookup("conv2d", x) is None
-        assert kernels.lookup("pooling", x).__name__ == "ops.kernels.pool_reference"
+        for family in kernels.FAMILIES:
+            assert kernels.lookup(family, x).__name__ == f"ops.kernels.reference.{family}"
     with kernels.use("fast"):
-        assert kernels.lookup("conv2d", x).__name__ == "ops.kernels.cpu.conv_chunks"
-        assert kernels.lookup("batch_norm", x).__name__ == "ops.kernels.batchnorm_numba"
+        assert kernels.lookup("conv2d", x).__name__ == "ops.kernels.cpu.conv2d"
+        assert kernels.lookup("batch_norm", x).__name__ == "ops.kernels.cpu.batch_norm"
         assert kernels.lookup("elementwise", x).__name__ == "ops.kernels.cpu.elementwise"
+        assert kernels.lookup("scatter", x).__name__ == "ops.kernels.reference.scatter"
 
 
 def _current_in_fresh_process(value):
@@ -93,9 +94,12 @@ def test_environment_variable_is_read_at_import():
 
 def test_a_function_keeps_its_forward_tier_for_backward(monkeypatch):
     """Switching tiers between forward and backward changes nothing: each op's backward uses the kernels its
-    forward used (here the fast tier's backward kernels would fail the test)."""
-    from ops.kernels import batchnorm_numba, pool_numba
-    from ops.kernels.cpu import conv_chunks
+    forward used, and the kernels those ask the table for (the reference conv2d's col2im) come from the forward's
+    tier too (here the fast tier's backward kernels would fail the test)."""
+    from ops.kernels.cpu import batch_norm as batchnorm_numba
+    from ops.kernels.cpu import conv2d as cpu_conv2d
+    from ops.kernels.cpu import im2col as im2col_numba
+    from ops.kernels.cpu import pooling as pool_numba
 
     x, w = sample((2, 3, 7, 6), 1, np.float64), sample((4, 3, 3, 3), 2, np.float64)
     gamma, beta = np.ones(4), np.zeros(4)
@@ -108,8 +112,9 @@ def test_a_function_keeps_its_forward_tier_for_backward(monkeypatch):
             y = ops.batch_norm(y, gamma, beta, None, None, True, relu=True)
             y = ops.max_pool2d(y, 3, 2, 1)
         if switch:
-            for module, name in ((conv_chunks, "backward"), (pool_numba, "max_pool2d_backward"),
-                                 (batchnorm_numba, "backward_train")):
+            for module, name in ((cpu_conv2d, "backward"), (pool_numba, "max_pool2d_backward"),
+                                 (batchnorm_numba, "backward_train"), (im2col_numba, "col2im"),
+                                 (im2col_numba, "im2col")):
                 monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("a fast-tier backward kernel ran"))
             with kernels.use("fast"):
                 y.backward(gy)
@@ -195,11 +200,11 @@ def fast_tier_path(request, monkeypatch):
     size thresholds, conv chunks of one image."""
     if request.param == "threaded":
         request.getfixturevalue("three_threads")
-        from ops.kernels.cpu import conv_chunks
-        monkeypatch.setattr(conv_chunks, "MIN_THREADED_MACS", 0)
-        monkeypatch.setattr(conv_chunks, "CHUNK_BYTES", 1)
-        monkeypatch.setattr(conv_chunks, "MIN_CHUNK_COLUMNS", 1)
-        monkeypatch.setattr(conv_chunks, "POINTWISE_MIN_PIXELS", 1)
+        from ops.kernels.cpu import conv2d as cpu_conv2d
+        monkeypatch.setattr(cpu_conv2d, "MIN_THREADED_MACS", 0)
+        monkeypatch.setattr(cpu_conv2d, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(cpu_conv2d, "MIN_CHUNK_COLUMNS", 1)
+        monkeypatch.setattr(cpu_conv2d, "POINTWISE_MIN_PIXELS", 1)
     return request.param
 
 
@@ -230,10 +235,11 @@ def test_both_tiers_on_the_gpu_match_the_cpu(name, dtype):
 @pytest.mark.gpu
 @pytest.mark.parametrize("buffers", ["float32", "float64", "mean only", "var only", "mixed dtypes"])
 def test_gpu_running_statistics_update_matches_the_reference(buffers):
-    """The one-kernel update (batchnorm_cupy) against the reference's NumPy formula, for every buffer layout the
+    """The one-kernel update (cuda/batch_norm.py) against the reference's NumPy formula, for every buffer layout the
     op may meet; the kernel serves the common case and the others fall back to the formula."""
     import cupy as cp
-    from ops.kernels import batchnorm_cupy, batchnorm_reference
+    from ops.kernels.cuda import batch_norm as batchnorm_cupy
+    from ops.kernels.reference import batch_norm as batchnorm_reference
     rng = np.random.default_rng(5)
     c = 37
     mean, var = rng.standard_normal(c), rng.uniform(0.1, 2.0, c)
@@ -256,7 +262,8 @@ def test_gpu_batch_norm_relu_keeps_nan_and_gates_the_gradient():
     """The ReLU inside the GPU batch norm: NaN stays NaN (as the reference's clip), and the backward passes the
     gradient only where the output is positive."""
     import cupy as cp
-    from ops.kernels import batchnorm_cupy, batchnorm_reference
+    from ops.kernels.cuda import batch_norm as batchnorm_cupy
+    from ops.kernels.reference import batch_norm as batchnorm_reference
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 4, 5))
     x[1, 2, 3] = np.nan                          # channel 2's statistics become NaN: its whole output is NaN
@@ -277,9 +284,7 @@ def test_gpu_batch_norm_relu_keeps_nan_and_gates_the_gradient():
 NO_FAST_TIER = r"""
 import importlib.abc, sys
 
-BLOCKED = ("numba", "cupy", "ops.kernels.cpu.", "ops.kernels.im2col_numba", "ops.kernels.pool_numba",
-           "ops.kernels.batchnorm_numba", "ops.kernels.conv_cupy", "ops.kernels.im2col_cupy",
-           "ops.kernels.pool_cupy", "ops.kernels.batchnorm_cupy")
+BLOCKED = ("numba", "cupy", "ops.kernels.cpu.", "ops.kernels.cuda")      # the fast tier: Numba, CPU runtime, CUDA
 
 
 class Poison(importlib.abc.MetaPathFinder):

@@ -1,19 +1,19 @@
-"""The CPU runtime of the fast kernel tier: everything that makes the CPU kernels fast on a particular machine,
-kept apart from the ops and their math. Only the fast tier uses it; ``autograd`` and the reference tier never
-import it.
+"""The fast tier's CPU kernels (Numba), one file per family, and their runtime (``runtime/``).
 
-* ``threads.py``      the one pool of CPU worker threads and ``parallel_for``
-* ``parts.py``        elementwise NumPy work cut into parts along the batch axis (``in_parts``, ``contiguous``)
-* ``elementwise.py``  the fast elementwise kernels (ReLU, add, multiply, concat, residual add) built on ``parts``
-* ``conv_chunks.py``  the chunked, threaded convolution (im2col -> GEMM per chunk of images)
-* ``blas.py``         finding OpenBLAS and holding it at one thread while our threads run (the contract is there)
-* ``buffers.py``      reusable per-thread scratch buffers
-* ``malloc.py``       ``tune_malloc()``, the explicit opt-in for glibc's malloc settings
+Each kernel file computes what its reference (``ops/kernels/reference/``, same file name) computes, with the same
+functions and arguments (the family's contract), and agrees with it to rounding:
 
-No function of this package changes a process-wide setting by itself, except ``blas.one_thread`` under the
-contract documented in ``blas.py`` (lowered for one convolution, restored in ``finally``) and ``tune_malloc()``,
-which a program calls explicitly.
+* ``im2col.py``       im2col and col2im (Numba)
+* ``conv2d.py``       the chunked, threaded convolution (im2col -> GEMM per chunk of images, on all cores)
+* ``pooling.py``      max and average pooling (Numba, phase planes)
+* ``batch_norm.py``   batch normalisation with its fused ReLU (Numba)
+* ``elementwise.py``  ReLU, add, multiply, concat, residual add: the reference's NumPy calls, cut into parts
+
+``runtime/`` is what makes these fast on a particular machine, kept apart from the kernels' math: the CPU threads,
+the parts, the BLAS control, the reusable buffers, and the opt-in malloc tuning, ``tune_malloc()`` (importable from
+here as ``ops.kernels.cpu.tune_malloc``). Only the fast tier uses this package; ``autograd`` and the reference tier
+never import it. Importing it compiles nothing (each Numba kernel compiles at its first call, cached on disk).
 """
-from .malloc import tune_malloc
+from .runtime.malloc import tune_malloc
 
 __all__ = ["tune_malloc"]

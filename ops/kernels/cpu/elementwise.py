@@ -1,4 +1,4 @@
-"""The fast tier's elementwise kernels on the CPU: the functions of ``ops/kernels/elementwise_reference.py`` (read
+"""The fast tier's elementwise kernels on the CPU: the functions of ``ops/kernels/reference/elementwise.py`` (read
 that first), computed with the same NumPy calls but cut into parts along the batch axis that run on all CPU threads
 (``parts.in_parts``). Each element is computed by the same NumPy loop as in the reference, so the results are the
 reference's bit for bit; small arrays run in the calling thread.
@@ -11,9 +11,9 @@ import operator
 
 import numpy as np
 
-from . import parts
-from .parts import in_parts
-from .threads import parallel_for
+from .runtime import parts
+from .runtime.parts import in_parts
+from .runtime.threads import parallel_for
 
 
 def relu(x):

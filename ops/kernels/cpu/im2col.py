@@ -1,4 +1,5 @@
-"""im2col and col2im as Numba CPU kernels: the same layout and results as ``im2col_reference`` (read that first).
+"""im2col and col2im as Numba CPU kernels: the same layout, results and contract as
+``ops/kernels/reference/im2col.py`` (read that first).
 
     cols: (C*kh*kw, N*OH*OW),  cols[(c*kh + i)*kw + j, (n*OH + oy)*OW + ox] = x_padded[n, c, oy*sh + i, ox*sw + j]
 
@@ -23,7 +24,7 @@ What makes them fast (the measurements are in ``docs/performance.md``, section "
     row loop branch-bound; the table removes the branches.
 
 The kernels are serial and release the GIL (``nogil=True``): the fast tier's CPU convolution
-(``cpu/conv_chunks.py``) runs them inside its worker threads, one chunk of images per thread, each thread
+(``conv2d.py`` here) runs them inside its worker threads, one chunk of images per thread, each thread
 alternating im2col and a single-threaded GEMM on its own chunk. (A ``prange`` kernel alternating with OpenBLAS's
 own thread pool is much slower: every handover between the two pools costs more than the work.)
 
@@ -38,7 +39,7 @@ float32 and float64, for C-contiguous arrays) and is cached on disk (``cache=Tru
 import numpy as np
 from numba import njit, uint64
 
-from ..geometry import conv_out_size
+from ...geometry import conv_out_size
 
 
 @njit(inline="always")
@@ -220,7 +221,7 @@ def _check_float(a, op, name):
 
 
 def im2col(x, kernel_size, stride, padding, out=None):
-    """Numba version of ``im2col_reference.im2col``.
+    """Numba version of ``reference.im2col.im2col``.
 
     Args:
         x: ``(N, C, H, W)`` float32 or float64 array (made C-contiguous if it is not).
@@ -230,7 +231,7 @@ def im2col(x, kernel_size, stride, padding, out=None):
     Shape:
         x: (N, C, H, W) -> cols: (C*kh*kw, N*OH*OW)
     """
-    _check_float(x, "im2col_numba", "x")
+    _check_float(x, "im2col (Numba)", "x")
     x = np.ascontiguousarray(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -239,14 +240,14 @@ def im2col(x, kernel_size, stride, padding, out=None):
     if out is None:
         out = np.empty(shape, dtype=x.dtype)
     elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"im2col_numba: out must be a C-contiguous {shape} {x.dtype} array, "
+        raise ValueError(f"im2col (Numba): out must be a C-contiguous {shape} {x.dtype} array, "
                          f"got {out.shape} {out.dtype}")
     _im2col_kernel(x, kh, kw, sh, sw, ph, pw, oh, ow, out)
     return out
 
 
 def col2im(cols, x_shape, kernel_size, stride, padding, out=None):
-    """Numba version of ``im2col_reference.col2im`` (the sum of every column entry onto its source pixel).
+    """Numba version of ``reference.im2col.col2im`` (the sum of every column entry onto its source pixel).
 
     Args:
         cols: ``(C*kh*kw, N*OH*OW)`` float32 or float64 array.
@@ -257,19 +258,19 @@ def col2im(cols, x_shape, kernel_size, stride, padding, out=None):
     Shape:
         cols: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W)
     """
-    _check_float(cols, "col2im_numba", "cols")
+    _check_float(cols, "col2im (Numba)", "cols")
     cols = np.ascontiguousarray(cols)
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     if cols.shape != (c * kh * kw, n * oh * ow):
-        raise ValueError(f"col2im_numba: cols has shape {cols.shape}, expected {(c * kh * kw, n * oh * ow)} "
+        raise ValueError(f"col2im (Numba): cols has shape {cols.shape}, expected {(c * kh * kw, n * oh * ow)} "
                          f"for x_shape {tuple(x_shape)}, kernel {kh}x{kw}")
     shape = (n, c, h, w)
     if out is None:
         out = np.empty(shape, dtype=cols.dtype)
     elif out.shape != shape or out.dtype != cols.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"col2im_numba: out must be a C-contiguous {shape} {cols.dtype} array, "
+        raise ValueError(f"col2im (Numba): out must be a C-contiguous {shape} {cols.dtype} array, "
                          f"got {out.shape} {out.dtype}")
     _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, out)
     return out

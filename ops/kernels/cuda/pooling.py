@@ -1,4 +1,5 @@
-"""Max and average pooling as CuPy GPU kernels: the same results as ``pool_reference`` (read that first).
+"""Max and average pooling as CuPy GPU kernels: the same results as ``ops/kernels/reference/pooling.py`` (read
+that first, with the family's contract).
 
 Four ``ElementwiseKernel``s, each built once (memoised) and templated on the float dtype (float32 and float64):
 
@@ -10,7 +11,7 @@ Four ``ElementwiseKernel``s, each built once (memoised) and templated on the flo
 * average forward / backward: the same two patterns, the divisor computed in the kernel.
 
 Index arithmetic is done in ``idx_t``: 32-bit when the input and the output both have fewer than 2**31 elements
-(every index and intermediate is below the larger size), 64-bit otherwise (``indexing_cupy``); each variant is
+(every index and intermediate is below the larger size), 64-bit otherwise (``indexing.py``); each variant is
 built once (``lru_cache``).
 
 Arguments are checked at the kernel boundary: float32/float64 data, an integer argmax shaped like the output;
@@ -23,9 +24,9 @@ import functools
 
 import numpy as np
 
-from ..geometry import conv_out_size
-from .indexing_cupy import index_type, preamble
-from .pool_reference import argmax_dtype
+from ...geometry import conv_out_size
+from .indexing import index_type, preamble
+from ..reference.pooling import argmax_dtype
 
 # Every kernel starts by copying its int32 size arguments into idx_t locals (32 or 64 bits, see the module
 # docstring), so that min/max and the index arithmetic see one integer type.
@@ -168,37 +169,41 @@ def _float_array(op, name, a, ndim=4):
     return cupy.ascontiguousarray(a)
 
 
-def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
+def max_pool2d_forward(x, kernel_size, stride, padding):
     """Max pooling with -inf padding. x: (N, C, H, W) cupy -> y: (N, C, OH, OW), argmax: (N, C, OH, OW)."""
     import cupy
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     x = _float_array("max_pool2d", "x", x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = cupy.empty((n, c, oh, ow), dtype=x.dtype)
-    argmax = cupy.empty((n, c, oh, ow), dtype=argmax_dtype(kh, kw))
+    argmax = cupy.empty((n, c, oh, ow), dtype=argmax_dtype(kernel_size))
     kernel = _kernels(kernel_index_type(x.shape, (oh, ow)))[0]
     kernel(x, h, w, oh, ow, kh, kw, sh, sw, ph, pw, x.dtype.type(-np.inf), y, argmax)
     return y, argmax
 
 
-def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
+def max_pool2d_backward(gy, argmax, x_shape, kernel_size, stride, padding):
     """gy, argmax: (N, C, OH, OW) cupy (argmax: any integer dtype, offsets in the window) -> gx: (N, C, H, W)."""
     import cupy
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     gy = _float_array("max_pool2d backward", "gy", gy)
     if not isinstance(argmax, cupy.ndarray) or argmax.dtype.kind not in "iu" or argmax.shape != gy.shape:
         raise TypeError(f"max_pool2d backward (GPU): argmax must be an integer CuPy array of shape {gy.shape}, "
                         f"got {type(argmax).__name__} {getattr(argmax, 'dtype', '')} {getattr(argmax, 'shape', '')}")
     argmax = cupy.ascontiguousarray(argmax)
-    n, c, oh, ow = gy.shape
+    n, c, h, w = x_shape
+    oh, ow = gy.shape[2:]
     gx = cupy.empty((n, c, h, w), dtype=gy.dtype)
     kernel = _kernels(kernel_index_type(gx.shape, (oh, ow)))[1]
     kernel(gy, argmax, h, w, oh, ow, kh, kw, sh, sw, ph, pw, gx)
     return gx
 
 
-def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad=False):
     """Average pooling with zero padding. x: (N, C, H, W) cupy -> y: (N, C, OH, OW)."""
     import cupy
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     x = _float_array("avg_pool2d", "x", x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
@@ -208,11 +213,13 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
     return y
 
 
-def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=False):
+def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, count_include_pad=False):
     """gy: (N, C, OH, OW) cupy -> gx: (N, C, H, W)."""
     import cupy
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     gy = _float_array("avg_pool2d backward", "gy", gy)
-    n, c, oh, ow = gy.shape
+    n, c, h, w = x_shape
+    oh, ow = gy.shape[2:]
     gx = cupy.empty((n, c, h, w), dtype=gy.dtype)
     kernel = _kernels(kernel_index_type(gx.shape, (oh, ow)))[3]
     kernel(gy, h, w, oh, ow, kh, kw, sh, sw, ph, pw, bool(count_include_pad), gx)

@@ -1,5 +1,18 @@
 """Batch normalisation, forward and backward, written as plain array code: the reference (read it first).
 
+Contract of the ``batch_norm`` family (every tier's functions take these arguments and return these results; the
+data ``(N, C, L)`` float32 or float64, C-contiguous; the statistics ``(C,)`` float64)::
+
+    forward_train(x, gamma, beta, eps, relu=False) -> (y, mean, var, invstd)
+    forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False) -> (y, invstd)
+    backward_train(gy, x, mean, invstd, gamma, y=None) -> (gx, ggamma, gbeta)
+    backward_eval(gy, x, running_mean, invstd, gamma, y=None) -> (gx, ggamma, gbeta)
+    update_running_stats(running_mean, running_var, mean, var, momentum, count) -> None
+
+``y`` and ``gx`` are ``(N, C, L)`` in x's dtype; ``ggamma`` and ``gbeta`` ``(C,)`` in gamma's dtype; ``var`` is the
+biased variance. ``update_running_stats`` changes ``running_mean`` and ``running_var`` (either may be None) in
+place; no other function may modify its inputs. ``gy`` may have any strides. The formulas follow.
+
 All functions take the data as ``(N, C, L)``: the ``(N, C, H, W)`` activations reshaped with ``L = H * W`` (a
 free reshape of a contiguous array; ``(N, C)`` inputs use ``L = 1``). Statistics are per channel, over the
 ``M = N * L`` values of axes 0 and 2.

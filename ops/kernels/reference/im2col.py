@@ -1,5 +1,17 @@
 """im2col and col2im in plain NumPy: the readable reference that the Numba and CuPy kernels must match.
 
+Contract of the ``im2col`` family (every tier's im2col and col2im take these arguments and return these results;
+``kernel_size``, ``stride`` and ``padding`` are pairs of ints ``(kh, kw)``, ``(sh, sw)``, ``(ph, pw)``)::
+
+    im2col(x, kernel_size, stride, padding) -> cols
+        x: (N, C, H, W) float32 or float64 -> cols: (C*kh*kw, N*OH*OW), x's dtype, in the layout below
+    col2im(cols, x_shape, kernel_size, stride, padding) -> dx
+        cols: (C*kh*kw, N*OH*OW) float32 or float64, x_shape = (N, C, H, W) -> dx: (N, C, H, W), cols' dtype
+
+with ``OH = (H + 2*ph - kh) // sh + 1`` and ``OW = (W + 2*pw - kw) // sw + 1``. Both may assume a window that fits
+(OH, OW >= 1), ``sh, sw >= 1`` and ``ph, pw >= 0``; ``x`` may have any strides. Neither may modify its input, and
+each returns a new array (the caller may keep or change it).
+
 A convolution is a matrix product once every input window has been copied into a column. For an input
 ``x: (N, C, H, W)``, a ``kh x kw`` kernel, stride ``(sh, sw)`` and zero padding ``(ph, pw)`` the output has
 ``OH x OW`` positions (see ``ops.geometry.conv_out_size``), and ``im2col`` builds the *column matrix*
@@ -25,7 +37,7 @@ two libraries share: the reference kernel tier runs this file as it is on either
 """
 from autograd.backend import get_array_module
 
-from ..geometry import conv_out_size
+from ...geometry import conv_out_size
 
 
 def im2col(x, kernel_size, stride, padding):

@@ -1,5 +1,5 @@
-"""Batch normalisation as Numba CPU kernels: the same functions and results as ``batchnorm_reference`` (read it
-first; the formulas are there).
+"""Batch normalisation as Numba CPU kernels: the same functions, results and contract as
+``ops/kernels/reference/batch_norm.py`` (read it first; the formulas are there).
 
 Why kernels: the NumPy reference makes a pass (and usually a temporary array) per operation: ``x - mean``,
 its square, the sum, the multiply, the add... about ten passes over the data for forward + backward. Here each
@@ -29,9 +29,9 @@ vectorise them; it changes the rounding of the sums a little and nothing else (N
 meaning).
 
 Parallelism: the kernels are serial, release the GIL (``nogil=True``) and take a range of channels; each entry
-point hands each CPU thread a range of channels (``cpu.threads.parallel_for``) for which it computes the sums, the
+point hands each CPU thread a range of channels (``runtime.threads.parallel_for``) for which it computes the sums, the
 per-channel constants and the outputs. Statistics are per channel, so no thread waits for another. Tensors below
-``cpu.threads.KERNEL_MIN_BYTES`` run on the calling thread alone (measurements: ``docs/performance.md``, section
+``runtime.threads.KERNEL_MIN_BYTES`` run on the calling thread alone (measurements: ``docs/performance.md``, section
 "CPU runtime").
 
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
@@ -40,9 +40,9 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from .batchnorm_reference import update_running_stats  # noqa: F401 -- (C,) arrays: NumPy is already fast there
-from .cpu import threads
-from .cpu.parts import contiguous
+from ..reference.batch_norm import update_running_stats  # noqa: F401 -- (C,) arrays: NumPy is already fast there
+from .runtime import threads
+from .runtime.parts import contiguous
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})

@@ -1,9 +1,9 @@
 """OpenBLAS's thread count: finding it, and the one place where the fast tier changes it.
 
-The fast CPU convolution (``conv_chunks.py``) runs its chunks of images on our own CPU threads, each thread calling
-*single-threaded* GEMMs on its own chunk. OpenBLAS must then use one thread, or its own pool would compete with
-ours for the same cores. OpenBLAS's thread count is a setting of the whole process, so changing it is done under
-this contract (``one_thread()``):
+The fast CPU convolution (``ops/kernels/cpu/conv2d.py``) runs its chunks of images on our own CPU threads, each
+thread calling *single-threaded* GEMMs on its own chunk. OpenBLAS must then use one thread, or its own pool would
+compete with ours for the same cores. OpenBLAS's thread count is a setting of the whole process, so changing it is
+done under this contract (``one_thread()``):
 
 * The count is lowered to 1 only while one threaded convolution runs, and restored in a ``finally`` to the value
   read when the block began: after every convolution the process's setting is what it was before, whether the
@@ -14,7 +14,7 @@ this contract (``one_thread()``):
   the same results, possibly slower. A change of the count made by another thread meanwhile is undone at the end
   of the block.
 * Nothing is changed when NumPy's BLAS is not OpenBLAS (its count cannot be read), when the count is already 1,
-  or for convolutions that run in the calling thread alone (small ones, single images: ``conv_chunks`` decides).
+  or for convolutions that run in the calling thread alone (small ones, single images: ``conv2d.py`` decides).
 
 OpenBLAS is found among the libraries loaded into the process (``/proc/self/maps``, Linux) and called through
 ``ctypes``; elsewhere ``openblas()`` finds nothing and the convolution runs its chunks in the calling thread with

@@ -8,7 +8,19 @@ ReLU's backward multiplies by the mask ``y > 0`` instead of calling ``where(y > 
 entry is 0 or 1), and NumPy's ``where`` with a scalar is much slower. The one difference: a NaN or infinite upstream
 gradient at a masked position stays NaN instead of becoming 0; it was not finite anyway.
 
-Shape: every function keeps the shape of its (broadcast) inputs.
+Contract of the ``elementwise`` family (every tier's functions take these arguments and return these results;
+arrays float32 or float64, results in the inputs' dtype and the broadcast shape of the inputs)::
+
+    relu(x) -> y                           y = max(x, 0)
+    relu_backward(gy, y) -> gx             gx = gy * (y > 0)
+    add(a, b) -> y, multiply(a, b) -> y    a + b, a * b, with NumPy broadcasting (either side may broadcast)
+    concatenate(xs, axis) -> y             the list of arrays ``xs`` joined along ``axis``
+    residual_add(x, r, scale, relu) -> y   x + scale * r, then max(., 0) if relu; scale a scalar of x's dtype
+    residual_add_backward(gy, y, scale, need_x, need_r) -> (gx, gr)
+                                           g = gy * (y > 0) (y is None without the ReLU: g = gy); gx = g,
+                                           gr = scale * g; None where not needed
+
+None of them may modify its inputs; inputs may have any strides (e.g. slices of a concat's gradient).
 """
 from autograd.backend import get_array_module
 

@@ -1,4 +1,5 @@
-"""Max and average pooling as Numba CPU kernels: the same results as ``pool_reference`` (read that first).
+"""Max and average pooling as Numba CPU kernels: the same results as ``ops/kernels/reference/pooling.py`` (read
+that first, with the family's contract).
 
 Why kernels: the NumPy reference makes ``kh * kw`` full passes over the data, each allocating temporaries. The
 obvious Numba loop nest (for each output pixel, for each window offset) is faster but still slow: NCHW planes are
@@ -25,15 +26,15 @@ backward needs no trick: each iteration zeroes its own gradient plane and adds e
 its argmax names (scalar, but only ``OH * OW`` adds per plane).
 
 Parallelism: each kernel is serial, releases the GIL (``nogil=True``) and takes a range of groups of ``(n, c)``
-planes (of planes, for the max-pool backward); ``cpu.threads.parallel_for`` runs the ranges on the fast tier's
+planes (of planes, for the max-pool backward); ``runtime.threads.parallel_for`` runs the ranges on the fast tier's
 CPU threads. A group's output planes are written by that group's iteration alone, so there are no races and no
-atomics. Scratch memory is allocated once per group. Tensors below ``cpu.threads.KERNEL_MIN_BYTES`` run on the
+atomics. Scratch memory is allocated once per group. Tensors below ``runtime.threads.KERNEL_MIN_BYTES`` run on the
 calling thread alone. Measurements: ``docs/performance.md`` (section "CPU runtime").
 
 Max pooling keeps the reference's rules exactly: the window offsets are visited in row-major order and a value
 replaces the running maximum when ``v > best or v is NaN``, so ties go to the first maximum and NaNs propagate.
 Argmax offsets are computed in int32 (the same width as float32, so the select vectorises) and stored as
-``argmax_dtype(kh, kw)`` (uint8 for windows up to 256 pixels).
+``argmax_dtype(kernel_size)`` (uint8 for windows up to 256 pixels).
 
 Importing this module imports Numba but compiles nothing; each kernel compiles at its first call (once per dtype)
 and is cached on disk (``cache=True``).
@@ -41,10 +42,10 @@ and is cached on disk (``cache=True``).
 import numpy as np
 from numba import njit
 
-from ..geometry import conv_out_size
-from .cpu import threads
-from .cpu.parts import contiguous
-from .pool_reference import argmax_dtype, avg_pool_divisor
+from ...geometry import conv_out_size
+from .runtime import threads
+from .runtime.parts import contiguous
+from ..reference.pooling import argmax_dtype, avg_pool_divisor
 
 _GROUP_ELEMENTS = 4096     # aim for about this many phase-plane elements per group (16 KiB of float32: L1-sized)
 
@@ -251,48 +252,52 @@ def _groups(planes, group):
     return (planes + group - 1) // group
 
 
-def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
+def max_pool2d_forward(x, kernel_size, stride, padding):
     """Max pooling with -inf padding. x: (N, C, H, W) -> y: (N, C, OH, OW), argmax: (N, C, OH, OW)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     x = contiguous(x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    argmax = np.empty((n, c, oh, ow), dtype=argmax_dtype(kh, kw))
+    argmax = np.empty((n, c, oh, ow), dtype=argmax_dtype(kernel_size))
     group = _group_size(n * c, h, w, ph, pw)
     _in_parallel(lambda lo, hi: _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, y, argmax, lo, hi),
                  _groups(n * c, group), x)
     return y, argmax
 
 
-def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
+def max_pool2d_backward(gy, argmax, x_shape, kernel_size, stride, padding):
     """gy, argmax: (N, C, OH, OW) -> gx: (N, C, H, W)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     gy, argmax = contiguous(gy), contiguous(argmax)
-    n, c = gy.shape[:2]
-    gx = np.empty((n, c, h, w), dtype=gy.dtype)
+    gx = np.empty(tuple(x_shape), dtype=gy.dtype)
+    n, c = x_shape[:2]
     _in_parallel(lambda lo, hi: _max_pool2d_backward_kernel(gy, argmax, kh, kw, sh, sw, ph, pw, gx, lo, hi),
                  n * c, gx)
     return gx
 
 
-def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad=False):
     """Average pooling with zero padding. x: (N, C, H, W) -> y: (N, C, OH, OW)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     x = contiguous(x)
     n, c, h, w = x.shape
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    divisor = avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, x.dtype)
+    divisor = avg_pool_divisor((h, w), kernel_size, stride, padding, count_include_pad, x.dtype)
     group = _group_size(n * c, h, w, ph, pw)
     _in_parallel(lambda lo, hi: _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y, lo, hi),
                  _groups(n * c, group), x)
     return y
 
 
-def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=False):
+def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, count_include_pad=False):
     """gy: (N, C, OH, OW) -> gx: (N, C, H, W)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     gy = contiguous(gy)
-    n, c = gy.shape[:2]
+    n, c, h, w = x_shape
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
-    divisor = avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, gy.dtype)
+    divisor = avg_pool_divisor((h, w), kernel_size, stride, padding, count_include_pad, gy.dtype)
     group = _group_size(n * c, h, w, ph, pw)
     _in_parallel(lambda lo, hi: _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, group, divisor, gx, lo, hi),
                  _groups(n * c, group), gx)

@@ -1,5 +1,5 @@
-"""Batch normalisation as CuPy GPU kernels: the same functions and results as ``batchnorm_reference`` (read it
-first; the formulas are there).
+"""Batch normalisation as CuPy GPU kernels: the same functions, results and contract as
+``ops/kernels/reference/batch_norm.py`` (read it first; the formulas are there).
 
 Why kernels: the reference runs unchanged on CuPy, but as about twenty small kernel launches per call, which
 costs about 1 ms per batch-norm layer on an H100 whatever the size (launch and Python overhead, measured by
@@ -21,7 +21,7 @@ a channel's ``parts`` partials, again in a fixed order. Nothing depends on timin
 results are the same bits on every run and every GPU.
 
 Index arithmetic is done in ``idx_t``: 32-bit when the data has fewer than 2**31 elements, 64-bit otherwise
-(``indexing_cupy``). Arguments are checked and converted at the kernel boundary: data float32/float64, every
+(``indexing.py``). Arguments are checked and converted at the kernel boundary: data float32/float64, every
 per-channel array of shape (C,) and cast to the type the kernel reads (``gy`` to x's dtype, the float64
 statistics to float64), everything C-contiguous.
 
@@ -38,7 +38,7 @@ import functools
 
 import numpy as np
 
-from .indexing_cupy import PARAM_TYPE, index_type, preamble
+from .indexing import PARAM_TYPE, index_type, preamble
 
 BLOCK = 256                 # threads per block (a power of two: the tree sum halves it)
 VALUES_PER_THREAD = 16      # a channel gets one more block per BLOCK * VALUES_PER_THREAD values ...
@@ -234,7 +234,7 @@ def _relu_gate():
 
 @functools.lru_cache(maxsize=None)
 def _running_update():
-    """``batchnorm_reference.update_running_stats`` as one kernel (the NumPy formula is a dozen launches)."""
+    """``reference.batch_norm.update_running_stats`` as one kernel (the NumPy formula is a dozen launches)."""
     import cupy
     return cupy.ElementwiseKernel(
         "float64 mean, float64 var, float64 momentum, float64 unbias", "T running_mean, T running_var",
@@ -314,13 +314,13 @@ def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
 
 
 def update_running_stats(running_mean, running_var, mean, var, momentum, count):
-    """In place, as ``batchnorm_reference.update_running_stats`` (same arguments), in one kernel when both buffers
+    """In place, as ``reference.batch_norm.update_running_stats`` (same arguments), in one kernel when both buffers
     exist and share a float dtype; otherwise the reference's formula."""
     if (running_mean is None or running_var is None or running_mean.dtype != running_var.dtype
             or running_mean.dtype not in (np.float32, np.float64) or running_mean.shape != running_var.shape
             or not (running_mean.flags.c_contiguous and running_var.flags.c_contiguous)):
-        from . import batchnorm_reference
-        return batchnorm_reference.update_running_stats(running_mean, running_var, mean, var, momentum, count)
+        from ..reference import batch_norm
+        return batch_norm.update_running_stats(running_mean, running_var, mean, var, momentum, count)
     shape = running_mean.shape
     mean = _like("batch_norm running statistics", "mean", mean, shape, np.float64)
     var = _like("batch_norm running statistics", "var", var, shape, np.float64)

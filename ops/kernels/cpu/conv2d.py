@@ -1,11 +1,11 @@
-"""The fast tier's CPU convolution: the im2col -> GEMM -> col2im of ``ops/conv.py``, run in chunks of images on
-the CPU threads.
+"""The fast tier's CPU convolution: the im2col -> GEMM -> col2im of ``ops/kernels/reference/conv2d.py`` (its
+contract too), run in chunks of images on the CPU threads.
 
-The arithmetic is the textbook one (``ops/conv.py``, ``ops/kernels/im2col_reference.py``); only its order is
+The arithmetic is the textbook one (``ops/kernels/reference/conv2d.py`` and ``im2col.py``); only its order is
 different. Each CPU thread (``threads.parallel_for``: the calling thread and one pool worker per extra core) owns a
 contiguous share of the batch, and for each chunk of ``nb`` images it
 
-1. runs the Numba im2col (``ops/kernels/im2col_numba.py``) into its own small column buffer
+1. runs the Numba im2col (``ops/kernels/cpu/im2col.py``) into its own small column buffer
    (``buffers.thread_buffer``, about ``CHUNK_BYTES``), then
 2. a *single-threaded* GEMM on it (OpenBLAS is held at one thread meanwhile: ``blas.one_thread``), then
 3. writes its slice of the output; backward does the same with ``dW.T += cols @ gY.T`` and col2im.
@@ -24,16 +24,17 @@ The weight gradient is accumulated per thread over its chunks and the per-thread
 so results do not depend on timing. The measurements behind these choices are in ``docs/performance.md``
 (section "CPU runtime").
 
-Entry points (same arguments as ``ops/kernels/conv_cupy.py``):
-    forward(x, w2d, bias, kernel, stride, padding, out_hw) -> y
-    backward(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w) -> (dx or None, dW2d or None)
+Entry points (the conv2d family's contract, ``ops/kernels/reference/conv2d.py``):
+    forward(x, weight, bias, stride, padding) -> y
+    backward(x, weight, gy, stride, padding, need_x, need_w) -> (dx or None, dweight or None)
 """
 import numpy as np
 
-from .. import im2col_numba
-from .blas import one_thread, openblas_threads
-from .buffers import thread_buffer
-from .threads import parallel_for
+from ...geometry import conv_out_size
+from . import im2col
+from .runtime.blas import one_thread, openblas_threads
+from .runtime.buffers import thread_buffer
+from .runtime.threads import parallel_for
 
 #: target size in bytes of one worker's column buffer (one chunk of images); a chunk holds at least one image
 CHUNK_BYTES = 1 << 20
@@ -66,11 +67,19 @@ def _is_pointwise(kernel, stride, padding):
     return kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
 
 
-def forward(x, w2d, bias, kernel, stride, padding, out_hw):
-    """``x: (N, C, H, W)`` (C-contiguous), ``w2d: (Cout, K)``, ``bias: (Cout,)`` or None -> ``y: (N, Cout, OH, OW)``."""
+def _geometry(x, weight, stride, padding):
+    """``(kh, kw), (OH, OW), W2d: (Cout, C*kh*kw)`` (a view of the C-contiguous weight)."""
+    kernel = tuple(weight.shape[2:])
+    out_hw = tuple(conv_out_size(x.shape[2 + a], kernel[a], stride[a], padding[a]) for a in (0, 1))
+    return kernel, out_hw, weight.reshape(weight.shape[0], -1)
+
+
+def forward(x, weight, bias, stride, padding):
+    """``x: (N, C, H, W)``, ``weight: (Cout, C, kh, kw)`` (both C-contiguous), ``bias: (Cout,)`` or None
+    -> ``y: (N, Cout, OH, OW)``."""
+    kernel, (oh, ow), w2d = _geometry(x, weight, stride, padding)
     n, c, h, w = x.shape
     cout, k = w2d.shape
-    oh, ow = out_hw
     p = oh * ow
     y = np.empty((n, cout, p), dtype=x.dtype)
     pointwise = _is_pointwise(kernel, stride, padding)
@@ -88,7 +97,7 @@ def forward(x, w2d, bias, kernel, stride, padding, out_hw):
                 cols = x[n0].reshape(c, p)
             else:
                 cols = thread_buffer("cols", k * m, x.dtype).reshape(k, m)
-                im2col_numba._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
+                im2col._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
             if nb == 1:
                 np.matmul(w2d, cols, out=y[n0])
             else:
@@ -114,11 +123,11 @@ def _dw_gemm(gy2d, cols, out):
     np.matmul(cols, gy2d.T, out=out)
 
 
-def backward(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
-    """Returns ``(dx or None, dW2d or None)`` for ``gy: (N, Cout, OH, OW)``."""
+def backward(x, weight, gy, stride, padding, need_x, need_w):
+    """Returns ``(dx or None, dweight or None)`` for ``gy: (N, Cout, OH, OW)``."""
+    kernel, (oh, ow), w2d = _geometry(x, weight, stride, padding)
     n, c, h, w = x.shape
     cout, k = w2d.shape
-    oh, ow = out_hw
     p = oh * ow
     # a view, no copy, when gy is a channel slice of a concat's gradient (each gy[i] is then C-order); any other
     # strides still give the right answer (np.matmul copies what BLAS cannot read)
@@ -147,7 +156,7 @@ def backward(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
             else:
                 cols = thread_buffer("cols", k * m, x.dtype).reshape(k, m)
                 if need_w:
-                    im2col_numba._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
+                    im2col._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
             if need_w:
                 if dw_t is None:                         # the first chunk writes the thread's sum directly
                     dw_t = np.empty((k, cout), dtype=x.dtype)
@@ -162,7 +171,7 @@ def backward(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
                     np.matmul(w2d_t, gyc, out=dx[n0].reshape(c, p))
                 else:
                     np.matmul(w2d_t, gyc, out=cols)      # the column gradient overwrites the columns
-                    im2col_numba._col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx[n0:n1])
+                    im2col._col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx[n0:n1])
         return dw_t
 
     partial = _run(job, n, n * p * k * cout)
@@ -171,5 +180,5 @@ def backward(x, w2d, gy, kernel, stride, padding, out_hw, need_x, need_w):
         dw_t = partial[0]
         for part in partial[1:]:                          # fixed order: deterministic
             dw_t += part
-        dw = np.ascontiguousarray(dw_t.T)
+        dw = np.ascontiguousarray(dw_t.T).reshape(weight.shape)
     return dx, dw

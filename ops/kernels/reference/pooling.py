@@ -1,5 +1,19 @@
 """Max and average pooling in plain NumPy: the reference that the Numba and CuPy kernels must reproduce.
 
+Contract of the ``pooling`` family (every tier's pooling kernels take these arguments and return these results;
+``kernel_size``, ``stride`` and ``padding`` are pairs of ints ``(kh, kw)``, ``(sh, sw)``, ``(ph, pw)``)::
+
+    max_pool2d_forward(x, kernel_size, stride, padding) -> (y, argmax)
+        x: (N, C, H, W) float32 or float64 -> y: (N, C, OH, OW) x's dtype,
+        argmax: (N, C, OH, OW) argmax_dtype(kernel_size) (uint8 up to 256 window offsets, else int32)
+    max_pool2d_backward(gy, argmax, x_shape, kernel_size, stride, padding) -> gx: (N, C, H, W) gy's dtype
+    avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad=False) -> y: (N, C, OH, OW)
+    avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, count_include_pad=False) -> gx: (N, C, H, W)
+
+with ``OH = (H + 2*ph - kh) // sh + 1`` (OW likewise) and ``x_shape = (N, C, H, W)`` the input's shape. They may
+assume what the ops check (``ops/pooling.py``): a window that fits, ``ph <= kh // 2`` and ``pw <= kw // 2`` (every
+window holds a real pixel). They must not modify their inputs. ``gy`` may have any strides.
+
 Read this file first. Everything is a loop over the ``kh * kw`` *window offsets* ``(ky, kx)``; the work for one
 offset is one strided slice of the padded input, covering every output pixel at once::
 
@@ -30,16 +44,23 @@ import numpy as np
 
 from autograd.backend import get_array_module
 
-from ..geometry import conv_out_size
+from ...geometry import conv_out_size
 
 
-def argmax_dtype(kh, kw):
+def argmax_dtype(kernel_size):
     """dtype of the saved argmax offsets: uint8 when every offset ``0 .. kh*kw-1`` fits in a byte, else int32."""
+    kh, kw = kernel_size
     return np.dtype(np.uint8) if kh * kw <= 256 else np.dtype(np.int32)
 
 
-def pad_input(x, ph, pw, value):
+def out_size(in_hw, kernel_size, stride, padding):
+    """``(OH, OW)``: the number of window positions along each axis."""
+    return tuple(conv_out_size(in_hw[a], kernel_size[a], stride[a], padding[a]) for a in (0, 1))
+
+
+def pad_input(x, padding, value):
     """x: (N, C, H, W) -> (N, C, H + 2*ph, W + 2*pw), the border filled with ``value``."""
+    ph, pw = padding
     if ph == 0 and pw == 0:
         return x
     n, c, h, w = x.shape
@@ -48,14 +69,15 @@ def pad_input(x, ph, pw, value):
     return padded
 
 
-def window_slice(ky, kx, sh, sw, oh, ow):
+def window_slice(ky, kx, stride, out_hw):
     """Index into a padded (N, C, Hp, Wp) array: the pixel at offset (ky, kx) of every window, shape (N, C, OH, OW)."""
+    (sh, sw), (oh, ow) = stride, out_hw
     return (slice(None), slice(None),
             slice(ky, ky + sh * (oh - 1) + 1, sh),
             slice(kx, kx + sw * (ow - 1) + 1, sw))
 
 
-def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
+def max_pool2d_forward(x, kernel_size, stride, padding):
     """Max pooling with -inf padding.
 
     Shape:
@@ -64,32 +86,35 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw):
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
-    x_padded = pad_input(x, ph, pw, -np.inf)
+    kh, kw = kernel_size
+    oh, ow = out_size((h, w), kernel_size, stride, padding)
+    x_padded = pad_input(x, padding, -np.inf)
     best = xp.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
-    argmax = xp.zeros((n, c, oh, ow), dtype=argmax_dtype(kh, kw))
+    argmax = xp.zeros((n, c, oh, ow), dtype=argmax_dtype(kernel_size))
     for ky in range(kh):
         for kx in range(kw):
-            v = x_padded[window_slice(ky, kx, sh, sw, oh, ow)]
+            v = x_padded[window_slice(ky, kx, stride, (oh, ow))]
             wins = (v > best) | xp.isnan(v)          # strict '>': an equal value later in the window loses
             best = xp.where(wins, v, best)
             argmax[wins] = ky * kw + kx
     return best, argmax
 
 
-def max_pool2d_backward(gy, argmax, h, w, kh, kw, sh, sw, ph, pw):
+def max_pool2d_backward(gy, argmax, x_shape, kernel_size, stride, padding):
     """Route each output gradient to the input pixel that won its window.
 
     Shape:
-        gy, argmax: (N, C, OH, OW) -> gx: (N, C, H, W), where (H, W) is the input size before padding.
+        gy, argmax: (N, C, OH, OW) -> gx: (N, C, H, W), where ``x_shape = (N, C, H, W)`` is the input's shape.
     """
     xp = get_array_module(gy)
-    n, c, oh, ow = gy.shape
+    n, c, h, w = x_shape
+    (kh, kw), (ph, pw) = kernel_size, padding
+    oh, ow = gy.shape[2:]
     gxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
     for ky in range(kh):
         for kx in range(kw):
             won_here = argmax == ky * kw + kx
-            gxp[window_slice(ky, kx, sh, sw, oh, ow)] += xp.where(won_here, gy, 0)
+            gxp[window_slice(ky, kx, stride, (oh, ow))] += xp.where(won_here, gy, 0)
     return gxp[:, :, ph:ph + h, pw:pw + w].copy()   # gradients that went to padding are dropped
 
 
@@ -105,14 +130,14 @@ def window_counts(size, k, s, p, count_include_pad):
     return np.minimum(start + k, size) - np.maximum(start, 0)
 
 
-def avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, dtype):
+def avg_pool_divisor(in_hw, kernel_size, stride, padding, count_include_pad, dtype):
     """(OH, OW) NumPy array of the divisors: rows covered times columns covered."""
-    rows = window_counts(h, kh, sh, ph, count_include_pad)
-    cols = window_counts(w, kw, sw, pw, count_include_pad)
+    rows = window_counts(in_hw[0], kernel_size[0], stride[0], padding[0], count_include_pad)
+    cols = window_counts(in_hw[1], kernel_size[1], stride[1], padding[1], count_include_pad)
     return (rows[:, None] * cols[None, :]).astype(dtype)
 
 
-def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad=False):
     """Average pooling with zero padding.
 
     Shape:
@@ -120,26 +145,31 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad=False):
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
-    x_padded = pad_input(x, ph, pw, 0)
+    kh, kw = kernel_size
+    oh, ow = out_size((h, w), kernel_size, stride, padding)
+    x_padded = pad_input(x, padding, 0)
     total = xp.zeros((n, c, oh, ow), dtype=x.dtype)
     for ky in range(kh):
         for kx in range(kw):
-            total += x_padded[window_slice(ky, kx, sh, sw, oh, ow)]
-    return total / xp.asarray(avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, x.dtype))
+            total += x_padded[window_slice(ky, kx, stride, (oh, ow))]
+    divisor = avg_pool_divisor((h, w), kernel_size, stride, padding, count_include_pad, x.dtype)
+    return total / xp.asarray(divisor)
 
 
-def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, count_include_pad=False):
+def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, count_include_pad=False):
     """Each window's gradient, divided by its divisor, goes to every pixel of the window.
 
     Shape:
-        gy: (N, C, OH, OW) -> gx: (N, C, H, W)
+        gy: (N, C, OH, OW) -> gx: (N, C, H, W), where ``x_shape = (N, C, H, W)`` is the input's shape.
     """
     xp = get_array_module(gy)
-    n, c, oh, ow = gy.shape
-    share = gy / xp.asarray(avg_pool_divisor(h, w, kh, kw, sh, sw, ph, pw, count_include_pad, gy.dtype))
+    n, c, h, w = x_shape
+    (kh, kw), (ph, pw) = kernel_size, padding
+    oh, ow = gy.shape[2:]
+    divisor = avg_pool_divisor((h, w), kernel_size, stride, padding, count_include_pad, gy.dtype)
+    share = gy / xp.asarray(divisor)
     gxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
     for ky in range(kh):
         for kx in range(kw):
-            gxp[window_slice(ky, kx, sh, sw, oh, ow)] += share
+            gxp[window_slice(ky, kx, stride, (oh, ow))] += share
     return gxp[:, :, ph:ph + h, pw:pw + w].copy()

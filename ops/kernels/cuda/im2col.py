@@ -1,4 +1,5 @@
-"""im2col and col2im as CuPy GPU kernels: the same layout and results as ``im2col_reference`` (read that first).
+"""im2col and col2im as CuPy GPU kernels: the same layout, results and contract as
+``ops/kernels/reference/im2col.py`` (read that first).
 
     cols: (C*kh*kw, N*OH*OW),  cols[(c*kh + i)*kw + j, (n*OH + oy)*OW + ox] = x_padded[n, c, oy*sh + i, ox*sw + j]
 
@@ -10,7 +11,7 @@
   float64 atomicAdd on every card anyway).
 
 Index arithmetic is done in ``idx_t``: 32-bit when both arrays have fewer than 2**31 elements (every index and
-intermediate is below the larger size), 64-bit otherwise (``indexing_cupy``).
+intermediate is below the larger size), 64-bit otherwise (``indexing.py``).
 
 CuPy is imported inside the functions, so this module imports fine on machines without CuPy; each kernel variant
 is built once per process (``lru_cache``) and compiled by CuPy for each dtype at first use.
@@ -19,8 +20,8 @@ import functools
 
 import numpy as np
 
-from ..geometry import conv_out_size
-from .indexing_cupy import PARAM_TYPE, index_type, preamble
+from ...geometry import conv_out_size
+from .indexing import PARAM_TYPE, index_type, preamble
 
 _SIZES = ("int64 c, int64 h, int64 w, int64 kh, int64 kw, int64 sh, int64 sw, int64 ph, int64 pw, int64 oh, "
           "int64 ow, int64 m")
@@ -92,7 +93,7 @@ def _check_float(name, a):
 
 
 def im2col(x, kernel_size, stride, padding, out=None):
-    """CuPy version of ``im2col_reference.im2col``.
+    """CuPy version of ``reference.im2col.im2col``.
 
     Args:
         x: ``(N, C, H, W)`` cupy array (float32 or float64).
@@ -104,9 +105,9 @@ def im2col(x, kernel_size, stride, padding, out=None):
     """
     import cupy as cp
 
-    _check_float("im2col_cupy", x)
+    _check_float("im2col (GPU)", x)
     if x.ndim != 4:
-        raise ValueError(f"im2col_cupy: expected x of shape (N, C, H, W), got {x.shape}")
+        raise ValueError(f"im2col (GPU): expected x of shape (N, C, H, W), got {x.shape}")
     x = cp.ascontiguousarray(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -115,7 +116,7 @@ def im2col(x, kernel_size, stride, padding, out=None):
     if out is None:
         out = cp.empty(shape, dtype=x.dtype)
     elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"im2col_cupy: out must be a C-contiguous {shape} {x.dtype} array, "
+        raise ValueError(f"im2col (GPU): out must be a C-contiguous {shape} {x.dtype} array, "
                          f"got {out.shape} {out.dtype}")
     kernel = _kernels(kernel_index_type(x.shape, kernel_size, stride, padding))[0]
     kernel(x, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, n * oh * ow, out)
@@ -123,7 +124,7 @@ def im2col(x, kernel_size, stride, padding, out=None):
 
 
 def col2im(cols, x_shape, kernel_size, stride, padding, out=None):
-    """CuPy version of ``im2col_reference.col2im`` (gather: one thread per image pixel).
+    """CuPy version of ``reference.im2col.col2im`` (gather: one thread per image pixel).
 
     Args:
         cols: ``(C*kh*kw, N*OH*OW)`` cupy array.
@@ -136,19 +137,19 @@ def col2im(cols, x_shape, kernel_size, stride, padding, out=None):
     """
     import cupy as cp
 
-    _check_float("col2im_cupy", cols)
+    _check_float("col2im (GPU)", cols)
     cols = cp.ascontiguousarray(cols)
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
     if cols.shape != (c * kh * kw, n * oh * ow):
-        raise ValueError(f"col2im_cupy: cols has shape {cols.shape}, expected {(c * kh * kw, n * oh * ow)} "
+        raise ValueError(f"col2im (GPU): cols has shape {cols.shape}, expected {(c * kh * kw, n * oh * ow)} "
                          f"for x_shape {tuple(x_shape)}, kernel {kh}x{kw}")
     shape = (n, c, h, w)
     if out is None:
         out = cp.empty(shape, dtype=cols.dtype)
     elif out.shape != shape or out.dtype != cols.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"col2im_cupy: out must be a C-contiguous {shape} {cols.dtype} array, "
+        raise ValueError(f"col2im (GPU): out must be a C-contiguous {shape} {cols.dtype} array, "
                          f"got {out.shape} {out.dtype}")
     kernel = _kernels(kernel_index_type(x_shape, kernel_size, stride, padding))[1]
     kernel(cols, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, n * oh * ow, out)

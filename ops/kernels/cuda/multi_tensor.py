@@ -19,13 +19,15 @@ Layout of the table, for K parameters with A arrays each and B blocks::
       parameter of block b                                (B)
       first value of block b                              (B) ]
 
-The update itself is the same per-element formula as the plain array code (``sgd_update``, ``rmsprop_update``,
-``EMA.update``), written once in CUDA (``body``) with ``e`` the value's number inside its parameter. Every value
-is written by one thread, so the result does not depend on timing. The reductions of gradient clipping sum each
-block's values in a fixed order and then the blocks' sums in a fixed order: deterministic as well.
+The update itself is the same per-element formula as the plain array code of ``minception/optim`` (``sgd_update``,
+``rmsprop_update``, ``EMA.update``), written once in CUDA (``body``) with ``e`` the value's number inside its
+parameter. Every value is written by one thread, so the result does not depend on timing. The reductions of
+gradient clipping sum each block's values in a fixed order and then the blocks' sums in a fixed order:
+deterministic as well.
 
 ``block_layout``, ``pack_table`` and ``kernel_source`` are plain Python/NumPy (tested without a GPU); CuPy is
-imported only when a kernel runs.
+imported only when a kernel runs. The optimizers reach this module through ``ops.kernels.multi_tensor`` (imported
+at its first use) and use it on the GPU in every kernel tier: the per-parameter array code is its reference.
 """
 import functools
 
