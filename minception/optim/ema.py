@@ -20,6 +20,7 @@ import contextlib
 import numpy as np
 
 from autograd.backend import device_of, get_array_module, is_gpu_array, to_numpy
+from ops import kernels
 from ops.kernels import multi_tensor
 
 from .checks import flag, real_number
@@ -44,7 +45,7 @@ class EMA:
             buffers such as BatchNorm running statistics). Keys follow the optimizer's rule (name or index).
         decay: the decay (0.9999 in TF-slim's Inception training).
         use_num_updates: apply the ``(1 + n) / (10 + n)`` cap.
-        fused: on the GPU, update all shadows of a dtype in one multi-tensor kernel launch (same formula).
+        fused: on the GPU in the fast kernel tier, update all shadows of a dtype in one multi-tensor launch.
         module: the ``nn.Module`` the buffers (raw arrays in ``params``) belong to; each is then looked up in it
             by its key (a dotted buffer name, as ``module.named_buffers()`` gives) at every use, so the EMA keeps
             following it when ``module.to(...)`` replaces it.
@@ -132,8 +133,9 @@ class EMA:
             raise RuntimeError("EMA.update: the averages are swapped in; call swap_out() first")
         d = self.current_decay(step)
         on_gpu = []
+        fused = self.fused and kernels.current() == "fast"     # the multi-tensor kernels are the fast tier's
         for key, value, avg in self._current():
-            if (self.fused and is_gpu_array(avg) and avg.dtype in (np.float32, np.float64)
+            if (fused and is_gpu_array(avg) and avg.dtype in (np.float32, np.float64)
                     and avg.flags.c_contiguous and value.flags.c_contiguous):
                 on_gpu.append((avg, value))
             else:

@@ -13,12 +13,14 @@ The state follows its parameter: when the model is moved (``model.to("cuda")``, 
 the optimizer has taken steps, the next ``step()`` moves each parameter's state to the parameter's new device and
 dtype before using it.
 
-On the GPU, subclasses with a multi-tensor kernel (``fused=True``) update all parameters of a dtype in one
-launch (``update_many``, see ``ops/kernels/cuda/multi_tensor.py``) instead of one or more launches per parameter.
+On the GPU, in the fast kernel tier, subclasses with a multi-tensor kernel (``fused=True``) update all parameters of
+a dtype in one launch (``update_many``, see ``ops/kernels/cuda/multi_tensor.py``) instead of one or more launches
+per parameter. In any other tier (``ops.kernels.use("reference")``) every parameter takes the readable ``update``.
 """
 import numpy as np
 
 from autograd.backend import device_of, get_array_module, is_gpu_array, to_device, to_numpy
+from ops import kernels
 
 from .checks import flag, real_number
 
@@ -175,6 +177,7 @@ class Optimizer:
     def step(self):
         """Update every parameter that has a gradient (``p.grad`` not None); others are skipped."""
         batch = []     # GPU parameters for the multi-tensor kernel
+        fused = self.fused and kernels.current() == "fast"     # the multi-tensor kernels are the fast tier's
         for key, p in self.params:
             grad = p.grad
             if grad is None:
@@ -187,7 +190,7 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}.step: parameter {key!r} is on {device_of(data)} but its "
                                  f"gradient is on {device_of(grad)}")
             state = self.state_of(key, data)
-            if self.fused and is_gpu_array(data) and data.flags.c_contiguous:
+            if fused and is_gpu_array(data) and data.flags.c_contiguous:
                 batch.append((data, grad, state, self.decay_of(key, p)))
             else:
                 self.update(data, grad, state, self.decay_of(key, p))

@@ -46,8 +46,8 @@ class RMSProp(Optimizer):
         eps_inside_sqrt: True for TensorFlow's ``sqrt(ms + eps)``, False for PyTorch's ``sqrt(ms) + eps``.
         ms_init: initial value of ``ms`` (None: see above).
         weight_decay_filter: which parameters decay (see ``Optimizer``).
-        fused: on the GPU, update all parameters of a dtype in one multi-tensor kernel launch (the same formula
-            as ``rmsprop_update``; results agree with it to rounding). Ignored for NumPy arrays.
+        fused: on the GPU in the fast kernel tier, update all parameters of a dtype in one multi-tensor launch
+            (the same formula as ``rmsprop_update``; results agree with it to rounding). Ignored for NumPy arrays.
 
     State per parameter (``opt.state[key]``): ``"ms"`` the mean square, ``"mom"`` the momentum buffer
     (a step already multiplied by lr), both shaped like the parameter.

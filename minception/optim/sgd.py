@@ -29,8 +29,8 @@ class SGD(Optimizer):
         nesterov: use the Nesterov form (needs momentum > 0).
         weight_decay: L2 coefficient added to the gradient (see ``Optimizer``).
         weight_decay_filter: which parameters decay (see ``Optimizer``).
-        fused: on the GPU, update all parameters of a dtype in one multi-tensor kernel launch (the same formula
-            as ``sgd_update``; results agree with it to rounding). Ignored for NumPy arrays.
+        fused: on the GPU in the fast kernel tier, update all parameters of a dtype in one multi-tensor launch
+            (the same formula as ``sgd_update``; results agree with it to rounding). Ignored for NumPy arrays.
 
     State per parameter (``opt.state[key]``): ``"mom"`` the momentum buffer ``buf`` (only when momentum > 0;
     the dict is empty otherwise).

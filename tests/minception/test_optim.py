@@ -487,3 +487,35 @@ def test_gpu_global_norm_kernel_matches_numpy_reference():
     expected = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
     assert optim.grad_norm(cpu) == pytest.approx(expected, rel=1e-6)
     assert optim.grad_norm(gpu) == pytest.approx(expected, rel=1e-12)
+
+
+def test_multi_tensor_launches_belong_to_the_fast_tier(monkeypatch):
+    """On the GPU the optimizers and the EMA batch their updates into multi-tensor launches, the fast tier's CUDA
+    kernels; in any other tier every parameter takes the readable per-parameter ``update``. The GPU is played by
+    NumPy arrays that ``is_gpu_array`` calls GPU arrays, and the launches are recorded instead of run."""
+    import ops
+    import minception.optim.ema as ema_module
+    import minception.optim.optimizer as optimizer_module
+    monkeypatch.setattr(optimizer_module, "is_gpu_array", lambda a: isinstance(a, np.ndarray))
+    monkeypatch.setattr(ema_module, "is_gpu_array", lambda a: isinstance(a, np.ndarray))
+    launches = []
+
+    class Recorder:
+        def __getattr__(self, name):
+            return lambda *args: launches.append(name)
+
+    monkeypatch.setattr(ema_module, "multi_tensor", Recorder())
+    monkeypatch.setattr(optim.RMSProp, "update_many", lambda self, batch: launches.append("RMSPROP"))
+    params = [Tensor(np.ones((3, 5), np.float32), requires_grad=True) for _ in range(3)]
+    opt, ema = optim.RMSProp(params, lr=0.1), optim.EMA(params, decay=0.5)
+    for tier, expected in (("reference", []), ("fast", ["RMSPROP", "EMA"])):
+        launches.clear()
+        for p in params:
+            p.grad = np.full((3, 5), 0.5, np.float32)
+        before = [p.data.copy() for p in params]
+        with ops.kernels.use(tier):
+            opt.step()
+            ema.update()
+        assert launches == expected, tier
+        if tier == "reference":            # the per-parameter update ran instead
+            assert all((p.data != b).all() for p, b in zip(params, before))
