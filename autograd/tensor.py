@@ -17,6 +17,7 @@ from . import backend
 from .engine import backward
 from .hooks import RemovableHandle
 
+
 def _as_array(value, dtype=None):
     if isinstance(value, np.ndarray) or backend.is_gpu_array(value):
         return value if dtype is None else value.astype(dtype, copy=False)
@@ -89,7 +90,7 @@ class Tensor:
 
     def __repr__(self):
         body = np.array2string(backend.to_numpy(self._data), precision=4, threshold=20, prefix="Tensor(")
-        extra = f", requires_grad=True" if self.requires_grad else ""
+        extra = ", requires_grad=True" if self.requires_grad else ""
         extra += f", creator={self.creator.name}" if self.creator is not None else ""
         extra += ", device='cuda'" if self.device == "cuda" else ""
         return f"Tensor({body}, dtype={self.dtype}{extra})"

@@ -63,8 +63,6 @@ if _LOCAL_PROCESSES.isdigit() and int(_LOCAL_PROCESSES) > 1 and "OMP_NUM_THREADS
     _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ["OMP_NUM_THREADS"] = str(max(1, _CORES // int(_LOCAL_PROCESSES)))
 
-import numpy as np  # noqa: E402
-
 # Runs from a fresh clone without installing: put the repository root on the path.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:

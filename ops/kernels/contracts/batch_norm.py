@@ -1,5 +1,4 @@
 """Contract check calls of the ``batch_norm`` family (``ops/kernels/reference/batch_norm.py``)."""
-import numpy as np
 
 from ..reference import batch_norm as reference
 from .call import Call

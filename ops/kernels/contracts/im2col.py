@@ -1,5 +1,4 @@
 """Contract check calls of the ``im2col`` family (``ops/kernels/reference/im2col.py``)."""
-import numpy as np
 
 from .call import Call
 

@@ -1,5 +1,4 @@
 """Contract check calls of the ``scatter`` family (``ops/kernels/reference/scatter.py``)."""
-import numpy as np
 
 from .call import Call
 
