@@ -232,7 +232,9 @@ def stage_6_inception_block(out_dir):
                                           collapse=collapse)
             print(f"graph drawn: {image}")
         except autograd.graph.GraphvizNotFound as e:
-            print(f"graph as DOT text: {dot_path} ({str(e).split('.')[0]})")
+            # the whole message, on one line so that its 'dot' command can be copied: how to install Graphviz
+            # and the command that draws this file
+            print(f"graph as DOT text: {dot_path}\n  {e}")
 
     # Anomaly mode: poison one weight deep in a branch and let the engine say where the NaN appeared.
     block.branch2[1].conv.weight.data[0, 0, 0, 0] = np.nan
@@ -245,10 +247,13 @@ def stage_6_inception_block(out_dir):
 
 
 def main(argv=None):
+    """Run the stages. ``argv``: the command-line arguments, e.g. ``["--stage", "4"]``; the script passes
+    ``sys.argv[1:]``. ``None`` (the default) means no arguments, so that ``main()`` also runs in a Jupyter kernel,
+    whose own command line (``-f kernel.json``) is not the tutorial's."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stage", type=int, choices=range(1, 7), help="run only this stage")
     parser.add_argument("--out", default=os.path.join("runs", "tutorial"), help="folder for the graph files")
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
     stages = {1: stage_1_tensor, 2: stage_2_function, 3: stage_3_linear, 4: stage_4_im2col,
               5: stage_5_conv_bn_relu, 6: lambda: stage_6_inception_block(args.out)}
     np.set_printoptions(precision=4, suppress=True, linewidth=120)
@@ -260,4 +265,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

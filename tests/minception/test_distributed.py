@@ -61,7 +61,7 @@ def mpiexec():
         pytest.skip("mpi4py is not installed: the multi-process tests need the extra "
                     "(pip install -e '.[distributed]'); CI installs it and runs them")
     if not has_mpi4py:
-        pytest.fail("CI is set but mpi4py is not installed: .ci/run must install '.[test,distributed]'")
+        pytest.fail("CI is set but mpi4py is not installed: .ci/run must install the 'distributed' extra")
     path = _find_mpiexec()
     if path is None:
         pytest.fail("mpi4py is installed but no mpiexec was found (on PATH or beside the Python interpreter); "
