@@ -324,10 +324,12 @@ class Module:
         """Load a state dict written by ``save`` (or any ``.npz`` with matching keys)."""
         return _state.load_state(self, path, strict=strict)
 
-    def summary(self, input_shape, dtype=np.float32, depth=None, print_fn=print):
-        """Print and return a table of layers, output shapes and parameter counts (see ``nn.summary``)."""
+    def summary(self, input_shape, dtype=np.float32, depth=None, print_fn=print, kernels=False):
+        """Print and return a table of layers, output shapes and parameter counts (see ``nn.summary``);
+        ``kernels=True`` adds the window of each convolution and pooling (``3x3 s2 p1``). The returned ``Summary``
+        is the table as a str, with ``rows`` and ``totals``; as a notebook cell's last line it shows once."""
         from .summary import summary
-        return summary(self, input_shape, dtype=dtype, depth=depth, print_fn=print_fn)
+        return summary(self, input_shape, dtype=dtype, depth=depth, print_fn=print_fn, kernels=kernels)
 
     # ------------------------------------------------------------------ hooks (see hooks.py)
     def register_forward_pre_hook(self, hook):

@@ -9,7 +9,17 @@ are removed and every module gets back the mode it had.
 Parameter counts: a row counts the parameters its module owns directly (not its children's), each parameter once
 across the table (a shared layer called twice shows its parameters on the first row only), so the column adds up
 to the total. With ``depth``, rows nested deeper are not shown and their counts roll up into their shown ancestor.
+
+With ``kernels=True`` a column shows each convolution's and pooling's window: ``3x3 s2 p1`` is a 3x3 kernel,
+stride 2, padding 1 (``1x7 s1 p0,3``: a pair where the two axes differ). A row whose children are hidden by
+``depth`` shows the window of its one convolution or pooling (a ``ConvBNReLU`` box shows its conv's).
+
+What it returns: a ``Summary``, the table as a ``str`` (print it, search it, compare it), with the numbers behind
+it (``rows``, ``totals``). It prints the table itself, so as the last line of a notebook cell it displays nothing
+more: the table appears once (with ``print_fn=None`` nothing is printed, and the cell shows the table).
 """
+from collections import namedtuple
+
 import numpy as np
 
 from autograd import Tensor, no_grad
@@ -24,7 +34,43 @@ class _Row:
         self.output, self.params = None, 0
 
 
-def summary(module, input_shape, dtype=np.float32, depth=None, print_fn=print):
+SummaryRow = namedtuple("SummaryRow", "path type depth output_shape params kernel")
+SummaryRow.__doc__ = """One row of the table: the module's dotted path ('' for the root), its class name, its nesting
+depth, its output shape (a tuple, or a list of them), the parameters counted on this row, and its window
+(``'3x3 s2 p1'``, or '' for a module without one)."""
+
+
+class Summary(str):
+    """The table of ``summary`` as text, with ``rows`` (``SummaryRow``, the rows shown) and ``totals`` (a dict:
+    ``params``, ``trainable``, ``non_trainable``, ``buffer_values``, ``params_bytes``, ``activation_bytes``).
+
+    ``printed`` says whether ``summary`` printed it already. Then ``repr`` (what a Python prompt echoes) is one
+    line, and in IPython and Jupyter it displays nothing: a cell ending in ``net.summary(...)`` shows the table
+    once. A table not printed (``print_fn=None``) displays itself.
+    """
+
+    def __new__(cls, text, rows=(), totals=None, printed=False):
+        self = super().__new__(cls, text)
+        self.rows, self.totals, self.printed = list(rows), dict(totals or {}), printed
+        return self
+
+    def __repr__(self):
+        if not self.printed:
+            return str(self)
+        return (f"<Summary: {len(self.rows)} rows, {self.totals.get('params', 0):,} parameters "
+                f"(printed above; print it to see it again)>")
+
+    def _repr_pretty_(self, printer, cycle):
+        """IPython's text display; unused at a cell's end, where ``_ipython_display_`` decides."""
+        printer.text(repr(self))
+
+    def _ipython_display_(self):
+        """IPython and Jupyter call this to display a cell's last value: the table, unless it was printed."""
+        if not self.printed:
+            print(self)
+
+
+def summary(module, input_shape, dtype=np.float32, depth=None, print_fn=print, kernels=False):
     """Run one forward pass on zeros of ``input_shape`` and tabulate every module call.
 
     Args:
@@ -34,9 +80,11 @@ def summary(module, input_shape, dtype=np.float32, depth=None, print_fn=print):
         dtype: the input's dtype.
         depth: show rows nested at most this deep (the root is depth 0, its children 1, ...); None shows all.
         print_fn: called with the table; None to only return it.
+        kernels: add a column with the window of each convolution and pooling (``3x3 s2 p1``).
     Returns:
-        The table as a string: one row per module call (indented dotted path and type, output shape, parameters
-        owned), then total, trainable and non-trainable parameter counts and the number of buffer values.
+        A ``Summary``: the table as a string, one row per module call (indented dotted path and type, window
+        with ``kernels``, output shape, parameters owned), then total, trainable and non-trainable parameter
+        counts and the number of buffer values; its ``rows`` and ``totals`` hold the same numbers.
     """
     shapes = [tuple(input_shape)] if all(isinstance(s, (int, np.integer)) for s in input_shape) \
         else [tuple(s) for s in input_shape]
@@ -89,11 +137,41 @@ def summary(module, input_shape, dtype=np.float32, depth=None, print_fn=print):
                 row.params = 0
 
     table = [(("  " * r.depth) + (f"{r.path} ({type(r.module).__name__})" if r.path else type(r.module).__name__),
-              _shape_text(r.output), f"{r.params:,}") for r in shown]
-    text = _format(table, module, params, shapes, output, rows)
+              _window(r.module, hidden=depth is not None and r.depth == depth), _shape_text(r.output), f"{r.params:,}")
+             for r in shown]
+    totals = _totals(module, params, rows)
+    text = _format(table, totals, shapes, output, kernels)
     if print_fn is not None:
         print_fn(text)
-    return text
+    rows_out = [SummaryRow(r.path, type(r.module).__name__, r.depth, _shape_of(r.output), r.params, cells[1])
+                for r, cells in zip(shown, table)]
+    return Summary(text, rows_out, totals, printed=print_fn is not None)
+
+
+def _window(module, hidden=False):
+    """``'3x3 s2 p1'`` for a module with a ``kernel_size`` (convolution, pooling); for a row whose children are
+    ``hidden``, the window of its only such descendant; else ''."""
+    if not hasattr(module, "kernel_size") and hidden:
+        inside = [m for m in module.modules() if hasattr(m, "kernel_size")]
+        module = inside[0] if len(inside) == 1 else module
+    if not hasattr(module, "kernel_size"):
+        return ""
+
+    def pair(p):
+        p = tuple(int(v) for v in (p if isinstance(p, (tuple, list)) else (p, p)))
+        return str(p[0]) if p[0] == p[1] else f"{p[0]},{p[1]}"
+
+    k = module.kernel_size
+    kh, kw = k if isinstance(k, (tuple, list)) else (k, k)
+    return f"{kh}x{kw} s{pair(getattr(module, 'stride', 1))} p{pair(getattr(module, 'padding', 0))}"
+
+
+def _shape_of(output):
+    if isinstance(output, Tensor):
+        return tuple(output.shape)
+    if isinstance(output, (tuple, list)):
+        return [_shape_of(o) for o in output]
+    return None
 
 
 def _shape_text(output):
@@ -104,28 +182,33 @@ def _shape_text(output):
     return type(output).__name__
 
 
-def _format(table, module, params, shapes, output, rows):
-    header = ("Layer (type)", "Output shape", "Param #")
-    widths = [max(len(header[i]), *(len(row[i]) for row in table)) for i in range(3)]
-
-    def line(cells):
-        return f"{cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}  {cells[2]:>{widths[2]}}"
-
-    rule = "=" * len(line(header))
+def _totals(module, params, rows):
     total = sum(int(p.size) for p in params)
     trainable = sum(int(p.size) for p in params if p.requires_grad)
-    buffer_values = sum(int(b.size) for b in module.buffers() if b.dtype.kind == "f")
-    param_bytes = sum(int(p.data.nbytes) for p in params)
-    leaf_bytes = sum(_nbytes(r.output) for r in rows if not r.module._modules)
+    return {"params": total, "trainable": trainable, "non_trainable": total - trainable,
+            "buffer_values": sum(int(b.size) for b in module.buffers() if b.dtype.kind == "f"),
+            "params_bytes": sum(int(p.data.nbytes) for p in params),
+            "activation_bytes": sum(_nbytes(r.output) for r in rows if not r.module._modules)}
+
+
+def _format(table, totals, shapes, output, kernels):
+    header = ("Layer (type)", "Kernel", "Output shape", "Param #")
+    columns = (0, 1, 2, 3) if kernels else (0, 2, 3)
+    widths = {i: max(len(header[i]), *(len(row[i]) for row in table)) for i in columns}
+
+    def line(cells):
+        return "  ".join(f"{cells[i]:>{widths[i]}}" if i == 3 else f"{cells[i]:<{widths[i]}}" for i in columns)
+
+    rule = "=" * len(line(header))
     lines = [rule, line(header), rule, *(line(r) for r in table), rule,
-             f"Total params: {total:,}",
-             f"Trainable params: {trainable:,}",
-             f"Non-trainable params: {total - trainable:,}",
-             f"Buffer values (running statistics, not trained): {buffer_values:,}",
+             f"Total params: {totals['params']:,}",
+             f"Trainable params: {totals['trainable']:,}",
+             f"Non-trainable params: {totals['non_trainable']:,}",
+             f"Buffer values (running statistics, not trained): {totals['buffer_values']:,}",
              rule,
              f"Input shape: {', '.join(str(s) for s in shapes)}    Output shape: {_shape_text(output)}",
-             f"Params size (MB): {param_bytes / 2**20:.2f}",
-             f"Forward activations of leaf layers (MB): {leaf_bytes / 2**20:.2f}",
+             f"Params size (MB): {totals['params_bytes'] / 2**20:.2f}",
+             f"Forward activations of leaf layers (MB): {totals['activation_bytes'] / 2**20:.2f}",
              rule]
     return "\n".join(lines)
 

@@ -1,8 +1,8 @@
 """The per-epoch progress bar: batches done, and the running loss, accuracy and images per second.
 
 A thin layer over tqdm so the trainer says *what* to show and this file says *how*. The bar goes to stderr;
-where stderr is not a terminal (a log file, CI), tqdm's ``disable=None`` turns it off and only the one-line
-epoch summaries that the trainer prints remain.
+where stderr is not a terminal (a log file, CI), tqdm's ``disable=None`` turns it off; the trainer then prints
+a line per ``log_every`` steps instead (step, loss, accuracy, learning rate, images/s), and its epoch summaries.
 """
 import sys
 
@@ -38,6 +38,11 @@ class ProgressBar:
         if info:
             self.bar.set_postfix(info, refresh=False)
         self.bar.update(n)
+
+    @property
+    def shown(self):
+        """True when the bar is drawn (tqdm turned it off for ``enabled=False``, or off a terminal)."""
+        return not self.bar.disable
 
     def set_description(self, desc):
         self.bar.set_description(desc)

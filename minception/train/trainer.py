@@ -92,13 +92,15 @@ class Trainer:
         name: the model's name in the metrics records.
         device: "cpu" or "cuda"; batches are moved there.
         checkpoint_every: also save ``last.npz`` every this many steps (0: only at epoch ends and stops).
-        log_every: append a line to ``train_log.jsonl`` every this many steps (0: never).
+        log_every: append a line to ``train_log.jsonl`` every this many steps (0: never); without a progress
+            bar on screen, also print it (step, loss and accuracy over those steps, learning rate, images/s).
         max_steps: stop after this many steps in total (None: no limit).
         progress: show tqdm bars (True/False; None: only on a terminal).
         callbacks: objects with optional methods ``on_step_end(trainer, info)`` and ``on_epoch_end(trainer,
             record)``; a plain function is taken as ``on_step_end``. They run after the step's state is final.
         config: a JSON-able dict stored in every checkpoint (the command-line settings, for resuming).
-        print_fn: where the one-line epoch summaries go (``None`` to stay quiet).
+        print_fn: where the one-line epoch summaries (and, without a progress bar, the log lines) go (``None`` to
+            stay quiet).
         check_every: read the steps' losses, accuracies and gradient norms every this many steps, and check them
             for NaN/inf then. Each read makes the host wait until the GPU has finished all queued work, so on
             the GPU the default (None) is ``log_every`` (20 when that is 0): one wait per log line. On the CPU
@@ -468,7 +470,7 @@ class Trainer:
                 bar.update(1, loss=self.epoch_tally.loss.mean, acc=self.epoch_tally.accuracy,
                            images_per_s=self.epoch_tally.images_per_s, lr=self.optimizer.lr)
                 if self.log_every and self.step % self.log_every == 0:
-                    self._write_window()
+                    self._write_window(bar)
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.batch < n:
                     self.save()
             if self._should_stop():
@@ -489,17 +491,31 @@ class Trainer:
         self.epoch_tally.add(batch_size, loss, correct, norm, seconds)
         self.window_tally.add(batch_size, loss, correct, norm, seconds)
 
-    def _write_window(self):
+    def _write_window(self, bar=None):
+        """The log line of the steps since the last one: appended to ``train_log.jsonl``, and printed when no
+        progress bar shows the numbers (``--no-progress``, or not a terminal)."""
         self._read_steps()
         w = self.window_tally
         if w.images == 0:
             return
+        record = {"model": self.name, "step": self.step, "epoch": self.epoch + self.batch / self.steps_per_epoch,
+                  "train_loss": w.loss.mean, "train_acc": w.accuracy, "lr": self.optimizer.lr,
+                  "elapsed_s": self.elapsed(), "train_time_s": self.train_time, "images_per_s": w.images_per_s}
         if self.train_log is not None:
-            self.train_log.append({
-                "model": self.name, "step": self.step, "epoch": self.epoch + self.batch / self.steps_per_epoch,
-                "train_loss": w.loss.mean, "train_acc": w.accuracy, "lr": self.optimizer.lr,
-                "elapsed_s": self.elapsed(), "train_time_s": self.train_time, "images_per_s": w.images_per_s})
+            self.train_log.append(record)
+        if bar is None or not bar.shown:
+            self._say(self._log_line(record))
         w.reset()
+
+    def _log_line(self, record):
+        """``inception_resnet_v2 epoch 1/30  step 20 (20/781)  loss 2.2781  acc 15.6%  lr 0.045  412 img/s``: the
+        loss, accuracy and images/s over the steps since the last line (the numbers of ``train_log.jsonl``);
+        100 columns at most (without the model's name when it does not fit)."""
+        numbers = (f"step {self.step} ({self.batch}/{self.steps_per_epoch})  loss {record['train_loss']:.4f}  "
+                   f"acc {100 * record['train_acc']:.1f}%  lr {record['lr']:.3g}  "
+                   f"{record['images_per_s']:.0f} img/s")
+        line = f"{self.name} epoch {self.epoch + 1}/{self.epochs}  {numbers}"
+        return line if len(line) <= 100 else f"epoch {self.epoch + 1}/{self.epochs}  {numbers}"
 
     def _test_results(self):
         """``(test loss, test accuracy, raw loss, raw accuracy, test images)`` of the model now; the losses and

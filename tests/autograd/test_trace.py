@@ -148,30 +148,76 @@ def test_format_shape():
     assert format_shape(()) == "()" and format_shape((3,)) == "(3,)"
 
 
-def test_step_prints_one_line():
+def test_step_prints_one_labelled_line_or_wraps_it_within_the_width():
     leaves, h, loss = build()
     steps = list(backward_steps(loss))
     matmul = [s for s in steps if s.name == "MatMul" and s.scope == "block.fc1"][0]
-    line = str(matmul)
+    line = format_step(matmul, width=0)                 # no limit: one line
     assert "\n" not in line
     assert line.split()[0] == str(matmul.index)
-    for part in ["MatMul", "block.fc1", "(5,7) (7,6) -> (5,6)", "grad in", "norm", "zeros", "x.grad", "w1.grad"]:
+    for part in ["MatMul", "block.fc1", "(5,7) (7,6) -> (5,6)", "| dL/d(output) norm", "zeros",
+                 "| dL/d(inputs) [0] x.grad", "[1] w1.grad"]:
         assert part in line, part
-    assert format_step(matmul, index=99).split()[0] == "99"
+    assert format_step(matmul, index=99, width=0).split()[0] == "99"
+    wrapped = str(matmul).splitlines()                  # print(step): within 100 columns, wrapped at the bars
+    assert len(wrapped) == 3 and max(map(len, wrapped)) <= 100
+    assert wrapped[0].split() == ["14", "MatMul", "block.fc1", "(5,7)", "(7,6)", "->", "(5,6)"]
+    assert wrapped[1].startswith("      | dL/d(output) norm") and wrapped[2].startswith("      | dL/d(inputs) [0]")
 
 
-def test_trace_prints_one_line_per_step_in_order():
+def rows_of(lines):
+    """The lines of a trace table that start a row (a step number first), without the header and wraps."""
+    return [ln for ln in lines if ln[:4].strip().isdigit()]
+
+
+def test_trace_prints_a_table_row_per_step_in_order():
     leaves, h, loss = build()
     out = io.StringIO()
     records = trace(loss, file=out)
     lines = out.getvalue().splitlines()
     assert isinstance(records, Trace)
-    assert len(lines) == len(records)
-    for line, r in zip(lines, records):
-        assert line.split()[:2] == [str(r.index), r.name]
-    table = str(records)
-    assert table.splitlines()[0].split()[:4] == ["step", "op", "module", "shapes"]
-    assert len(table.splitlines()) == len(records) + 2
+    assert "dL/d(output)" in lines[0] and "dL/d(inputs)" in lines[0]
+    assert lines[1].split()[:4] == ["step", "op", "module", "output"]
+    rows = rows_of(lines)
+    assert len(rows) == len(records)
+    for line, r in zip(rows, records):
+        step, op = line.split()[:2]
+        assert step == str(r.index) and (op == r.name or r.name.startswith(op[:-3]) and op.endswith("..."))
+    assert max(map(len, lines)) <= 100
+    table = str(records).splitlines()
+    assert table[1].split()[:4] == ["step", "op", "module", "output"]
+    assert len(rows_of(table)) == len(records) and max(map(len, table)) <= 100
+    # the gradients an op sends to its inputs wrap within their column: every entry is printed
+    matmul = records.find(name="MatMul", scope="block.fc1")[0]
+    at = [i for i, ln in enumerate(table) if ln.split()[:2] == [str(matmul.index), "MatMul"]][0]
+    column = table[at].index("x.grad")
+    assert table[at + 1].index("w1.grad") == column and not table[at + 1][:column].strip()
+    # no limit: one line per row, every column (the input shapes, the mean and max of dL/d(output))
+    wide = records.table(width=None).splitlines()
+    assert len(wide) == len(records) + 3 and "shapes (inputs -> output)" in wide[1] and "mean" in wide[1]
+    assert "(5,7) (7,6) -> (5,6)" in wide[3 + matmul.index] and "x.grad" in wide[3 + matmul.index]
+
+
+def test_trace_never_exceeds_the_width_on_an_inception_block():
+    from minception import models, nn
+    nn.init.manual_seed(0)
+    with name_scope("inception_resnet_b_1"):          # the long module paths of a whole network
+        block = models.InceptionResNetB(16, models.Rules(width=0.05, small_input=True), version=2)
+        x = Tensor(np.random.default_rng(0).standard_normal((2, 16, 5, 5)).astype(np.float32), name="x")
+        y = block(x)
+    for width in (100, 80, 132):
+        out = io.StringIO()
+        records = trace((y * y).sum(), file=out, names=block.named_parameters(), width=width, retain_graph=True,
+                        verbose=width == 80)
+        lines = out.getvalue().splitlines()
+        assert max(map(len, lines)) <= width, max(lines, key=len)
+        assert len(rows_of(lines)) == len(records) > 10
+        table = records.table(width=width).splitlines()
+        assert max(map(len, table)) <= width and len(rows_of(table)) == len(records)
+        # the columns line up: every row's module cell starts where the header's "module" does
+        at = table[1].index("module")
+        assert all(ln[at - 2:at] == "  " and ln[at] != " " for ln in rows_of(table))
+    assert any("...ranch" in ln or "branch" in ln for ln in lines)
 
 
 def test_trace_limit_scope_and_verbose():
@@ -179,8 +225,8 @@ def test_trace_limit_scope_and_verbose():
     out = io.StringIO()
     records = trace(loss, file=out, scope="block.fc1", verbose=True)
     text = out.getvalue()
-    assert "grad of input 0" in text
-    printed = [ln for ln in text.splitlines() if not ln.startswith(" " * 6)]
+    assert "dL/d(input 0) -> " in text
+    printed = rows_of(text.splitlines())
     assert len(printed) == len(records.find(scope="block.fc1")) == 3      # MatMul, Add, ReLU
     assert all(r.scope == "block.fc1" for r in records.find(scope="block.fc1"))
 
@@ -188,7 +234,7 @@ def test_trace_limit_scope_and_verbose():
     out = io.StringIO()
     records = trace(loss, file=out, limit=2)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 3 and lines[-1].startswith(f"... {len(records) - 2} more steps")
+    assert len(rows_of(lines)) == 2 and lines[-1].startswith(f"... {len(records) - 2} more steps")
     assert leaves[0].grad is not None                     # the pass ran to the end anyway
 
 

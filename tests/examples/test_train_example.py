@@ -71,6 +71,27 @@ def test_synthetic_run_trains_and_writes_results(base_run):
     assert json.loads((out / "run.json").read_text())["width"] == 0.04
 
 
+def test_without_a_progress_bar_each_log_line_prints_the_loss(base_run):
+    # --no-progress --log-every 1: a line per step, with the numbers train_log.jsonl gets
+    out, text = base_run
+    lines = [ln for ln in text.splitlines() if ln.startswith("inception_resnet_v2 epoch ") and " loss " in ln
+             and "  step " in ln and "img/s" in ln and "test" not in ln]
+    logged = read_jsonl(out / "train_log.jsonl")
+    assert len(lines) == len(logged) == 4
+    assert lines[0].startswith("inception_resnet_v2 epoch 1/2  step 1 (1/2)  loss ")
+    assert lines[3].startswith("inception_resnet_v2 epoch 2/2  step 4 (2/2)  loss ")
+    for line, record in zip(lines, logged):
+        assert f"loss {record['train_loss']:.4f}  acc {100 * record['train_acc']:.1f}%  lr {record['lr']:.3g}" in line
+        assert len(line) <= 100
+
+
+def test_a_progress_bar_replaces_the_log_lines(example, tmp_path):
+    code, text = _run(example, "--out", tmp_path / "run", *SYNTHETIC, "--progress", "--max-steps", "2")
+    assert code == 0, text
+    assert not [ln for ln in text.splitlines() if "  step 1 (1/2)  loss " in ln]
+    assert len(read_jsonl(tmp_path / "run" / "train_log.jsonl")) == 2       # the log file still gets them
+
+
 def test_ctrl_c_saves_exits_130_and_resume_is_exact(example, base_run, tmp_path, monkeypatch):
     real = trainer_module.Trainer.train_step
 

@@ -1,6 +1,7 @@
 """Module.summary: the rows (indented path and type, output shape, parameters owned), the totals, depth roll-up,
 shared layers, and that the model comes out of it exactly as it went in."""
 import numpy as np
+import pytest
 
 from minception import nn
 
@@ -82,3 +83,67 @@ def test_summary_counts_frozen_and_shared_parameters_once():
                            ("  0 (Linear)", "(3, 4)", "0"),          # second call of the shared layer
                            ("  3 (Linear)", "(3, 2)", "10")]
     assert "Total params: 30" in text and "Trainable params: 20" in text and "Non-trainable params: 10" in text
+
+
+def test_summary_kernels_column_shows_windows_of_convolutions_and_pools():
+    net = small_cnn()
+    text = net.summary((2, 3, 8, 8), kernels=True, print_fn=None)
+    lines = text.split("\n")
+    header = lines[1]
+    assert header.split() == ["Layer", "(type)", "Kernel", "Output", "shape", "Param", "#"]
+    at = header.index("Kernel")
+    kernels = {line[:at].strip(): line[at:header.index("Output shape")].strip() for line in lines[3:12]}
+    assert kernels["0.conv (Conv2d)"] == "3x3 s1 p1"
+    assert kernels["1 (MaxPool2d)"] == "2x2 s2 p0"
+    assert kernels["2 (Conv2d)"] == "3x3 s1 p0"
+    assert kernels["0.bn (BatchNorm2d)"] == kernels["5 (Linear)"] == ""
+    assert [r.kernel for r in text.rows if r.type == "Conv2d"] == ["3x3 s1 p1", "3x3 s1 p0"]
+    # without kernels=True the table is today's
+    assert "Kernel" not in net.summary((2, 3, 8, 8), print_fn=None)
+    # a box whose children are hidden by depth shows the window of its one convolution
+    shallow = net.summary((2, 3, 8, 8), kernels=True, depth=1, print_fn=None)
+    assert [r.kernel for r in shallow.rows][:3] == ["", "3x3 s1 p1", "2x2 s2 p0"]
+    # non-square kernels and "same" padding show a pair
+    odd = nn.Sequential(nn.Conv2d(3, 4, (1, 7), padding="same"), nn.AvgPool2d(3, stride=(1, 2), padding=1))
+    assert [r.kernel for r in odd.summary((1, 3, 9, 9), kernels=True, print_fn=None).rows] == \
+        ["", "1x7 s1 p0,3", "3x3 s1,2 p1"]
+
+
+def test_summary_returns_the_table_with_its_numbers():
+    table = small_cnn().summary((2, 3, 8, 8), print_fn=None)
+    assert isinstance(table, str) and table.startswith("=")
+    assert table.totals["params"] == 1570 and table.totals["trainable"] == 1570
+    assert table.totals["buffer_values"] == 16
+    assert [(r.path, r.type, r.params) for r in table.rows][:3] == [("", "Sequential", 0), ("0", "ConvBNReLU", 0),
+                                                                     ("0.conv", "Conv2d", 216)]
+    assert table.rows[0].output_shape == (2, 10) and sum(r.params for r in table.rows) == 1570
+
+
+def test_summary_as_a_notebook_cells_last_line_shows_the_table_once(capsys):
+    # A notebook cell ``net.summary(...)``: summary prints the table, then IPython displays the cell's value.
+    # IPython asks ``_ipython_display_`` first (and then shows nothing else): it must not show the table again.
+    table = small_cnn().summary((2, 3, 8, 8))
+    table._ipython_display_()
+    out = capsys.readouterr().out
+    assert out.count("Total params: 1,570") == 1
+    assert "Total params" not in repr(table) and repr(table).startswith("<Summary: 9 rows, 1,570 parameters")
+    # not printed (print_fn=None): the value displays itself, once
+    quiet = small_cnn().summary((2, 3, 8, 8), print_fn=None)
+    assert capsys.readouterr().out == ""
+    quiet._ipython_display_()
+    assert capsys.readouterr().out.count("Total params: 1,570") == 1
+    assert repr(quiet) == str(quiet)
+
+
+def test_summary_displays_once_through_ipythons_own_formatter(capsys):
+    formatters = pytest.importorskip("IPython.core.formatters")
+    from IPython.lib.pretty import pretty
+    shown = formatters.DisplayFormatter()
+    table = small_cnn().summary((2, 3, 8, 8))
+    data, _ = shown.format(table)             # what a cell's last line displays after the cell's own output
+    assert data == {}
+    assert capsys.readouterr().out.count("Total params") == 1
+    quiet = small_cnn().summary((2, 3, 8, 8), print_fn=None)
+    assert shown.format(quiet)[0] == {}
+    assert capsys.readouterr().out.count("Total params") == 1
+    assert pretty(table).startswith("<Summary:") and pretty(quiet) == str(quiet)
