@@ -566,8 +566,14 @@ class Trainer:
         test_txt = "" if test_acc is None else f"  test loss {test_loss:.4f} acc {100 * test_acc:5.1f}%"
         if raw_acc is not None:
             test_txt += f" (raw weights {100 * raw_acc:.1f}%)"
-        self._say(f"{self.name} epoch {record['epoch']}/{self.epochs}  step {self.step}  train loss "
-                  f"{record['train_loss']:.4f} acc {100 * record['train_acc']:5.1f}%{test_txt}  "
-                  f"lr {record['lr']:.4g}  {record['images_per_s']:.1f} img/s  {record['elapsed_s']:.0f} s", bar)
+        head = f"{self.name} epoch {record['epoch']}/{self.epochs}"
+        train_txt = (f"  step {self.step}  train loss {record['train_loss']:.4f} acc {100 * record['train_acc']:5.1f}%"
+                     f"  lr {record['lr']:.4g}  {record['images_per_s']:.1f} img/s  {record['elapsed_s']:.0f} s")
+        line = head + train_txt.replace("  lr ", test_txt + "  lr ", 1)
+        if len(line) <= 100:
+            self._say(line, bar)
+        else:                       # two lines rather than one too wide for a terminal or a projector
+            self._say(head + test_txt, bar)
+            self._say(" " * 4 + train_txt.lstrip(), bar)
         return record
 
