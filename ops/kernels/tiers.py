@@ -13,6 +13,7 @@ pooling        reference/pooling.py            cpu/pooling.py             cuda/p
 batch_norm     reference/batch_norm.py         cpu/batch_norm.py          cuda/batch_norm.py
 elementwise    reference/elementwise.py        cpu/elementwise.py         reference/elementwise.py
 scatter        reference/scatter.py            reference/scatter.py       cuda/scatter.py
+loss           reference/loss.py               reference/loss.py          reference/loss.py
 =============  ==============================  =========================  ===========================
 
 * ``reference``: the readable array code, run as written. The reference files use only what NumPy and CuPy share
@@ -49,7 +50,7 @@ from autograd.backend import is_gpu_array
 ENV_VAR = "MINCEPTION_KERNELS"
 
 #: the kernel families, in the order ``describe`` lists them
-FAMILIES = ("im2col", "conv2d", "pooling", "batch_norm", "elementwise", "scatter")
+FAMILIES = ("im2col", "conv2d", "pooling", "batch_norm", "elementwise", "scatter", "loss")
 
 #: the built-in tiers (``registered_tiers()`` lists every registered one)
 TIERS = ("reference", "fast")
@@ -65,6 +66,7 @@ _table = {
         "batch_norm": ("cpu.batch_norm", "cuda.batch_norm"),
         "elementwise": ("cpu.elementwise", "reference.elementwise"),
         "scatter": ("reference.scatter", "cuda.scatter"),
+        "loss": ("reference.loss", "reference.loss"),      # (N, K) logits: too small to need another kernel
     },
 }
 

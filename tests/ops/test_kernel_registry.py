@@ -157,7 +157,7 @@ def test_a_partial_tier_falls_back_to_the_reference_and_describe_says_so():
     text = kernels.describe("student")
     lines = {line.split()[0]: line.split()[1] for line in text.splitlines()[1:]}
     assert lines == {"im2col": "student", "conv2d": "reference", "pooling": "reference", "batch_norm": "reference",
-                     "elementwise": "reference", "scatter": "reference"}
+                     "elementwise": "reference", "scatter": "reference", "loss": "reference"}
     assert "a SimpleNamespace object" in text and "ops.kernels.reference.conv2d" in text
     assert_fits_100_columns(text)
     with kernels.use("student"):
@@ -287,3 +287,22 @@ def test_the_optimizers_multi_tensor_kernels_are_imported_at_first_use_only():
             "print(before, 'ops.kernels.cuda.multi_tensor' in sys.modules, chunk == 256 * 16)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "True", "True"], out.stderr[-2000:]
+
+
+def test_a_loss_without_the_max_shift_is_refused_for_large_logits():
+    """The loss family's contract includes logits of about 1000: exp overflows there unless the row max is
+    subtracted first."""
+    from ops.kernels.reference import loss as reference
+
+    def unstable_forward(logits, labels, label_smoothing):
+        n, k = logits.shape
+        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        q = reference.smoothed_targets(labels, k, label_smoothing, logits.dtype)
+        return np.asarray(-(q * log_probs).sum() / n, dtype=logits.dtype), log_probs
+
+    unstable = types.SimpleNamespace(softmax_cross_entropy_forward=unstable_forward,
+                                     softmax_cross_entropy_backward=reference.softmax_cross_entropy_backward)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        report = kernels.check("loss", unstable)
+    assert not report.ok
+    assert any("logits: (6, 3)" in p.call and p.kind == "values" for p in report.problems), str(report)

@@ -72,6 +72,7 @@ def test_lookup_follows_the_tier():
         assert kernels.lookup("batch_norm", x).__name__ == "ops.kernels.cpu.batch_norm"
         assert kernels.lookup("elementwise", x).__name__ == "ops.kernels.cpu.elementwise"
         assert kernels.lookup("scatter", x).__name__ == "ops.kernels.reference.scatter"
+        assert kernels.lookup("loss", x).__name__ == "ops.kernels.reference.loss"
 
 
 def _current_in_fresh_process(value):

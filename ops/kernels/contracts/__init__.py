@@ -20,11 +20,11 @@ from importlib import import_module
 import numpy as np
 
 from .. import tiers
-from . import batch_norm, conv2d, elementwise, im2col, pooling, scatter
+from . import batch_norm, conv2d, elementwise, im2col, loss, pooling, scatter
 from .report import TOLERANCE, ContractReport, KernelContractError, Problem, compare, copy_value, same
 
 _CALLS = {"im2col": im2col, "conv2d": conv2d, "pooling": pooling, "batch_norm": batch_norm,
-          "elementwise": elementwise, "scatter": scatter}
+          "elementwise": elementwise, "scatter": scatter, "loss": loss}
 
 #: family -> the names of the functions its contract requires
 FUNCTIONS = {family: module.FUNCTIONS for family, module in _CALLS.items()}
