@@ -11,6 +11,9 @@ The up conv is named ``conv2d`` as in TF-slim (``Conv2d_1x1``) and timm, so rele
 Its width is always the block's input width: this resolves the paper's 1154/2048 mismatch (the figures widen
 Inception-ResNet-v2's blocks to 1154 and 2048 channels, while the reductions give 1152 and 2144). TF-slim's last
 Inception-ResNet-v2 block uses scale 1 and no ReLU (``relu=False``).
+
+The course hands out ``InceptionResNetA`` with its solution regions (between the ``# --- solution: begin/end ---``
+markers) removed: the student builds its branches (``python -m minception.course new DIR``).
 """
 import ops
 from minception import nn
@@ -63,6 +66,15 @@ class InceptionResNetA(InceptionResNetBlock):
         branch2: 1x1 Conv 32 -> 3x3 Conv 32 / 48 -> 3x3 Conv 32 / 64
     then conv2d: 1x1 Conv in_channels (linear), scaled and added to the input, ReLU.
 
+    Task: in ``__init__``, build the three branches as ``branch0``, ``branch1``, ``branch2`` and the up conv
+    ``conv2d`` from nn units, in that order; in ``branches(x)``, run them and concatenate along the channels.
+    ``InceptionResNetBlock.forward`` does the rest: ``relu(x + scale * conv2d(branches(x)))``.
+
+    Hints: ``conv(cin, cout, k)`` (``minception/models/layers.py``) is the figure's "Conv" box (conv, batch norm,
+    ReLU, "same" padding); ``up_conv(cin, cout)`` the linear 1x1 conv with bias. Filter counts go through
+    ``ch = rules.channels`` (the width rule: ``ch(32)``). A branch of several boxes is an ``nn.Sequential``. The
+    up conv's input width is the sum of the three branch widths.
+
     Shape:
         (N, in_channels, H, W) -> (N, in_channels, H, W)
     """
@@ -72,6 +84,7 @@ class InceptionResNetA(InceptionResNetBlock):
         _check_version(version)
         ch = rules.channels
         c2a, c2b = (32, 32) if version == 1 else (48, 64)
+        # --- solution: begin ---
         self.branch0 = conv(in_channels, ch(32), 1)
         self.branch1 = nn.Sequential(
             conv(in_channels, ch(32), 1),
@@ -83,10 +96,15 @@ class InceptionResNetA(InceptionResNetBlock):
             conv(ch(c2a), ch(c2b), 3),
         )
         self.conv2d = up_conv(ch(32) + ch(32) + ch(c2b), in_channels)
+        # --- solution: end ---
         self.out_channels = in_channels
 
     def branches(self, x):
+        """The three branches of ``x``, concatenated along the channels: (N, C, H, W) -> (N, 96 or 128, H, W)
+        at width 1 (``ops.concat([...], axis=1)``)."""
+        # --- solution: begin ---
         return ops.concat([self.branch0(x), self.branch1(x), self.branch2(x)], axis=1)
+        # --- solution: end ---
 
 
 class InceptionResNetB(InceptionResNetBlock):

@@ -7,6 +7,9 @@ paper's eps = 1.0 it is not: writing ms = s**2, TF divides by sqrt(s**2 + 1) and
 by up to a factor sqrt(2) (at s = 1). (With eps = 1 and gradients much smaller than 1, both forms come close to
 momentum SGD with step ``lr * g``: eps = 1.0 makes RMSProp's normalisation act on large gradients only.)
 See the class docstring for the full update.
+
+The course hands out ``rmsprop_update`` with its solution region (between the ``# --- solution: begin/end ---``
+markers) removed: the student writes the update (``python -m minception.course new DIR``).
 """
 import numpy as np
 
@@ -106,7 +109,23 @@ class RMSProp(Optimizer):
 
 
 def rmsprop_update(p, g, ms, mom, lr, decay, eps, momentum, weight_decay, eps_inside_sqrt):
-    """The readable update on NumPy or CuPy arrays; ``p``, ``ms`` and ``mom`` are changed in place."""
+    """The readable update on NumPy or CuPy arrays; ``p``, ``ms`` and ``mom`` are changed in place.
+
+    Task: one RMSProp step with momentum in TensorFlow's form, for one parameter ``p`` with gradient ``g``.
+
+    Shape:
+        p, g, ms, mom: the same shape and dtype; the rest Python numbers -> None (p, ms, mom changed in place)
+
+    Formula (``g <- g + weight_decay * p`` first, when weight_decay is not 0)::
+
+        ms  <- decay * ms + (1 - decay) * g**2
+        mom <- momentum * mom + lr * g / sqrt(ms + eps)       (eps_inside_sqrt; else lr * g / (sqrt(ms) + eps))
+        p   <- p - mom
+
+    Hints: change the arrays in place (``ms *= decay``, ``p -= mom``): ``ms = decay * ms`` only rebinds the local
+    name and the optimizer never sees the new value. Never change ``g``: make a new array for the decayed one.
+    """
+    # --- solution: begin ---
     if weight_decay:
         g = g + weight_decay * p
     ms *= decay
@@ -118,3 +137,4 @@ def rmsprop_update(p, g, ms, mom, lr, decay, eps, momentum, weight_decay, eps_in
     mom *= momentum
     mom += lr * g / denom
     p -= mom
+    # --- solution: end ---

@@ -6,6 +6,7 @@
 * ``batch_norm.py``   batch normalisation (with its optional ReLU), forward and backward, running statistics
 * ``elementwise.py``  ReLU, add, multiply, concat, residual add
 * ``scatter.py``      the scatter-add of the fancy-indexing backward
+* ``loss.py``         softmax cross-entropy with label smoothing, forward and backward
 
 Each file's docstring states its family's *contract*: the functions, their arguments, shapes and dtypes, and what
 they may assume and must not do. Every tier's kernels follow it, and ``ops.kernels.check(family, implementation)``

@@ -46,6 +46,10 @@ Per-channel sums are accumulated in float64 and the statistics returned in float
 
 Only array methods and operators are used, so the same code runs on CuPy arrays: the reference kernel tier runs
 this file as it is on either device (``ops/kernels/tiers.py``).
+
+The course hands out this file with the solution regions (between the ``# --- solution: begin/end ---``
+markers) removed: the student writes the four forward and backward functions (``update_running_stats`` and the
+helpers are given; ``python -m minception.course new DIR``).
 """
 import numpy as np
 
@@ -70,7 +74,16 @@ def forward_train(x, gamma, beta, eps, relu=False):
 
     Shape:
         x: (N, C, L); gamma, beta: (C,) -> y: (N, C, L), and mean, var (biased), invstd: (C,) float64.
+
+    Formula (per channel, over the ``M = N * L`` values of axes 0 and 2): ``mean``, the *biased* variance
+    ``var = mean((x - mean)**2)`` (divide by M, not M - 1), ``invstd = 1 / sqrt(var + eps)``,
+    ``y = gamma * (x - mean) * invstd + beta``, then ``max(y, 0)`` if ``relu``.
+
+    Hints: ``_channel_sum`` sums over axes 0 and 2 in float64 and ``_per_channel`` turns a (C,) vector into a
+    (1, C, 1) one of the data's dtype, ready to broadcast. Two passes (mean first, then the squares of
+    ``x - mean``) avoid the cancellation of ``E[x**2] - E[x]**2``.
     """
+    # --- solution: begin ---
     m = x.shape[0] * x.shape[2]
     mean = _channel_sum(x) / m
     centred = x - _per_channel(mean, x.dtype)
@@ -81,6 +94,7 @@ def forward_train(x, gamma, beta, eps, relu=False):
     if relu:
         y = y.clip(min=0)      # NaN stays NaN, as np.maximum(y, 0)
     return y, mean, var, invstd
+    # --- solution: end ---
 
 
 def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
@@ -88,13 +102,20 @@ def forward_eval(x, gamma, beta, running_mean, running_var, eps, relu=False):
 
     Shape:
         x: (N, C, L); gamma, beta, running_mean, running_var: (C,) -> y: (N, C, L), invstd: (C,) float64.
+
+    Formula: ``invstd = 1 / sqrt(running_var + eps)`` (in float64), ``y = gamma * (x - running_mean) * invstd +
+    beta``, then ``max(y, 0)`` if ``relu``.
+
+    Hint: the statistics are constants here: nothing is computed from the batch.
     """
+    # --- solution: begin ---
     invstd = 1.0 / (running_var.astype(np.float64) + eps) ** 0.5
     scale = gamma.astype(np.float64) * invstd
     y = (x - _per_channel(running_mean, x.dtype)) * _per_channel(scale, x.dtype) + _per_channel(beta, x.dtype)
     if relu:
         y = y.clip(min=0)
     return y, invstd
+    # --- solution: end ---
 
 
 def backward_train(gy, x, mean, invstd, gamma, y=None):
@@ -104,9 +125,19 @@ def backward_train(gy, x, mean, invstd, gamma, y=None):
         gy, x: (N, C, L); mean, invstd: (C,) float64 (from ``forward_train``); gamma: (C,); y: (N, C, L) or None
         -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)
 
-    ``gx = gamma*invstd * (gy - gbeta/M - xhat*ggamma/M)`` is computed as ``k1*gy + k2*(x - mean) + k3`` with
-    per-channel constants, so the big arrays are touched once for the two sums and once for ``gx``.
+    Formula (derive it: ``mean`` and ``var`` depend on every x of the channel)::
+
+        gbeta  = sum(gy)        ggamma = sum(gy * xhat)        (sums over axes 0 and 2, xhat = (x - mean)*invstd)
+        gx     = gamma * invstd * (gy - gbeta / M - xhat * ggamma / M)
+
+    ``gx`` is computed here as ``k1*gy + k2*(x - mean) + k3`` with per-channel constants, so the big arrays are
+    touched once for the two sums and once for ``gx``.
+
+    Hints: with ``y`` given (the forward ran with ``relu=True``), first apply the ReLU's gradient:
+    ``_relu_gradient(gy, y)``. Check that ``sum(gx)`` and ``sum(gx * xhat)`` are 0 per channel; a gradient check
+    needs a random ``gy`` (with all ones the two correction terms cancel out of sight).
     """
+    # --- solution: begin ---
     gy = _relu_gradient(gy, y)
     m = x.shape[0] * x.shape[2]
     centred = x - _per_channel(mean, x.dtype)
@@ -117,6 +148,7 @@ def backward_train(gy, x, mean, invstd, gamma, y=None):
     k3 = -k1 * gbeta / m
     gx = gy * _per_channel(k1, x.dtype) + centred * _per_channel(k2, x.dtype) + _per_channel(k3, x.dtype)
     return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
+    # --- solution: end ---
 
 
 def backward_eval(gy, x, running_mean, invstd, gamma, y=None):
@@ -125,13 +157,20 @@ def backward_eval(gy, x, running_mean, invstd, gamma, y=None):
     Shape:
         gy, x: (N, C, L); running_mean: (C,); invstd: (C,) float64 (from ``forward_eval``); gamma: (C,);
         y: (N, C, L) or None -> gx: (N, C, L), ggamma: (C,), gbeta: (C,)
+
+    Formula: ``gx = gamma * invstd * gy`` (the statistics are constants); ``gbeta = sum(gy)``,
+    ``ggamma = sum(gy * (x - running_mean) * invstd)``.
+
+    Hint: the ReLU first, as in ``backward_train``; return ``ggamma`` and ``gbeta`` in gamma's dtype.
     """
+    # --- solution: begin ---
     gy = _relu_gradient(gy, y)
     centred = x - _per_channel(running_mean, x.dtype)
     gbeta = _channel_sum(gy)
     ggamma = _channel_sum(gy * centred) * invstd
     gx = gy * _per_channel(gamma.astype(np.float64) * invstd, x.dtype)
     return gx, ggamma.astype(gamma.dtype), gbeta.astype(gamma.dtype)
+    # --- solution: end ---
 
 
 def update_running_stats(running_mean, running_var, mean, var, momentum, count):

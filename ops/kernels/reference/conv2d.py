@@ -34,6 +34,9 @@ Backward, given ``gY2d = gy`` reordered to ``(Cout, N*OH*OW)``:
 im2col and col2im are asked from the active kernel tier (``ops.kernels.lookup("im2col", x)``), not imported: in the
 reference tier they are the readable ones, and a tier of your own that registers only ``im2col`` trains every
 convolution of a network on your im2col, through this file.
+
+The course hands out this file with the solution regions (between the ``# --- solution: begin/end ---``
+markers) removed: the student writes forward and backward (``python -m minception.course new DIR``).
 """
 from autograd.backend import get_array_module
 
@@ -46,12 +49,20 @@ def forward(x, weight, bias, stride, padding):
 
     Shape:
         x: (N, C, H, W), weight: (Cout, C, kh, kw), bias: (Cout,) or None -> y: (N, Cout, OH, OW)
+
+    Formula: ``y[n, o, oy, ox] = bias[o] + sum_{c,i,j} weight[o, c, i, j] * x_padded[n, c, oy*sh + i, ox*sw + j]``,
+    which is ``W2d @ cols`` with ``W2d = weight.reshape(Cout, C*kh*kw)`` and ``cols = im2col(x, ...)``.
+
+    Hints: the product is ``(Cout, N*OH*OW)``, columns ordered image by image: reshape it to
+    ``(Cout, N, OH, OW)`` and swap the first two axes (a reshape straight to (N, Cout, OH, OW) mixes images and
+    channels). Use the ``im2col`` given (the active tier's: yours, when your tier is active).
     """
     xp = get_array_module(x)
     n, _, h, w = x.shape
     cout, _, kh, kw = weight.shape
     oh, ow = conv_out_size(h, kh, stride[0], padding[0]), conv_out_size(w, kw, stride[1], padding[1])
     im2col = lookup("im2col", x).im2col                            # the active tier's im2col
+    # --- solution: begin ---
     cols = im2col(x, (kh, kw), stride, padding)                    # (C*kh*kw, N*OH*OW)
     w2d = weight.reshape(cout, -1)                                 # (Cout, C*kh*kw)
     y2d = w2d @ cols                                               # (Cout, N*OH*OW)
@@ -59,6 +70,7 @@ def forward(x, weight, bias, stride, padding):
     if bias is not None:
         y = y + bias.reshape(1, cout, 1, 1)
     return xp.ascontiguousarray(y)
+    # --- solution: end ---
 
 
 def backward(x, weight, gy, stride, padding, need_x, need_w):
@@ -68,9 +80,16 @@ def backward(x, weight, gy, stride, padding, need_x, need_w):
     Shape:
         x: (N, C, H, W), weight: (Cout, C, kh, kw), gy: (N, Cout, OH, OW) -> dx: (N, C, H, W) or None,
         dweight: (Cout, C, kh, kw) or None
+
+    Formula: with ``Y2d = W2d @ cols``, the chain rule through a matrix product gives ``dW2d = gY2d @ cols.T`` and
+    ``dcols = W2d.T @ gY2d``; col2im turns ``dcols`` into ``dx``.
+
+    Hints: ``gY2d`` is ``gy`` laid out like the forward's product: (N, Cout, OH, OW) -> (Cout, N, OH, OW) ->
+    (Cout, N*OH*OW). Recompute ``cols`` from ``x`` only when ``need_w``; return None for what is not needed.
     """
     cout, _, kh, kw = weight.shape
     kernels = lookup("im2col", x)                                  # the active tier's im2col and col2im
+    # --- solution: begin ---
     gy2d = gy.transpose(1, 0, 2, 3).reshape(cout, -1)              # (Cout, N*OH*OW)
     dx = dweight = None
     if need_w:
@@ -80,3 +99,4 @@ def backward(x, weight, gy, stride, padding, need_x, need_w):
         dcols = weight.reshape(cout, -1).T @ gy2d                  # (C*kh*kw, N*OH*OW)
         dx = kernels.col2im(dcols, x.shape, (kh, kw), stride, padding)
     return dx, dweight
+    # --- solution: end ---

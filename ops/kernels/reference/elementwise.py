@@ -21,18 +21,44 @@ arrays float32 or float64, results in the inputs' dtype and the broadcast shape 
                                            gr = scale * g; None where not needed
 
 None of them may modify its inputs; inputs may have any strides (e.g. slices of a concat's gradient).
+
+The course hands out this file with the solution regions (between the ``# --- solution: begin/end ---``
+markers) removed: the student writes ReLU and its backward (``python -m minception.course new DIR``).
 """
 from autograd.backend import get_array_module
 
 
 def relu(x):
-    """``max(x, 0)``."""
+    """``max(x, 0)``, elementwise.
+
+    Task: return a new array, ``x`` where it is positive and 0 elsewhere; never change ``x``.
+
+    Shape:
+        x: any shape -> y: x's shape and dtype
+
+    Hint: ``xp = get_array_module(x)`` is NumPy (or CuPy) for this array; ``xp.maximum`` broadcasts the 0.
+    """
+    # --- solution: begin ---
     return get_array_module(x).maximum(x, 0)
+    # --- solution: end ---
 
 
 def relu_backward(gy, y):
-    """The gradient through ``y = relu(x)``: ``gy`` where ``y > 0``, else 0."""
+    """The gradient through ``y = relu(x)``: ``gy`` where ``y > 0``, else 0.
+
+    Task: given the upstream gradient ``gy = dL/dy`` and the forward's output ``y``, return ``dL/dx``.
+
+    Shape:
+        gy, y: the same shape -> gx: that shape, gy's dtype
+
+    Formula: ``dy/dx = 1`` where ``x > 0`` and ``0`` where ``x < 0``; ``y > 0`` exactly where ``x > 0``, so the
+    output is enough (at ``x = 0`` we take 0).
+
+    Hint: a boolean mask times an array is an array of the array's dtype.
+    """
+    # --- solution: begin ---
     return gy * (y > 0)
+    # --- solution: end ---
 
 
 def add(a, b):

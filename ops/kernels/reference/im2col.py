@@ -34,6 +34,9 @@ exact.
 
 Both are written against ``xp``, the array module of the input (NumPy, or CuPy for GPU arrays), with operations the
 two libraries share: the reference kernel tier runs this file as it is on either device (``ops/kernels/tiers.py``).
+
+The course hands out this file with the solution regions (between the ``# --- solution: begin/end ---``
+markers) removed: the student writes im2col, then col2im (``python -m minception.course new DIR``).
 """
 from autograd.backend import get_array_module
 
@@ -52,11 +55,20 @@ def im2col(x, kernel_size, stride, padding):
 
     Shape:
         x: (N, C, H, W) -> cols: (C*kh*kw, N*OH*OW), OH = (H + 2ph - kh)//sh + 1, OW likewise.
+
+    Formula: ``cols[(c*kh + i)*kw + j, (n*OH + oy)*OW + ox] = x_padded[n, c, oy*sh + i, ox*sw + j]``.
+
+    Hints: pad once (``xp.pad``); then for each kernel offset ``(i, j)`` the pixels it sees at every output
+    position form one strided slice ``x_padded[:, :, i:i + sh*OH:sh, j:j + sw*OW:sw]`` of shape (N, C, OH, OW).
+    Fill a ``(C, kh, kw, N, OH, OW)`` array slice by slice and reshape it at the end: the row index then comes
+    out as ``(c*kh + i)*kw + j`` by itself. Forget the padding and the shapes still fit for ``padding=(0, 0)``
+    only.
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
+    # --- solution: begin ---
     x_padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     for i in range(kh):
@@ -65,6 +77,7 @@ def im2col(x, kernel_size, stride, padding):
             window = x_padded[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
             cols[:, i, j] = window.transpose(1, 0, 2, 3)
     return cols.reshape(c * kh * kw, n * oh * ow)
+    # --- solution: end ---
 
 
 def col2im(cols, x_shape, kernel_size, stride, padding):
@@ -80,14 +93,24 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
 
     Shape:
         cols: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W)
+
+    Formula: the transpose of im2col's: ``dx_padded[n, c, oy*sh + i, ox*sw + j] += cols[r, q]`` for every entry,
+    with ``r = (c*kh + i)*kw + j`` and ``q = (n*OH + oy)*OW + ox``; then drop the padding border.
+
+    Hints: run im2col backwards: reshape ``cols`` to (C, kh, kw, N, OH, OW) and, offset by offset, *add* each
+    (N, C, OH, OW) slice onto the strided slice of a zero ``(N, C, H + 2ph, W + 2pw)`` array: ``=`` instead of
+    ``+=`` loses the pixels that several windows share (stride < kernel). A check: ``sum(im2col(x) * cols)``
+    equals ``sum(x * col2im(cols))`` for any x and cols.
     """
     xp = get_array_module(cols)
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
+    # --- solution: begin ---
     cols = cols.reshape(c, kh, kw, n, oh, ow)
     dxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
     return xp.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
+    # --- solution: end ---

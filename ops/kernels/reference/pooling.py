@@ -17,7 +17,7 @@ window holds a real pixel). They must not modify their inputs. ``gy`` may have a
 Read this file first. Everything is a loop over the ``kh * kw`` *window offsets* ``(ky, kx)``; the work for one
 offset is one strided slice of the padded input, covering every output pixel at once::
 
-    x_padded[:, :, ky + oy*sh, kx + ox*sw]  for all oy < OH, ox < OW   ==   x_padded[:, :, ky::sh, kx::sw][:, :, :OH, :OW]
+    x_padded[:, :, ky + oy*sh, kx + ox*sw]  for all oy < OH, ox < OW  ==  x_padded[:, :, ky::sh, kx::sw][:, :, :OH, :OW]
 
 Sizes (PyTorch's rule, no ceil mode): ``OH = (H + 2*ph - kh) // sh + 1`` and the same for the width.
 
@@ -39,6 +39,10 @@ The big arrays are handled through ``xp``, the array module of the input (NumPy,
 operations the two libraries share: the reference kernel tier runs this file as it is on either device
 (``ops/kernels/tiers.py``). The divisors of average pooling are small index arithmetic, done in NumPy and moved
 to the input's device.
+
+The course hands out this file with the solution regions (between the ``# --- solution: begin/end ---``
+markers) removed: the student writes the four pooling functions; the helpers above them are given
+(``python -m minception.course new DIR``).
 """
 import numpy as np
 
@@ -83,11 +87,18 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     Shape:
         x: (N, C, H, W) -> y: (N, C, OH, OW) (dtype of x), argmax: (N, C, OH, OW) (``argmax_dtype``), where
         ``argmax[n, c, oy, ox] = ky * kw + kx`` is the window offset of the maximum.
+
+    Formula: ``y[n, c, oy, ox] = max_{ky, kx} x_padded[n, c, oy*sh + ky, ox*sw + kx]`` (padding is -inf).
+
+    Hints: keep a running maximum ``best`` (start at -inf) and visit the offsets in row-major order; for each,
+    ``v = x_padded[window_slice(ky, kx, stride, (OH, OW))]``. A tie goes to the *first* maximum: replace only
+    where ``v > best`` (strict), so argmax names exactly one winner. Let a NaN win (``| xp.isnan(v)``).
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     kh, kw = kernel_size
     oh, ow = out_size((h, w), kernel_size, stride, padding)
+    # --- solution: begin ---
     x_padded = pad_input(x, padding, -np.inf)
     best = xp.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
     argmax = xp.zeros((n, c, oh, ow), dtype=argmax_dtype(kernel_size))
@@ -98,6 +109,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
             best = xp.where(wins, v, best)
             argmax[wins] = ky * kw + kx
     return best, argmax
+    # --- solution: end ---
 
 
 def max_pool2d_backward(gy, argmax, x_shape, kernel_size, stride, padding):
@@ -105,17 +117,25 @@ def max_pool2d_backward(gy, argmax, x_shape, kernel_size, stride, padding):
 
     Shape:
         gy, argmax: (N, C, OH, OW) -> gx: (N, C, H, W), where ``x_shape = (N, C, H, W)`` is the input's shape.
+
+    Formula: ``dy/dx`` is 1 for the one pixel that won the window (``argmax``) and 0 for the others, so
+    ``gx_padded[n, c, oy*sh + ky, ox*sw + kx] += gy[n, c, oy, ox]`` where ``argmax[n, c, oy, ox] == ky*kw + kx``.
+
+    Hints: loop over the offsets as in the forward, with a zero padded gradient; a pixel can win several
+    overlapping windows, so *add* (``+=``), never assign. Drop the padding border at the end.
     """
     xp = get_array_module(gy)
     n, c, h, w = x_shape
     (kh, kw), (ph, pw) = kernel_size, padding
     oh, ow = gy.shape[2:]
+    # --- solution: begin ---
     gxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
     for ky in range(kh):
         for kx in range(kw):
             won_here = argmax == ky * kw + kx
             gxp[window_slice(ky, kx, stride, (oh, ow))] += xp.where(won_here, gy, 0)
     return gxp[:, :, ph:ph + h, pw:pw + w].copy()   # gradients that went to padding are dropped
+    # --- solution: end ---
 
 
 def window_counts(size, k, s, p, count_include_pad):
@@ -142,11 +162,18 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad=False)
 
     Shape:
         x: (N, C, H, W) -> y: (N, C, OH, OW)
+
+    Formula: ``y[n, c, oy, ox] = sum_{ky, kx} x_padded[n, c, oy*sh + ky, ox*sw + kx] / divisor[oy, ox]``
+    (padding is 0).
+
+    Hints: sum the ``kh * kw`` strided slices, then divide by ``avg_pool_divisor(...)`` (given): with
+    ``count_include_pad=False`` a window at the border counts only its real pixels, not ``kh * kw``.
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     kh, kw = kernel_size
     oh, ow = out_size((h, w), kernel_size, stride, padding)
+    # --- solution: begin ---
     x_padded = pad_input(x, padding, 0)
     total = xp.zeros((n, c, oh, ow), dtype=x.dtype)
     for ky in range(kh):
@@ -154,6 +181,7 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad=False)
             total += x_padded[window_slice(ky, kx, stride, (oh, ow))]
     divisor = avg_pool_divisor((h, w), kernel_size, stride, padding, count_include_pad, x.dtype)
     return total / xp.asarray(divisor)
+    # --- solution: end ---
 
 
 def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, count_include_pad=False):
@@ -161,11 +189,18 @@ def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, count_include
 
     Shape:
         gy: (N, C, OH, OW) -> gx: (N, C, H, W), where ``x_shape = (N, C, H, W)`` is the input's shape.
+
+    Formula: every pixel of a window gets ``gy[n, c, oy, ox] / divisor[oy, ox]``; a pixel in several windows
+    gets the sum of their shares.
+
+    Hints: divide ``gy`` by the divisor once, then add that share onto each offset's strided slice of a zero
+    padded gradient (``+=``), and drop the padding border.
     """
     xp = get_array_module(gy)
     n, c, h, w = x_shape
     (kh, kw), (ph, pw) = kernel_size, padding
     oh, ow = gy.shape[2:]
+    # --- solution: begin ---
     divisor = avg_pool_divisor((h, w), kernel_size, stride, padding, count_include_pad, gy.dtype)
     share = gy / xp.asarray(divisor)
     gxp = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
@@ -173,3 +208,4 @@ def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, count_include
         for kx in range(kw):
             gxp[window_slice(ky, kx, stride, (oh, ow))] += share
     return gxp[:, :, ph:ph + h, pw:pw + w].copy()
+    # --- solution: end ---
