@@ -19,7 +19,8 @@ class _ShortRepr(reprlib.Repr):
         return super().repr_int(x, level)
 
     def repr_bytes(self, x, level):
-        return repr(x[:self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+        text = repr(x[:self.maxstring])                # b'\x01' takes four characters a byte
+        return text if len(text) <= self.maxstring and len(x) <= self.maxstring else text[:self.maxstring] + "..."
 
 
 def shorten(value, width=60):
