@@ -56,6 +56,6 @@ def test_shorten_never_fails_and_stays_short():
             raise RuntimeError("no")
 
     for value, expected in [(10 ** 5000, "an integer of about 5,001 digits"), ("x" * 10 ** 6, "..."),
-                            (deep, "[[[[...]]]]"), (b"\1" * 10 ** 6, "..."), (Broken(), "<Broken>"), (42, "42")]:
+                            (deep, "[[[[...]]]]"), (b"\1" * 10 ** 6, "..."), (Broken(), "<Broken instance"), (42, "42")]:
         text = shorten(value)
         assert expected in text and len(text) < 100
