@@ -16,9 +16,19 @@ Errors (all subclasses of ``DatasetError``, so a caller can fall back to synthet
 ``CorruptDataset`` (a file is there but truncated, not a CIFAR pickle, or incomplete; the message names it).
 
 Pickle can run code while loading, so the files are read with ``minception.restricted_pickle``: it builds only
-dicts, lists, bytes, numbers and NumPy arrays of plain numeric types; anything else is rejected as corrupt. Files
-over ``MAX_FILE_BYTES`` (64 MB; a batch is 31 MB) are refused before they are read, and an archive member only
-after its size is checked, so a malformed copy raises ``CorruptDataset`` and never exhausts memory.
+dicts, lists, bytes, numbers and NumPy arrays of plain numeric types; anything else is rejected as corrupt.
+Memory stays bounded by what a CIFAR-10 file can honestly hold:
+
+- every file is opened once with ``files.open_regular``: a FIFO (which would block), a device (``/dev/zero``
+  says it has 0 bytes and never ends), a directory or a socket is refused by what it is, before a byte is read;
+- a batch file over ``MAX_FILE_BYTES`` (64 MB; a batch is 31 MB) is refused by the opened file's size, and at
+  most that size is read;
+- in the archive, a member over ``MAX_FILE_BYTES`` is refused by its header, and all members together may hold
+  at most ``MAX_ARCHIVE_RATIO`` times the archive's size plus ``ARCHIVE_SLACK``: the real archive expands 1.1
+  times (its images are noise to gzip), so a few hundred KB of gzip claiming 64 MB batches of zeros is refused
+  before it is unpacked.
+
+So a malformed or hostile copy raises ``CorruptDataset`` naming the file, and never exhausts memory or hangs.
 """
 import hashlib
 import http.client
@@ -31,7 +41,10 @@ from urllib.request import urlopen
 
 import numpy as np
 
-from minception.restricted_pickle import RestrictedUnpickler, describe
+from minception.files.bounded import read_at_most
+from minception.files.regular import open_regular
+from minception.files.shorten import shorten
+from minception.restricted_pickle import RestrictedUnpickler
 
 from .dataset import ImageSet
 
@@ -73,6 +86,11 @@ def default_data_dir():
 # Anything much larger is not CIFAR-10, and reading it whole could exhaust memory.
 MAX_FILE_BYTES = 64 << 20
 _MAX_ARCHIVE_MEMBERS = 64          # the official archive has 8 entries
+#: how many times its own size the archive's members may hold together (plus ``ARCHIVE_SLACK``): the official
+#: archive is 170,498,071 bytes for about 186 MB of batches, 1.1 times; 4 leaves room for any honest repacking
+MAX_ARCHIVE_RATIO = 4
+#: what a small archive may hold whatever its ratio (a test copy of a few rows of zeros)
+ARCHIVE_SLACK = 1 << 20
 
 
 class _NdarrayClass:
@@ -103,7 +121,7 @@ def _reconstruct(subtype, shape, typecode):
     """``numpy.core.multiarray._reconstruct(ndarray, (0,), b"b")``: the empty array that BUILD then fills."""
     if subtype is not _NDARRAY or shape != (0,) or _text(typecode) != "b":
         _refuse(f"_reconstruct must be called as NumPy pickles an array, (ndarray, (0,), 'b'), got "
-                f"{describe((subtype, shape, typecode))}")
+                f"{shorten((subtype, shape, typecode))}")
     return np.empty(0, np.int8)          # zero elements: nothing uninitialised can leak out
 
 
@@ -111,7 +129,7 @@ def _make_dtype(code, align=False, copy=False):
     """``numpy.dtype(code, align, copy)`` for the plain numeric codes only."""
     code = _text(code)
     if type(code) is not str or code not in _DTYPE_CODES or type(align) is not bool or type(copy) is not bool:
-        _refuse(f"numpy.dtype is allowed for {sorted(_DTYPE_CODES)}, got {describe((code, align, copy))}")
+        _refuse(f"numpy.dtype is allowed for {sorted(_DTYPE_CODES)}, got {shorten((code, align, copy))}")
     return np.dtype(code)
 
 
@@ -120,7 +138,7 @@ def _check_dtype_state(dtype, state):
     ``_make_dtype`` made; a state asking for anything else (fields, another byte order) is refused."""
     if (type(state) is not tuple or len(state) != 8 or state[0] != 3 or state[2:] != (None, None, None, -1, -1, 0)
             or _text(state[1]) not in ("|", "<", "=")):
-        _refuse(f"dtype state {describe(state)} is not that of a plain little-endian {dtype}")
+        _refuse(f"dtype state {shorten(state)} is not that of a plain little-endian {dtype}")
 
 
 def _fill_array(array, state):
@@ -129,7 +147,7 @@ def _fill_array(array, state):
     if (type(state) is not tuple or len(state) != 5 or type(state[1]) is not tuple
             or not all(type(d) is int and d >= 0 for d in state[1]) or not isinstance(state[2], np.dtype)
             or type(state[4]) is not bytes):
-        _refuse(f"array state must be (version, shape, dtype, fortran_order, bytes), got {describe(state)}")
+        _refuse(f"array state must be (version, shape, dtype, fortran_order, bytes), got {shorten(state)}")
     array.__setstate__(state)
 
 
@@ -137,14 +155,14 @@ def _frombuffer(buffer, dtype, shape, order):
     """``numpy.core.numeric._frombuffer``: how protocol 5 pickles an array in band."""
     if type(buffer) not in (bytes, bytearray) or not isinstance(dtype, np.dtype) or type(shape) is not tuple \
             or order not in ("C", "F"):
-        _refuse(f"_frombuffer(buffer, dtype, shape, order) got {describe((buffer, dtype, shape, order))}")
+        _refuse(f"_frombuffer(buffer, dtype, shape, order) got {shorten((buffer, dtype, shape, order))}")
     return np.frombuffer(buffer, dtype).reshape(shape, order=order).copy()
 
 
 def _encode(text, encoding):
     """``_codecs.encode(text, "latin1")``: how Python 3 writes bytes at protocol 2."""
     if type(text) is not str or encoding not in ("latin1", "latin-1"):
-        _refuse(f"_codecs.encode is allowed for (str, 'latin1'), got {describe((text, encoding))}")
+        _refuse(f"_codecs.encode is allowed for (str, 'latin1'), got {shorten((text, encoding))}")
     return text.encode("latin-1")
 
 
@@ -177,7 +195,7 @@ def _field(d, key, source):
     for k in (key.encode(), key):            # Python 2 pickles have bytes keys; re-pickled copies may have str
         if k in d:
             return d[k]
-    keys = sorted(map(describe, d))
+    keys = sorted(map(shorten, d))        # shortened: a key may be an int of 5,000 digits
     raise CorruptDataset(f"{source}: the pickled dict has no {key!r} entry (keys: {', '.join(keys[:10])}"
                          f"{', ...' if len(keys) > 10 else ''})")
 
@@ -196,7 +214,8 @@ def _labels(labels, count, source):
         raise CorruptDataset(f"{source}: 'labels' must be {count} integers (one per row of 'data'), found "
                              f"{len(values)}")
     if count and (min(values) < 0 or max(values) >= len(CLASS_NAMES)):
-        raise CorruptDataset(f"{source}: labels outside 0..9 (min {min(values)}, max {max(values)})")
+        raise CorruptDataset(f"{source}: labels outside 0..9 (min {shorten(min(values))}, max "
+                             f"{shorten(max(values))})")
     return np.array(values, dtype=np.int64)
 
 
@@ -239,26 +258,27 @@ def read_cifar10_folder(folder):
     """
     def read(name):
         path = os.path.join(folder, name)
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > MAX_FILE_BYTES:
-                    raise CorruptDataset(f"{path}: {size} bytes, more than a CIFAR-10 file can hold "
-                                         f"({MAX_FILE_BYTES}); not CIFAR-10?")
-                return f.read()
-        except FileNotFoundError:
+        if not os.path.lexists(path):                 # only to say "missing" rather than the OS's words
             raise CorruptDataset(f"{path}: missing; the CIFAR-10 copy in {folder} is incomplete (expected "
-                                 f"{', '.join(TRAIN_FILES + (TEST_FILE, META_FILE))})") from None
-        except OSError as e:                      # a folder in its place, no permission, an I/O error
-            raise CorruptDataset(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
+                                 f"{', '.join(TRAIN_FILES + (TEST_FILE, META_FILE))})")
+        with open_regular(path, "CIFAR-10 file", CorruptDataset) as (f, size):
+            if size > MAX_FILE_BYTES:
+                raise CorruptDataset(f"{path}: {size} bytes, more than a CIFAR-10 file can hold "
+                                     f"({MAX_FILE_BYTES}); not CIFAR-10?")
+            try:
+                return f.read(size)                   # the size of the opened file: a file growing now adds nothing
+            except OSError as e:                      # an I/O error
+                raise CorruptDataset(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
 
     return _assemble(read, lambda name: os.path.join(folder, name))
 
 
-def _archive_members(tar, archive):
+def _archive_members(tar, archive, archive_size):
     """``{file name: TarInfo}`` of the regular files in the archive, refusing archives that cannot be CIFAR-10's:
-    more than a few dozen entries, or a wanted file over ``MAX_FILE_BYTES``."""
-    members = {}
+    more than a few dozen entries, a wanted file over ``MAX_FILE_BYTES``, or members holding together more than
+    ``MAX_ARCHIVE_RATIO`` x ``archive_size`` + ``ARCHIVE_SLACK`` bytes. (tarfile finds each header by unpacking
+    the data before it, so the sizes the headers claim are what reading the archive unpacks.)"""
+    members, total, most = {}, 0, MAX_ARCHIVE_RATIO * archive_size + ARCHIVE_SLACK
     for count, member in enumerate(tar, 1):       # one header at a time: never a list of millions of entries
         if count > _MAX_ARCHIVE_MEMBERS:
             raise CorruptDataset(f"{archive}: more than {_MAX_ARCHIVE_MEMBERS} entries; not the CIFAR-10 python "
@@ -266,21 +286,24 @@ def _archive_members(tar, archive):
         name = os.path.basename(member.name)
         if member.isfile() and name in TRAIN_FILES + (TEST_FILE, META_FILE):
             if member.size > MAX_FILE_BYTES:
-                raise CorruptDataset(f"{archive}: {member.name} is {member.size} bytes, more than a CIFAR-10 file "
-                                     f"can hold ({MAX_FILE_BYTES}); not the CIFAR-10 python archive?")
+                raise CorruptDataset(f"{archive}: {FOLDER_NAME}/{name} is {member.size} bytes, more than a "
+                                     f"CIFAR-10 file can hold ({MAX_FILE_BYTES}); not the CIFAR-10 python archive?")
             members[name] = member
+        total += member.size
+        if total > most:
+            raise CorruptDataset(f"{archive}: its members expand to more than {most:,} bytes, {MAX_ARCHIVE_RATIO}x "
+                                 f"this gzip file's {archive_size:,} + 1 MiB (the real archive expands 1.1x): a "
+                                 f"damaged file or a decompression bomb")
     return members
 
 
 def _member_bytes(tar, members, name, archive):
-    """The bytes of one member, read 1 MB at a time: a header that lies about the size costs no more memory than
-    the data that is really there."""
+    """The bytes of one member, read 1 MB at a time and never more than ``MAX_FILE_BYTES``: a header that lies
+    about the size costs no more memory than the data that is really there."""
     if name not in members:
         raise CorruptDataset(f"{archive}: has no {FOLDER_NAME}/{name}; not the CIFAR-10 python archive?")
-    member, blocks = tar.extractfile(members[name]), []
-    for block in iter(lambda: member.read(1 << 20), b""):
-        blocks.append(block)
-    return b"".join(blocks)
+    return read_at_most(tar.extractfile(members[name]), MAX_FILE_BYTES, f"{archive}: {FOLDER_NAME}/{name}",
+                        CorruptDataset)
 
 
 _ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError, UnicodeError)
@@ -293,8 +316,9 @@ def read_cifar10_archive(archive):
         as ``read_cifar10_folder``.
     """
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = _archive_members(tar, archive)
+        with open_regular(archive, "CIFAR-10 archive", CorruptDataset) as (f, size), \
+                tarfile.open(fileobj=f, mode="r:gz") as tar:
+            members = _archive_members(tar, archive, size)
             return _assemble(lambda name: _member_bytes(tar, members, name, archive),
                              lambda name: f"{archive}:{FOLDER_NAME}/{name}")
     except _ARCHIVE_ERRORS as e:
@@ -306,16 +330,18 @@ def read_cifar10(path):
     """Read CIFAR-10 from a ``cifar-10-batches-py`` folder or a ``cifar-10-python.tar.gz`` archive."""
     if os.path.isdir(path):
         return read_cifar10_folder(path)
-    if os.path.isfile(path):
+    if os.path.lexists(path):              # a file, or something else by that name: the archive reader says which
         return read_cifar10_archive(path)
     raise DatasetUnavailable(f"{path}: no such file or folder")
 
 
 def find_cifar10(root):
     """The folder or archive under ``root`` to read, or None. See the module docstring for what ``root`` may be."""
-    if os.path.isfile(root):
+    # lexists, not isfile: a FIFO or a device by those names is then refused by the reader, saying what it is,
+    # rather than taken for nothing there (and a download started beside it)
+    if os.path.lexists(root) and not os.path.isdir(root):
         return root
-    if os.path.isfile(os.path.join(root, TRAIN_FILES[0])):
+    if os.path.lexists(os.path.join(root, TRAIN_FILES[0])):
         return root
     for name in (FOLDER_NAME, ARCHIVE_NAME):
         candidate = os.path.join(root, name)
@@ -388,8 +414,9 @@ def extract_cifar10(archive, root):
     tmp = tempfile.mkdtemp(prefix=FOLDER_NAME + ".", suffix=".part", dir=root)
     try:
         try:
-            with tarfile.open(archive, "r:gz") as tar:
-                members = _archive_members(tar, archive)
+            with open_regular(archive, "CIFAR-10 archive", CorruptDataset) as (f, size), \
+                    tarfile.open(fileobj=f, mode="r:gz") as tar:
+                members = _archive_members(tar, archive, size)
                 for name in TRAIN_FILES + (TEST_FILE, META_FILE):
                     raw = _member_bytes(tar, members, name, archive)
                     with open(os.path.join(tmp, name), "wb") as out:

@@ -32,8 +32,8 @@ its input exactly zero-mean, unit-variance over the training set).
 
 Errors are those of ``cifar10.py`` (all ``DatasetError``): ``DatasetUnavailable`` (not found and not
 downloadable), ``ChecksumError`` (a download with the wrong checksum; deleted), ``CorruptDataset`` (a file is
-there but is not the IDX array it should be: bad magic, truncated, wrong sizes, labels outside 0..9, images
-and labels of different counts; the message names the file).
+there but is not the IDX array it should be: not a regular file, bad magic, truncated, wrong sizes, more than
+its size can hold, labels outside 0..9, images and labels of different counts; the message names the file).
 """
 import gzip
 import hashlib
@@ -41,6 +41,8 @@ import os
 import zlib
 
 import numpy as np
+
+from minception.files.regular import open_regular
 
 from .cifar10 import ChecksumError, CorruptDataset, DatasetUnavailable, default_data_dir, download
 from .dataset import ImageSet
@@ -90,9 +92,12 @@ def to_rgb32(images):
 
 
 def _file_in(folder, name):
-    """``folder/name`` if that raw IDX file exists, else ``folder/name.gz`` if that does, else None."""
+    """``folder/name`` if that raw IDX file exists, else ``folder/name.gz`` if that does, else None.
+
+    Anything by that name counts (``lexists``), not only a regular file: a FIFO, a directory or a broken link in
+    its place is then refused by ``read_idx``, saying what it is, instead of being reported as missing."""
     for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):
-        if os.path.isfile(candidate):
+        if os.path.lexists(candidate):
             return candidate
     return None
 
@@ -160,7 +165,7 @@ def idx_sha256(path, limit):
     """
     h, count = hashlib.sha256(), 0
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path, "IDX file", CorruptDataset) as (raw, _):
             compressed = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw

@@ -13,9 +13,23 @@ So ``train-images-idx3-ubyte`` starts ``00 00 08 03 | 00 00 ea 60 | 00 00 00 1c 
 dimensions, 60000 x 28 x 28. The files are usually distributed gzipped (``.gz``); the reader looks at the first
 two bytes (gzip's ``1f 8b``) rather than at the name, so a renamed file still reads.
 
-The file is untrusted: the header is checked before anything is allocated, the values are read in chunks up to
-the size the header announces (a header that lies about the size cannot make the reader allocate more than the
-file holds), and every failure is a ``CorruptDataset`` naming the file and what is wrong with it.
+The file is untrusted, and the format makes it cheap to distrust: the header fixes the size of everything that
+follows, so ``read_idx`` checks that size before it allocates a byte for the values:
+
+- the path must be a regular file (``files.open_regular``: a FIFO, a device such as ``/dev/zero`` or a directory
+  is refused by what it is, never read or waited on);
+- at most ``MAX_NDIM`` dimensions (real files have 1 or 3; NumPy itself stops at 32 or 64, with a traceback) and
+  at most ``max_bytes`` of values;
+- a raw file must hold exactly the header and the values it announces: a header claiming more than the file
+  holds is refused before reading;
+- a gzipped file may announce at most ``MAX_GZIP_RATIO`` times its own size plus ``GZIP_SLACK``: that is how
+  far real IDX files expand (Fashion-MNIST 1.8 to 2.0 times, MNIST 4.75), so a few kilobytes of gzip that claim
+  a gigabyte of zeros (a decompression bomb) are refused before they are unpacked.
+
+The values are then read into one buffer of the announced size, never further. Reading an IDX file therefore
+takes at most the values' size (twice that for multi-byte types, which are byte-swapped), and that size is at
+most the file's (raw) or ``MAX_GZIP_RATIO`` x the file's + ``GZIP_SLACK`` (gzipped). Every failure is a
+``CorruptDataset`` naming the file and what is wrong with it, in a message that quotes no unbounded value.
 """
 import gzip
 import math
@@ -25,6 +39,9 @@ import zlib
 
 import numpy as np
 
+from minception.files.regular import open_regular
+from minception.files.shorten import shorten
+
 from .cifar10 import CorruptDataset
 
 #: IDX type code -> NumPy dtype of the stored values (big-endian, as the format prescribes)
@@ -33,7 +50,26 @@ IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
 GZIP_MAGIC = b"\x1f\x8b"
 #: refuse files announcing more values than this many bytes (Fashion-MNIST's largest file has 47 MB)
 MAX_BYTES = 1 << 30
+#: the most dimensions a header may announce: every NumPy version has at least 32 (real IDX files use 1 or 3)
+MAX_NDIM = 32
+#: how many times its own size a gzipped IDX file may expand to (plus ``GZIP_SLACK``). Real files need at most
+#: about 5: Fashion-MNIST's (Debian's copy) expand 1.78 (images) to 2.03 (labels) times; MNIST's mostly black
+#: digits 4.75 (9,912,422 bytes of gzip for 47,040,016 of IDX, by the sizes its authors publish)
+MAX_GZIP_RATIO = 8
+#: what a small gzipped file may expand to whatever its ratio: a few KB of mostly-zero test images must still read
+GZIP_SLACK = 1 << 20
 _CHUNK = 1 << 20
+
+
+def _shape_text(shape):
+    """``60000x28x28``; at most 4 sizes written out, so the text stays short whatever the header says."""
+    text = "x".join(map(str, shape[:4]))
+    return text if len(shape) <= 4 else f"{text}x... ({len(shape)} dimensions)"
+
+
+def _count(n):
+    """``47,040,000``, or a short description when a hostile header multiplies to hundreds of digits."""
+    return f"{n:,}" if n < 10 ** 18 else shorten(n)
 
 
 def _read_exactly(stream, n, path, what):
@@ -57,50 +93,92 @@ def parse_idx_magic(magic, path="<idx>"):
     return IDX_DTYPES[magic[2]], magic[3]
 
 
-def read_idx_stream(stream, path="<idx>", max_bytes=MAX_BYTES):
-    """The array stored in the IDX byte stream ``stream`` (an open binary file, already decompressed).
-
-    Returns a NumPy array in native byte order with the header's shape. ``path`` names the file in errors.
-    """
+def _read_header(stream, path, max_bytes):
+    """``(dtype, shape, header bytes, value bytes, description)`` from the start of an IDX stream, checked."""
     dtype, ndim = parse_idx_magic(_read_exactly(stream, 4, path, "4-byte magic"), path)
+    if ndim > MAX_NDIM:
+        raise CorruptDataset(f"{path}: the header announces {ndim} dimensions; an IDX file may have 1 to "
+                             f"{MAX_NDIM} (images have 3, labels 1)")
     shape = struct.unpack(f">{ndim}I", _read_exactly(stream, 4 * ndim, path, f"header ({ndim} sizes)"))
-    what = f"{'x'.join(map(str, shape))} {dtype.name} array"
+    what = f"{_shape_text(shape)} {dtype.name} array"
     nbytes = math.prod(shape) * dtype.itemsize          # Python ints: exact however large the sizes are
     if nbytes > max_bytes:
-        raise CorruptDataset(f"{path}: the header announces a {what} ({nbytes} bytes), more than the "
-                             f"{max_bytes}-byte limit")
-    values = np.frombuffer(_read_exactly(stream, nbytes, path, what), dtype=dtype)
+        raise CorruptDataset(f"{path}: the header announces a {what} ({_count(nbytes)} bytes), more than the "
+                             f"{max_bytes:,}-byte limit")
+    return dtype, shape, 4 + 4 * ndim, nbytes, what
+
+
+def _read_values(stream, dtype, shape, nbytes, path, what):
+    """The ``nbytes`` of values into one buffer of that size, then the check that nothing follows them."""
+    buffer, got = bytearray(nbytes), 0
+    view = memoryview(buffer)
+    while got < nbytes:
+        n = stream.readinto(view[got:got + _CHUNK])
+        if not n:
+            raise CorruptDataset(f"{path}: truncated: the {what} needs {_count(nbytes)} bytes, the file ends "
+                                 f"after {got:,}")
+        got += n
+    view.release()
     if stream.read(1):
         raise CorruptDataset(f"{path}: bytes after the {what} the header announces (wrong sizes in the header, "
                              f"or not an IDX file)")
+    values = np.frombuffer(buffer, dtype=dtype)
     return values.astype(dtype.newbyteorder("="), copy=False).reshape(shape)
 
 
-def read_idx(path, max_bytes=MAX_BYTES):
+def read_idx_stream(stream, path="<idx>", max_bytes=MAX_BYTES):
+    """The array stored in the IDX byte stream ``stream`` (an open binary file, already decompressed).
+
+    Returns a NumPy array in native byte order with the header's shape. ``path`` names the file in errors. The
+    stream's own length is not known here, so only ``max_bytes`` bounds the buffer: ``read_idx`` checks the
+    header against the file's size as well.
+    """
+    dtype, shape, _, nbytes, what = _read_header(stream, path, max_bytes)
+    return _read_values(stream, dtype, shape, nbytes, path, what)
+
+
+def read_idx(path, max_bytes=MAX_BYTES, max_gzip_ratio=MAX_GZIP_RATIO):
     """Read the IDX file ``path`` (gzipped or not) into a NumPy array.
 
     Args:
         path: the file; gzip compression is recognised by its first bytes, whatever the file is called.
         max_bytes: refuse a header announcing more bytes of values than this.
+        max_gzip_ratio: refuse a gzipped file whose header announces more than this many times the file's size
+            (plus ``GZIP_SLACK``); see ``MAX_GZIP_RATIO``.
 
     Raises:
-        CorruptDataset: the file is missing, is not IDX, has a bad magic, is truncated, has trailing bytes,
-            or (gzipped) is not a valid gzip stream. Never any other error for any file contents.
+        CorruptDataset: the path is missing or not a regular file, the file is not IDX, has a bad magic, is
+            truncated, has trailing bytes, announces more than it can hold, or (gzipped) is not a valid gzip
+            stream. Never any other error for any file contents.
 
     Shape:
         whatever the header says, e.g. (60000, 28, 28) uint8 images or (60000,) uint8 labels.
     """
+    if not os.path.lexists(path):                    # only to say "missing" rather than the OS's words
+        raise CorruptDataset(f"{path}: missing")
     compressed = False
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path, "IDX file", CorruptDataset) as (raw, size):
             compressed = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             if not compressed:
-                return read_idx_stream(raw, path, max_bytes)
+                dtype, shape, header, nbytes, what = _read_header(raw, path, max_bytes)
+                if header + nbytes > size:
+                    raise CorruptDataset(f"{path}: truncated: the {what} needs {_count(nbytes)} bytes, the file "
+                                         f"ends after {size - header:,}")
+                if header + nbytes < size:
+                    raise CorruptDataset(f"{path}: {size - header - nbytes:,} bytes after the {what} the header "
+                                         f"announces (wrong sizes in the header, or not an IDX file)")
+                return _read_values(raw, dtype, shape, nbytes, path, what)
             with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                return read_idx_stream(stream, path, max_bytes)
-    except FileNotFoundError:
-        raise CorruptDataset(f"{path}: missing") from None
+                dtype, shape, header, nbytes, what = _read_header(stream, path, max_bytes)
+                most = max_gzip_ratio * size + GZIP_SLACK
+                if header + nbytes > most:
+                    raise CorruptDataset(
+                        f"{path}: the header announces a {what} ({_count(nbytes)} bytes), but a gzip file of "
+                        f"{size:,} bytes expands to at most {most:,} ({max_gzip_ratio}x + 1 MiB; real IDX files "
+                        f"need 5x): a damaged file or a decompression bomb")
+                return _read_values(stream, dtype, shape, nbytes, path, what)
     except (OSError, EOFError, zlib.error) as e:     # gzip.BadGzipFile is an OSError; EOFError: gzip cut off
         what = "the gzip stream" if compressed else "the file"
         raise CorruptDataset(f"{path}: cannot read {what} (truncated or corrupt?): {type(e).__name__}: {e}") from e
@@ -114,9 +192,10 @@ def write_idx(path, array, compress=None):
     array = np.asarray(array)
     codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
-    if native not in codes or array.ndim == 0 or array.ndim > 255:
+    if native not in codes or array.ndim == 0 or array.ndim > MAX_NDIM:
         raise ValueError(f"write_idx: cannot store a {array.dtype} array of {array.ndim} dimensions in IDX "
-                         f"(types: {', '.join(str(d) for d in codes)}; 1..255 dimensions)")
+                         f"(types: {', '.join(str(d) for d in codes)}; 1..{MAX_NDIM} dimensions, what read_idx "
+                         f"reads)")
     dtype = IDX_DTYPES[codes[native]]
     data = (bytes([0, 0, codes[native], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
             + np.ascontiguousarray(array, dtype=dtype).tobytes())

@@ -123,7 +123,7 @@ def test_oversized_and_unreadable_files_are_refused_before_reading(tmp_path):
         read_cifar10(str(folder))
     os.remove(folder / "data_batch_1")
     (folder / "data_batch_1").mkdir()
-    with pytest.raises(CorruptDataset, match="data_batch_1: cannot be read"):
+    with pytest.raises(CorruptDataset, match="data_batch_1' is a directory, not a regular file"):
         read_cifar10(str(folder))
 
 

@@ -1,5 +1,5 @@
-"""Property-based fuzzing (Hypothesis) of the readers of untrusted files: safetensors, torch.save (.pth) and the
-CIFAR-10 batches and archive.
+"""Property-based fuzzing (Hypothesis) of the readers of untrusted files: safetensors, torch.save (.pth), the
+CIFAR-10 batches and archive, and IDX files (Fashion-MNIST's format, gzipped or not).
 
 Every test feeds a reader either a valid file with random damage (bytes flipped, cut, inserted or removed) or a
 random structure (headers, tensor views, pickles built from the very names the reader allows, and others). The
@@ -16,6 +16,7 @@ Crashes of the interpreter itself (SIGSEGV) would end the test run, which fails 
 derandomized (the same ones on every run) and few enough that the whole file takes 10-20 s.
 """
 import contextlib
+import gzip
 import io
 import itertools
 import json
@@ -34,6 +35,7 @@ from hypothesis import strategies as st
 
 from minception.data import cifar10
 from minception.data.cifar10 import CorruptDataset, DatasetError
+from minception.data.idx import read_idx
 from minception.pretrained import WeightsError, read_weights
 from minception.pretrained.safetensors import DTYPES, SafetensorsError, load_file
 from pickle_writer import Build, Call, Global, PersistentId, dumps, state_dict, storage, tensor, torch_zip
@@ -303,6 +305,38 @@ def test_pth_damaged_files(folder, data):
             assert array.size == 0 or np.isin(array.view("<u4"), stored.view("<u4")).all()
 
 
+_METHODS = {zipfile.ZIP_STORED: None, zipfile.ZIP_DEFLATED: None, zipfile.ZIP_BZIP2: "bzip2",
+            zipfile.ZIP_LZMA: "LZMA"}
+
+
+@FUZZ
+@given(st.data())
+def test_pth_compression_methods(folder, data):
+    """Stored and deflate members load as the same state dict; a member the reader needs in bzip2 or LZMA is
+    refused by name before it is decompressed; either, damaged, gives a state dict or a WeightsError."""
+    raw = data.draw(valid_pth())
+    expected = read_weights(_write(folder / "s.pth", raw))
+    buf, methods = io.BytesIO(), {}
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            methods[info.filename] = data.draw(st.sampled_from(sorted(_METHODS)))
+            dst.writestr(info.filename, src.read(info), compress_type=methods[info.filename])
+    refused = sorted(_METHODS[m] for name, m in methods.items() if _METHODS[m] and not name.endswith("/version"))
+    path = _write(folder / "m.pth", buf.getvalue())
+    if refused:
+        with pytest.raises(WeightsError, match="bzip2|LZMA"):
+            read_weights(path)
+    else:
+        out = read_weights(path)
+        assert list(out) == list(expected) and all(np.array_equal(out[k], expected[k]) for k in out)
+    load_or_refuse(lambda: read_weights(_write(path, data.draw(damaged(buf.getvalue())))), WeightsError)
+
+
+def _write(path, raw):
+    path.write_bytes(raw)
+    return path
+
+
 # --------------------------------------------------------------------------------------------- CIFAR ---
 def _batch(rows, protocol):
     rng = np.random.default_rng(rows)
@@ -380,3 +414,29 @@ def test_cifar_damaged_archives(folder, raw):
     if out is not None:
         train, test = out
         assert train.images.shape == (5, 3, 32, 32) and test.images.shape == (1, 3, 32, 32)
+
+
+# ----------------------------------------------------------------------------------------------- IDX ---
+@st.composite
+def idx_files(draw):
+    """``(file bytes, shape, values)``: an IDX header of random dimensions (up to 255, sizes up to 2**32 - 1)
+    followed by random values or by many zeros, gzipped or not. Most headers lie about what follows."""
+    ndim = draw(st.one_of(st.integers(1, 4), st.integers(1, 255)))
+    sizes = draw(st.lists(st.one_of(st.integers(0, 8), st.integers(0, 2 ** 32 - 1)), min_size=ndim, max_size=ndim))
+    code = draw(st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E]))
+    values = draw(st.one_of(st.binary(max_size=64), st.integers(0, 4 << 20).map(bytes)))    # up to 4 MB of zeros
+    content = bytes([0, 0, code, ndim]) + struct.pack(f">{ndim}I", *sizes) + values
+    return (gzip.compress(content, compresslevel=1) if draw(st.booleans()) else content), tuple(sizes), values
+
+
+@settings(FUZZ, max_examples=100)
+@given(case=idx_files())
+def test_idx_random_headers(folder, case):
+    """Whatever the header claims, read_idx returns exactly the values that follow it or raises CorruptDataset,
+    within the memory limit: 4 MB of zeros packs into a few KB of gzip, and a header may claim 2**32 ** 255."""
+    raw, shape, values = case
+    path = folder / "fuzz-idx"
+    path.write_bytes(raw)
+    out = load_or_refuse(lambda: read_idx(path), CorruptDataset)
+    if out is not None:
+        assert out.shape == shape and out.nbytes == len(values)
