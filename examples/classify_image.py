@@ -10,7 +10,9 @@ and shape); otherwise the script prints, in one line, where to get it. ``--no-do
 A file already in the cache is checked against the same SHA-256 on every run (about a second); a file given with
 ``--weights`` is used as it is, after the key and shape check.
 
-PHOTO may be omitted: the script then uses ``grace_hopper.jpg``, a sample photo shipped with matplotlib.
+PHOTO may be omitted: the script then uses ``grace_hopper.jpg``, a sample photo shipped with matplotlib. The photo
+is read first, in bounded memory (``minception/pretrained/preprocessing.py`` says how): a file that is not an
+image, or a damaged, empty, huge or extremely narrow one, is one line on stderr and exit status 2.
 
 Output: the top-5 ImageNet classes (index, probability, name), one a line, e.g. ``652  0.xxxx  military uniform``.
 """
@@ -23,8 +25,8 @@ import numpy as np
 
 from autograd import Tensor, no_grad
 from minception import models
-from minception.pretrained import (DownloadError, WeightsError, default_weights_path, download_weights, get_info,
-                                   imagenet_classes, load_timm_weights, preprocess, where_to_get)
+from minception.pretrained import (DownloadError, ImageError, WeightsError, default_weights_path, download_weights,
+                                   get_info, imagenet_classes, load_timm_weights, preprocess, where_to_get)
 from minception.pretrained.download import sha256_of
 
 BUILDERS = {"inception_v4": models.inception_v4, "inception_resnet_v2": models.inception_resnet_v2}
@@ -97,8 +99,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     photo = args.photo or sample_photo()
-    if not os.path.exists(photo):
-        print(f"no such image: {photo}", file=sys.stderr)
+    try:                                 # the image first: a file that is not one costs no weights download
+        x = preprocess(photo, args.model)
+    except ImageError as e:              # missing, not a file, not an image, damaged, too large: one line
+        print(e, file=sys.stderr)
         return 2
     path = resolve_weights(args.model, args.weights, not args.no_download)
     if path is None:
@@ -110,7 +114,6 @@ def main(argv=None):
     except WeightsError as e:            # a damaged file, or one for another network: one line, not a traceback
         print(f"cannot use the weights: {e}", file=sys.stderr)
         return 2
-    x = preprocess(photo, args.model)
     start = time.perf_counter()
     top = classify(model, x, args.topk)
     seconds = time.perf_counter() - start

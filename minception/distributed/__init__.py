@@ -20,11 +20,12 @@ Files (one idea each): ``environment`` (``init``: who am I), ``communicator`` (t
 and MPI), ``nccl`` (GPU all-reduce), ``gradients`` (bucketed gradient averaging), ``broadcast`` (same start),
 ``sync_bn_function`` / ``sync_bn_layer`` (synchronised batch norm, an option), ``sharded_dropout`` (dropout
 masks of the global batch), ``data_parallel`` (the hook the Trainer uses), ``failure`` (one rank fails: all
-exit), ``gpu`` (one GPU per rank).
+exit), ``agreement`` (all ranks run with the same settings), ``gpu`` (one GPU per rank).
 
 Install the extra for MPI: ``pip install -e '.[distributed]'`` (mpi4py and the MPICH wheel, which brings
 ``mpiexec``).
 """
+from .agreement import SettingsDisagree, agree_on_settings, environment_settings
 from .broadcast import broadcast_parameters
 from .communicator import Communicator, MPICommunicator
 from .data_parallel import DataParallel
@@ -39,4 +40,4 @@ from .sync_bn_layer import SyncBatchNorm2d, sync_batch_norm
 __all__ = ["init", "rank", "world_size", "is_main", "launcher_size", "Communicator", "MPICommunicator",
            "allreduce_gradients", "GradientBuckets", "BUCKET_BYTES", "broadcast_parameters", "SyncBatchNorm",
            "SyncBatchNorm2d", "sync_batch_norm", "ShardedDropout", "shard_dropout", "DataParallel",
-           "run_or_abort", "use_local_gpu"]
+           "run_or_abort", "use_local_gpu", "agree_on_settings", "environment_settings", "SettingsDisagree"]

@@ -7,6 +7,7 @@ arrays of the same shape:
 - ``allreduce_sum_(array)``: every rank ends with the element-wise sum of everybody's array (in place);
 - ``broadcast_(array, root)``: every rank ends with the root's array (in place);
 - ``broadcast_object(obj, root)`` and ``on_main(fn)``: the same for a Python object (a loaded checkpoint);
+- ``allgather_object(obj)``: every rank ends with the list of everybody's object, in rank order;
 - ``any(flag)``: True on every rank when it is True on at least one (agreeing to stop together);
 - ``barrier()``: wait until everybody is here.
 
@@ -59,6 +60,10 @@ class Communicator:
     def broadcast_object(self, obj, root=0):
         """``root``'s Python object, on every rank (pickled; only for trusted data between our own ranks)."""
         return obj
+
+    def allgather_object(self, obj):
+        """``[rank 0's obj, rank 1's obj, ...]`` on every rank (pickled; only between our own ranks)."""
+        return [obj]
 
     def any(self, flag):
         """True on every rank if ``flag`` is true on at least one."""
@@ -161,6 +166,9 @@ class MPICommunicator(Communicator):
     # ----------------------------------------------------------------------------------- objects ---
     def broadcast_object(self, obj, root=0):
         return self.comm.bcast(obj, root=root)
+
+    def allgather_object(self, obj):
+        return self.comm.allgather(obj)
 
     def any(self, flag):
         return bool(self.comm.allreduce(1 if flag else 0, op=self.MPI.MAX))

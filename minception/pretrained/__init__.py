@@ -13,11 +13,12 @@ Files: ``safetensors.py`` (the file format), ``timm_weights.py`` (key/shape chec
 from . import imagenet_classes
 from .catalog import PRETRAINED, PretrainedInfo, get_info
 from .download import DownloadError, default_weights_path, download_weights, where_to_get
-from .preprocessing import inception_preprocess, preprocess
+from .preprocessing import ImageError, inception_preprocess, preprocess
 from .safetensors import load_file as load_safetensors, save_file as save_safetensors
 from .timm_weights import WeightsError, check_keys, load_timm_weights, read_weights, verify_checkpoint
 
 __all__ = ["load_timm_weights", "read_weights", "check_keys", "verify_checkpoint", "WeightsError",
-           "preprocess", "inception_preprocess", "imagenet_classes", "PRETRAINED", "PretrainedInfo", "get_info",
+           "preprocess", "inception_preprocess", "ImageError", "imagenet_classes", "PRETRAINED", "PretrainedInfo",
+           "get_info",
            "download_weights", "default_weights_path", "where_to_get", "DownloadError",
            "load_safetensors", "save_safetensors"]

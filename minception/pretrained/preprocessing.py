@@ -21,16 +21,43 @@ reproduced here because the goal is to match timm's logits exactly.
 
     from minception.pretrained import preprocess
     x = preprocess("cat.jpg", "inception_v4")          # float32 (1, 3, 299, 299)
+
+An image file is untrusted input, and its size is what costs memory: a 196-byte PNG can claim to be 1 x 60000
+pixels (which step 1 would resize to 341 x 20,460,000), and a 1 MB one 30000 x 30000. So a path is opened as a
+regular file only (``open_regular``), its header is read first (Pillow's ``Image.open`` decodes nothing yet), and
+the size is checked before a pixel is decoded: no side of 0, at most ``MAX_PIXELS`` pixels, and the longer side
+at most ``MAX_ASPECT_RATIO`` times the shorter (which bounds the resize). Reading a path then takes at most
+about 7 bytes per pixel (the decoded image, at most 4 a pixel, and its RGB copy; 630 MB at the cap) plus the
+resized image (at most 17 MB). Anything that goes wrong with the file (missing, not a regular file, not an image,
+truncated, damaged) is an ``ImageError`` naming the path, in one line.
 """
 from __future__ import annotations
 
 import math
+import os
+import re
+import warnings
 
 import numpy as np
 
-__all__ = ["preprocess", "inception_preprocess", "resize_shorter_side", "center_crop", "to_normalized_array"]
+from minception.files.regular import open_regular
+from minception.files.shorten import shorten
+
+__all__ = ["preprocess", "inception_preprocess", "resize_shorter_side", "center_crop", "to_normalized_array",
+           "ImageError", "check_image_size", "MAX_PIXELS", "MAX_ASPECT_RATIO"]
 
 _FILTERS = {"bicubic": "BICUBIC", "bilinear": "BILINEAR", "nearest": "NEAREST", "lanczos": "LANCZOS"}
+
+#: the most pixels an image may have: Pillow's own default ``Image.MAX_IMAGE_PIXELS`` (above it Pillow warns of a
+#: decompression bomb), checked here whatever the process set that to (nothing here changes Pillow's setting).
+MAX_PIXELS = 89_478_485
+#: the longer side may be at most this many times the shorter: the resize makes the shorter side 341 (or 333), so
+#: the resized image is at most 341 x 17,050 pixels (17 MB). Panoramas reach about 12:1.
+MAX_ASPECT_RATIO = 50
+
+
+class ImageError(ValueError):
+    """An image that cannot be used: not a regular file, not an image, damaged, empty, too large or too narrow."""
 
 
 def _pil():
@@ -38,16 +65,71 @@ def _pil():
     return Image
 
 
+def check_image_size(width, height, what="image"):
+    """Raise ``ImageError`` unless a ``width`` x ``height`` image can be preprocessed in bounded memory: both sides
+    at least 1, at most ``MAX_PIXELS`` pixels, the longer side at most ``MAX_ASPECT_RATIO`` times the shorter."""
+    if width < 1 or height < 1:
+        raise ImageError(f"{what} is {width} x {height} pixels: it has no pixels")
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{what} is {width} x {height} pixels: more than the {MAX_PIXELS:,} allowed")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(f"{what} is {width} x {height} pixels: the longer side may be at most "
+                         f"{MAX_ASPECT_RATIO} times the shorter")
+
+
+def _read_image(path):
+    """The image file at ``path`` as an RGB PIL image, its size checked before its pixels are decoded."""
+    with open_regular(path, "image", ImageError) as (f, _):
+        return _decode(f, f"image {shorten(os.fspath(path), 200)}")
+
+
+def _decode(f, what):
+    """The image in the binary file ``f`` as an RGB PIL image (``what`` names it in errors)."""
+    Image = _pil()
+    try:
+        with warnings.catch_warnings():               # Pillow's bomb warning: refused below, saying the limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(f)
+    except Image.DecompressionBombError as e:         # Pillow's own limit (twice Image.MAX_IMAGE_PIXELS)
+        found = re.findall(r"\d+", str(e))[:2]       # "Image size (N pixels) exceeds limit of M pixels"
+        said = (f"{int(found[0]):,} pixels, more than the {int(found[1]):,} Pillow allows" if len(found) == 2
+                else _said(e))
+        raise ImageError(f"{what} is too large: {said}") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{what} is not an image (not in any format Pillow reads)") from None
+    except Exception as e:                            # noqa: BLE001 -- Pillow's plugins raise many kinds
+        raise ImageError(f"{what} is not an image Pillow can read: {_said(e)}") from None
+    with image:
+        check_image_size(*image.size, what=what)
+        try:
+            return image.convert("RGB")               # decodes the pixels (a copy: the file closes after this)
+        except Exception as e:                        # noqa: BLE001 -- truncated or damaged data, in any plugin
+            raise ImageError(f"{what} is damaged: {_said(e)}") from None
+
+
+def _said(error):
+    """``Type: message`` of an exception, one line of at most about 100 characters."""
+    try:
+        text = " ".join(str(error).split())
+    except Exception:                                 # noqa: BLE001
+        text = ""
+    text = text if len(text) <= 100 else text[:97] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _open_rgb(image):
     """A path, a PIL image or an (H, W, 3) uint8 array -> an RGB PIL image."""
     Image = _pil()
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"preprocess: an array image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+            raise ImageError(f"preprocess: an array image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        check_image_size(image.shape[1], image.shape[0], "the array image")
         return Image.fromarray(image, "RGB")
+    if hasattr(image, "read"):                        # an open binary file, as Image.open takes
+        return _decode(image, "the image file")
     if not isinstance(image, Image.Image):
-        with Image.open(image) as f:
-            image = f.convert("RGB")         # loads the pixels before the file closes
+        return _read_image(image)
+    check_image_size(*image.size)
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
@@ -66,6 +148,7 @@ def resize_shorter_side(image, size, interpolation="bicubic"):
     if interpolation not in _FILTERS:
         raise ValueError(f"resize_shorter_side: interpolation must be one of {sorted(_FILTERS)}, got {interpolation!r}")
     w, h = image.size
+    check_image_size(w, h)                    # bounds the resized image: at most size x (MAX_ASPECT_RATIO * size)
     if w <= h:
         new_w, new_h = size, int(size * h / w)
     else:

@@ -430,3 +430,67 @@ def test_a_rank_that_exits_with_an_error_while_another_is_stuck_ends_the_job(mpi
     result = _run([mpiexec, "-n", "2", sys.executable, os.path.join(WORKERS, "failure.py"), "status"], timeout=60)
     assert result.returncode != 0
     assert "[rank 1 of 2] stopped with exit status 3" in result.stderr, result.stderr
+
+
+# ------------------------------------------------------------- every rank fails fast, and agrees or refuses ---
+def _one_rank_differs(mpiexec, tmp_path, prefix=(), flags=(), rank=1, timeout=TIMEOUT):
+    """The example as 2 ranks (an MPMD launch) where ``rank`` alone runs under ``prefix`` (e.g.
+    ``env NAME=value``) with ``flags`` added. ``env`` sets a variable on one rank with any launcher."""
+    args = _example_args("--max-steps", "1", out=tmp_path / "run")
+    plain, different = [sys.executable, EXAMPLE, *args], [*prefix, sys.executable, EXAMPLE, *args, *flags]
+    first, second = (plain, different) if rank == 1 else (different, plain)
+    return _run([mpiexec, "-n", "1", *first, ":", "-n", "1", *second], timeout=timeout)
+
+
+@pytest.mark.parametrize("rank", [1, 0])
+def test_a_rank_that_fails_while_importing_ends_the_job_with_its_message(mpiexec, tmp_path, rank):
+    """A bad MINCEPTION_KERNELS on one rank alone: ``import ops`` fails there, before ``run_or_abort`` is in
+    place; the other must not wait for it forever (it did: the launcher does not end a job when one process
+    exits with an error)."""
+    result = _one_rank_differs(mpiexec, tmp_path, ["env", "MINCEPTION_KERNELS=bogus"], rank=rank, timeout=30)
+    assert result.returncode != 0
+    assert (f"[rank {rank} of 2] failed: ValueError: environment variable MINCEPTION_KERNELS: unknown kernel tier "
+            "'bogus'" in result.stderr), result.stderr
+
+
+@pytest.mark.parametrize("prefix, flags, message", [
+    ((), ("--lr", "-1"), "--lr differs between the processes: 0.001 on rank 0, -1.0 on rank 1"),
+    ((), ("--seed", "1"), "--seed differs between the processes: not given on rank 0, 1 on rank 1"),
+    (("env", "MINCEPTION_KERNELS=reference"), (),
+     "$MINCEPTION_KERNELS differs between the processes: unset on rank 0, 'reference' on rank 1"),
+])
+def test_ranks_started_with_different_settings_refuse_to_run(mpiexec, tmp_path, prefix, flags, message):
+    """A flag or an environment setting that rank 1 alone was given: exit 2 on every rank, naming the setting and
+    the ranks (rank 0's settings used to be the only ones checked and used; rank 1's were silently ignored)."""
+    result = _one_rank_differs(mpiexec, tmp_path, prefix, flags, timeout=60)
+    assert result.returncode == 2, f"exit status {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert result.stderr.strip().splitlines() == [f"train_cifar_scaled.py: error: {message}"], result.stderr
+    assert not (tmp_path / "run").exists(), "the run folder was written before the settings were compared"
+
+
+class _Gathered(distributed.Communicator):
+    """A communicator whose ``allgather_object`` answers with the given ranks' objects."""
+
+    def __init__(self, everyone):
+        self.size, self.everyone = len(everyone), everyone
+
+    def allgather_object(self, obj):
+        return self.everyone
+
+
+def test_agree_on_settings_compares_type_and_text_and_names_the_ranks():
+    same = {"--lr": float("nan"), "--blocks": "1,1,1", "$OMP_NUM_THREADS": None}
+    assert distributed.agree_on_settings(_Gathered([same, dict(same)]), same) == same       # nan equals nan
+    assert distributed.agree_on_settings(distributed.Communicator(), same) == same           # alone: nothing to do
+    everyone = [{"--lr": 0.02, "--seed": 1}, {"--lr": 0.02}, {"--lr": 0.02, "--seed": 1}, {"--lr": 1, "--seed": 1},
+                {"--lr": 0.02, "--seed": 1}]
+    with pytest.raises(distributed.SettingsDisagree) as caught:
+        distributed.agree_on_settings(_Gathered(everyone), everyone[0])
+    assert str(caught.value) == ("--lr differs between the processes: 0.02 on ranks 0-2, 4, 1 on rank 3 "
+                                 "(and 1 more setting)")
+    huge = [{"x": 10 ** 5000}, {"x": "a" * 10 ** 6}, {"x": 3}, {"x": 4}]
+    with pytest.raises(ValueError) as caught:
+        distributed.agree_on_settings(_Gathered(huge), huge[0])
+    assert len(str(caught.value)) <= 160 and "2 other values" in str(caught.value), str(caught.value)
+    assert distributed.environment_settings({"MINCEPTION_KERNELS": "fast", "HOME": "x"}) == {
+        "$MINCEPTION_KERNELS": "fast", "$MINCEPTION_DATA": None, "$OMP_NUM_THREADS": None}
