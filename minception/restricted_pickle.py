@@ -26,19 +26,18 @@ from __future__ import annotations
 
 import io
 import pickle
-import reprlib
+
+from minception.files.shorten import shorten
 
 __all__ = ["RestrictedUnpickler", "describe"]
 
 _PLAIN_KEYS = (str, bytes, int, float, bool, type(None))
-_describe = reprlib.Repr()
-_describe.maxlevel, _describe.maxstring, _describe.maxother = 3, 60, 60
-_describe.maxlist = _describe.maxtuple = _describe.maxdict = 6
 
 
 def describe(value) -> str:
-    """A short, bounded ``repr`` of an untrusted value, for error messages (never deep, never long)."""
-    return _describe.repr(value)
+    """A short, bounded ``repr`` of an untrusted value, for error messages (never deep, never long), that cannot
+    fail: ``reprlib`` itself raises on an integer of more than 4,300 digits (see ``minception.files.shorten``)."""
+    return shorten(value)
 
 
 def _refused_opcode(name, why):

@@ -17,6 +17,7 @@ from autograd import Tensor
 from autograd.backend import get_array_module, to_numpy
 
 from ..files import NpzError, read_npz, write_npz
+from ..files.fit import fitted_array
 
 LoadResult = namedtuple("LoadResult", ["missing", "unexpected"])
 
@@ -74,7 +75,7 @@ def load_state_dict(module, state, strict=True):
     """Copy ``state`` (dotted name -> array) into ``module``'s parameters and buffers.
 
     Values are cast to the model's dtype and copied onto the model's device, in place. Nothing is copied unless
-    the whole load is valid.
+    the whole load is valid: ``check_state_dict`` checks every value first, then ``apply_state_dict`` copies.
 
     Args:
         state: a dict (or an ``np.load`` result) of arrays, Tensors or numbers.
@@ -87,6 +88,19 @@ def load_state_dict(module, state, strict=True):
         or not, when a key's shape differs (a silently skipped tensor is a classic fine-tuning bug: delete such
         keys from ``state`` first, e.g. a classifier with a different number of classes). The message lists the
         missing keys, the unexpected keys and the mis-shaped keys with both shapes.
+        TypeError or ValueError naming the key: a value that is not an array or a number, of another kind of
+        dtype (a float for an integer buffer), or out of the range of the model's dtype.
+    """
+    values, result = check_state_dict(module, state, strict=strict)
+    apply_state_dict(module, values)
+    return result
+
+
+def check_state_dict(module, state, strict=True):
+    """The first half of ``load_state_dict``: check ``state`` against ``module`` and change nothing.
+
+    Returns ``(values, LoadResult(missing, unexpected))``: ``values`` maps each key to load to a NumPy array of
+    exactly the shape and dtype of the model's array, ready for ``apply_state_dict``. Raises as ``load_state_dict``.
     """
     entries = {key: (m, attr, is_param) for key, m, attr, is_param in _entries(module)}
     keys = list(state.keys())
@@ -99,10 +113,11 @@ def load_state_dict(module, state, strict=True):
         value = state[key]
         if isinstance(value, Tensor):
             value = value.data
-        value = to_numpy(value) if hasattr(value, "shape") else np.asarray(value)
         target = _current(*entries[key])
-        if tuple(value.shape) != tuple(target.shape):
-            mismatched.append((key, tuple(value.shape), tuple(target.shape)))
+        shape = tuple(value.shape) if hasattr(value, "shape") else () if isinstance(value, (int, float)) else None
+        if shape is not None and shape != tuple(target.shape):
+            mismatched.append((key, shape, tuple(target.shape)))
+            continue
         values[key] = value
 
     if mismatched or (strict and (missing or unexpected)):
@@ -111,8 +126,17 @@ def load_state_dict(module, state, strict=True):
                              missing, unexpected, mismatched)
     for key, value in values.items():
         target = _current(*entries[key])
+        values[key] = fitted_array(key, value, target.shape, target.dtype, scalars=True)
+    return values, LoadResult(missing, unexpected)
+
+
+def apply_state_dict(module, values):
+    """The second half of ``load_state_dict``: copy ``values`` (from ``check_state_dict``) into the module's
+    arrays, in place. Every value has its target's shape and dtype, so no copy can fail half-way."""
+    entries = {key: (m, attr, is_param) for key, m, attr, is_param in _entries(module)}
+    for key, value in values.items():
+        target = _current(*entries[key])
         target[...] = get_array_module(target).asarray(value)
-    return LoadResult(missing, unexpected)
 
 
 def _describe(owner, missing, unexpected, mismatched, limit=20):
@@ -152,7 +176,7 @@ def load_state(module, path, strict=True):
         StateDictError: the arrays do not fit the module (see ``load_state_dict``).
     """
     try:
-        state = read_npz(path)
+        state = read_npz(path, what="state file")
     except NpzError as e:
         raise StateFileError(str(e)) from None
     return load_state_dict(module, state, strict=strict)

@@ -27,6 +27,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from ..files.regular import open_regular
 from .catalog import get_info
 from .timm_weights import verify_checkpoint
 
@@ -59,9 +60,10 @@ def where_to_get(model_name, dest=None, reason=None) -> str:
 
 
 def sha256_of(path, chunk=1 << 20) -> str:
-    """Hex SHA-256 of a file."""
+    """Hex SHA-256 of a file. Only a regular file is read (``open_regular``): a FIFO or ``/dev/zero`` would never
+    end. Raises ``DownloadError`` naming the path otherwise."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "file", DownloadError) as (f, _):
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()

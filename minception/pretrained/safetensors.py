@@ -11,8 +11,12 @@ A ``.safetensors`` file is three parts, one after the other::
     [rest]     the raw bytes of every tensor, little-endian, C (row-major) order.
                ``data_offsets`` = [begin, end) are byte positions counted from the start of this part.
 
-That is the whole format: no pickles, so loading a file cannot run code. Hugging Face's hub (and so timm)
-distributes weights this way. This module needs neither PyTorch nor the ``safetensors`` package.
+That is the whole format: no pickles, so loading a file cannot run code. This reader opens the path once, only if
+it is a regular file (``open_regular``); checks the header length against the file's size and ``_MAX_HEADER``
+before reading it; parses the JSON with limits on its shape (``_HeaderDecoder``); and reads each tensor into an
+array of exactly its checked size, so memory stays within the file's size (twice that for BF16, widened).
+Hugging Face's hub (and so timm) distributes weights this way. This module needs neither PyTorch nor the
+``safetensors`` package.
 
     from minception.pretrained.safetensors import load_file, save_file, read_header
     tensors = load_file("model.safetensors")          # {name: numpy array}
@@ -21,12 +25,15 @@ distributes weights this way. This module needs neither PyTorch nor the ``safete
 from __future__ import annotations
 
 import json
+import json.decoder
+import json.scanner
 import math
 import os
 import struct
 
 import numpy as np
 
+from minception.files.regular import open_regular
 from minception.restricted_pickle import describe
 
 __all__ = ["load_file", "save_file", "read_header", "SafetensorsError", "DTYPES"]
@@ -44,8 +51,11 @@ DTYPES = {
 _BF16_BYTES = 2
 _NAMES = {dt: name for name, dt in DTYPES.items()}
 
-# Refuse absurd headers before allocating for them (the reference implementation uses the same 100 MB bound).
-_MAX_HEADER = 100_000_000
+# Refuse absurd headers before reading them. Measured: timm's inception_v4 header is 76 KB (747 tensors),
+# inception_resnet_v2's 110 KB (1,102 tensors); 8 MB leaves room for ~80,000 tensors. (The reference
+# implementation allows 100 MB, which a header of `{}` values turned into 2.5 GB of Python objects.)
+_MAX_HEADER = 8 << 20
+_FIELDS = ("dtype", "shape", "data_offsets")
 _MAX_DIMS = 64                      # NumPy's limit on the number of dimensions
 
 
@@ -65,17 +75,31 @@ def read_header(path):
         SafetensorsError: the message names the file, the entry and the field at fault.
     """
     path = os.fspath(path)
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise SafetensorsError(f"{path}: {size} bytes, too short for a safetensors file (needs an 8-byte header length)")
-        (n,) = struct.unpack("<Q", head)
-        if n > _MAX_HEADER or 8 + n > size:
-            raise SafetensorsError(f"{path}: header length {n} does not fit in a file of {size} bytes; not a safetensors file?")
-        raw = f.read(n)
+    with open_regular(path, "safetensors file", SafetensorsError) as (f, size):
+        return _read_header(f, size, path)
+
+
+def _read_header(f, size, path):
+    """``read_header`` on the opened file ``f`` of ``size`` bytes: the length field is checked against the file's
+    size and ``_MAX_HEADER`` before the header is read, and the JSON is parsed with limits (``_HeaderDecoder``)."""
+    head = f.read(8)
+    if len(head) < 8:
+        raise SafetensorsError(f"{path}: {size} bytes, too short for a safetensors file (needs an 8-byte header "
+                               f"length)")
+    (n,) = struct.unpack("<Q", head)
+    if 8 + n > size:
+        raise SafetensorsError(f"{path}: header length {n:,} does not fit in a file of {size:,} bytes; not a "
+                               f"safetensors file?")
+    if n > _MAX_HEADER:
+        raise SafetensorsError(f"{path}: header length {n:,} is more than the {_MAX_HEADER:,} bytes this reader "
+                               f"accepts (timm's largest header is about 110 KB)")
+    raw = f.read(n)
+    if len(raw) != n:
+        raise SafetensorsError(f"{path}: the header ends past the end of the file (it changed while being read?)")
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = _HeaderDecoder(path).decode(raw.decode("utf-8"))
+    except SafetensorsError:
+        raise
     except (UnicodeDecodeError, ValueError) as e:          # ValueError: bad JSON, or an integer of 5000 digits
         raise SafetensorsError(f"{path}: the header is not valid UTF-8 JSON ({e})") from None
     except RecursionError:
@@ -90,6 +114,55 @@ def read_header(path):
     data_start = 8 + n
     _validate(path, header, size - data_start)
     return header, metadata, data_start
+
+
+class _HeaderDecoder(json.JSONDecoder):
+    """A JSON parser that stops as soon as the text cannot be a safetensors header, before building it.
+
+    ``json.loads`` builds every object first; 99 MB of ``{"a":{},"b":{},...}`` became 2.5 GB of dicts before any
+    field was looked at. This decoder uses the json module's own Python scanner with three limits checked while
+    parsing: objects nest at most three deep (the header, an entry or ``__metadata__``, and one stray object
+    where a field's value belongs), arrays hold neither arrays nor objects (a shape is a flat list), and among
+    the inner objects at most two (``__metadata__`` and one stray, so that ``_validate`` can name its entry and
+    field) lack the fields of a tensor entry. (Python itself refuses integers of more than 4,300 digits.) What a
+    header may then hold is about ten times its size in Python objects. Each entry's values are checked
+    afterwards by ``_validate``.
+    """
+
+    def __init__(self, path):
+        super().__init__(object_pairs_hook=self._finish_object)
+        self.path, self.depth, self.in_array, self.other_objects = path, 0, False, 0
+        self.parse_object, self.parse_array = self._parse_object, self._parse_array
+        self.scan_once = json.scanner.py_make_scanner(self)       # the Python scanner calls the two above
+
+    def _refuse(self, why):
+        raise SafetensorsError(f"{self.path}: the header is not valid safetensors JSON ({why})")
+
+    def _parse_object(self, s_and_end, *args):
+        if self.depth >= 3 or self.in_array:
+            self._refuse("nested too deeply: objects appear only as the header's entries and '__metadata__'")
+        self.depth += 1
+        try:
+            return json.decoder.JSONObject(s_and_end, *args)
+        finally:
+            self.depth -= 1
+
+    def _parse_array(self, s_and_end, scan_once):
+        if self.in_array:
+            self._refuse("nested too deeply: a shape or data_offsets is a flat list of integers")
+        self.in_array = True
+        try:
+            return json.decoder.JSONArray(s_and_end, scan_once)
+        finally:
+            self.in_array = False
+
+    def _finish_object(self, pairs):
+        if self.depth >= 2 and not all(field in (key for key, _ in pairs) for field in _FIELDS):
+            self.other_objects += 1
+            if self.other_objects > 2:
+                self._refuse("three inner objects lack the fields dtype, shape and data_offsets of a tensor "
+                             "entry; only '__metadata__' may")
+        return dict(pairs)
 
 
 def _itemsize(dtype_name):
@@ -158,13 +231,15 @@ def load_file(path, names=None):
         SafetensorsError: a malformed file (the message names the file and the field), or a name not in it.
     """
     path = os.fspath(path)
-    header, _, data_start = read_header(path)
-    if names is not None:
-        missing = [n for n in names if n not in header]
-        if missing:
-            raise SafetensorsError(f"{path}: no tensor named {', '.join(map(repr, missing[:5]))} in the file")
-    out = {}
-    with open(path, "rb") as f:          # plain reads, no memory map: a file truncated meanwhile gives a short read
+    # One open, of a regular file only; plain reads, no memory map: a file truncated meanwhile gives a short read.
+    with open_regular(path, "safetensors file", SafetensorsError) as (f, size):
+        header, _, data_start = _read_header(f, size, path)
+        if names is not None:
+            missing = [n for n in names if n not in header]
+            if missing:
+                raise SafetensorsError(f"{path}: no tensor named {', '.join(map(describe, missing[:5]))} in "
+                                       f"the file")
+        out = {}
         for name, info in header.items():
             if names is not None and name not in names:
                 continue

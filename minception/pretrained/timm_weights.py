@@ -43,7 +43,9 @@ def read_weights(path) -> dict:
             ``.bin``; read without torch by ``torch_pickle``).
     Raises:
         FileNotFoundError: no such file.
-        WeightsError: an unknown extension, or a file that is not valid in its format.
+        WeightsError: an unknown extension, a path that is not a regular file (a FIFO, a device, a directory, a
+            socket: refused before a byte is read, never waited on), or a file that is not valid in its format.
+            Each reader opens the path once and bounds what it allocates by the file's size (see the readers).
     """
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -18,8 +18,15 @@ pickle yields only *descriptions* of tensors; after it, each tensor is checked a
 - every element the (offset, size, stride) view can reach lies inside the storage: offset, sizes and strides
   are non-negative integers (Python ints, so nothing overflows), and the last element reachable is below the
   storage's length. Only then is a NumPy view made, and copied (C order, bfloat16 widened to float32);
+- the path is opened once, and only if it is a regular file (``open_regular``): a FIFO, a device such as
+  ``/dev/zero``, a directory or a socket is refused before a byte is read;
+- members must be stored or deflated (the methods zip writers use; ``torch.save`` stores every member: the
+  real file in tests/minception/test_pretrained.py has ten members, all stored, ratio 1.0). bzip2, LZMA and
+  the rest are refused before anything is decompressed;
 - the archive members read (``data.pkl`` and the storages) total at most the file's size, so overlapping or
-  compressed zip entries cannot inflate a small file into gigabytes;
+  compressed zip entries cannot inflate a small file into gigabytes: a whole archive never expands. Each
+  member is decompressed a chunk at a time with a running limit (``read_at_most``) at the size its header
+  claims, so a deflate bomb whose header says 100 bytes stops after 100 bytes (and fails its CRC);
 - the tensors total at most twice the file's size in bytes: room for tied weights (two keys, one storage) and
   small expanded tensors (stride 0), not for a 64 TiB tensor made of one float.
 
@@ -33,7 +40,6 @@ The legacy (pre-1.6, non-zip) format is not supported: re-save such a file with 
 from __future__ import annotations
 
 import collections
-import lzma
 import math
 import os
 import pickle
@@ -44,6 +50,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minception.files.bounded import read_at_most
+from minception.files.regular import open_regular
 from minception.restricted_pickle import RestrictedUnpickler, describe
 
 __all__ = ["load_torch_state_dict", "TorchPickleError"]
@@ -57,8 +65,11 @@ _STORAGE_DTYPES = {
 }
 _MAX_DIMS = 64                 # NumPy's limit on the number of dimensions
 _TENSOR_BYTES_PER_FILE_BYTE = 2
+# The compression methods a torch file's members may use: stored (what torch.save writes) and deflate.
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_OTHER_METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
 # What a broken zip archive can raise while it is opened or read.
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, OSError,
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
                ValueError, NotImplementedError, RuntimeError, struct.error)
 
 
@@ -147,25 +158,36 @@ def _storage_ref(pid):
 
 
 # ---------------------------------------------------------------------------------------- the archive ---
+def _member(name):
+    """A zip member's name for a message: as it is, unless it is long (a zip name may have 65,535 bytes)."""
+    return name if len(name) <= 200 else describe(name)
+
+
 class _Archive:
     """The zip members of one torch file, read under a byte budget: at most the file's size in total."""
 
-    def __init__(self, path):
+    def __init__(self, f, size, path):
         self.path = path
-        self.budget = os.path.getsize(path)
-        self.zip = zipfile.ZipFile(path)
+        self.budget = size
+        self.zip = zipfile.ZipFile(f)
         self.names = set(self.zip.namelist())
         self.storages = {}
 
     def read(self, name):
         info = self.zip.getinfo(name)
+        if info.compress_type not in _METHODS:
+            method = _OTHER_METHODS.get(info.compress_type, f"method {info.compress_type}")
+            raise TorchPickleError(f"{self.path}: member {_member(name)} is compressed with {method}; torch "
+                                   f"files use stored or deflate members only")
         if info.file_size > self.budget:
-            raise TorchPickleError(f"{self.path}: member {name} claims {info.file_size} bytes, more than the rest "
-                                   f"of the file can hold ({self.budget}); overlapping or compressed entries?")
+            raise TorchPickleError(f"{self.path}: member {_member(name)} claims {info.file_size} bytes, more "
+                                   f"than the rest of the file can hold ({self.budget}); overlapping or "
+                                   f"compressed entries?")
         self.budget -= info.file_size
-        raw = self.zip.read(name)
+        with self.zip.open(info) as member:      # a chunk at a time, never past what the header claims
+            raw = read_at_most(member, info.file_size, f"{self.path}: member {_member(name)}", TorchPickleError)
         if len(raw) != info.file_size:
-            raise TorchPickleError(f"{self.path}: member {name} holds {len(raw)} bytes, its header says "
+            raise TorchPickleError(f"{self.path}: member {_member(name)} holds {len(raw)} bytes, its header says "
                                    f"{info.file_size}")
         return raw
 
@@ -174,13 +196,14 @@ class _Archive:
         if ref.key not in self.storages:
             name = f"{prefix}/data/{ref.key}"
             if name not in self.names:
-                raise TorchPickleError(f"{self.path}: tensor {key_for_errors!r}: its storage {name} is not in "
-                                       f"the archive")
+                raise TorchPickleError(f"{self.path}: tensor {describe(key_for_errors)}: its storage "
+                                       f"{_member(name)} is not in the archive")
             raw = self.read(name)
             itemsize = 2 if ref.kind.dtype == _BF16 else np.dtype(ref.kind.dtype).itemsize
             if len(raw) != ref.numel * itemsize:
-                raise TorchPickleError(f"{self.path}: storage {name} holds {len(raw)} bytes, but its persistent "
-                                       f"id says {ref.numel} elements of {ref.kind.name} ({itemsize} bytes each)")
+                raise TorchPickleError(f"{self.path}: storage {_member(name)} holds {len(raw)} bytes, but its "
+                                       f"persistent id says {ref.numel} elements of {ref.kind.name} ({itemsize} "
+                                       f"bytes each)")
             if ref.kind.dtype == _BF16:
                 elements = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
             else:
@@ -188,7 +211,7 @@ class _Archive:
             self.storages[ref.key] = (ref.kind, elements)
         kind, elements = self.storages[ref.key]
         if kind != ref.kind:
-            raise TorchPickleError(f"{self.path}: tensor {key_for_errors!r}: storage {ref.key} is read as "
+            raise TorchPickleError(f"{self.path}: tensor {describe(key_for_errors)}: storage {ref.key} is read as "
                                    f"{ref.kind.name} here and as {kind.name} elsewhere")
         return elements
 
@@ -200,7 +223,7 @@ def _is_int(value):
 def _tensor(path, key, spec, elements, bytes_left):
     """Check ``spec`` against the storage ``elements`` and copy the tensor out, if it needs at most ``bytes_left``
     bytes. Returns a C-ordered array."""
-    where = f"{path}: tensor {key!r}"
+    where = f"{path}: tensor {describe(key)}"
     offset, size, stride = spec.offset, spec.size, spec.stride
     if not _is_int(offset) or offset < 0:
         raise TorchPickleError(f"{where}: storage offset must be a non-negative integer, got {describe(offset)}")
@@ -209,21 +232,24 @@ def _tensor(path, key, spec, elements, bytes_left):
             raise TorchPickleError(f"{where}: {field} must be at most {_MAX_DIMS} non-negative integers, got "
                                    f"{describe(dims)}")
     if len(size) != len(stride):
-        raise TorchPickleError(f"{where}: size {tuple(size)} and stride {tuple(stride)} differ in length")
+        raise TorchPickleError(f"{where}: size {describe(tuple(size))} and stride {describe(tuple(stride))} differ in "
+                               f"length")
     size, stride = tuple(size), tuple(stride)
     count = math.prod(size)
     if count == 0:
         # NumPy refuses an empty shape whose other dimensions multiply past its address space.
         if math.prod(max(d, 1) for d in size) * elements.itemsize >= 2 ** 62:
-            raise TorchPickleError(f"{where}: size {size} is too large even for an empty tensor")
+            raise TorchPickleError(f"{where}: size {describe(size)} is too large even for an empty tensor")
         return np.zeros(size, elements.dtype)
     last = offset + sum((d - 1) * s for d, s in zip(size, stride))      # the farthest element the view reaches
     if last >= elements.size:
-        raise TorchPickleError(f"{where}: size {size} with stride {stride} at offset {offset} reaches element "
-                               f"{last}, past the end of its storage of {elements.size} elements")
+        raise TorchPickleError(f"{where}: size {describe(size)} with stride {describe(stride)} at offset "
+                               f"{describe(offset)} reaches element {describe(last)}, past the end of its storage "
+                               f"of {elements.size} elements")
     if count * elements.itemsize > bytes_left:
-        raise TorchPickleError(f"{where}: size {size} would bring the tensors past {_TENSOR_BYTES_PER_FILE_BYTE}x "
-                               f"the file's size; refusing to expand a small file into a large one")
+        raise TorchPickleError(f"{where}: size {describe(size)} would bring the tensors past "
+                               f"{_TENSOR_BYTES_PER_FILE_BYTE}x the file's size; refusing to expand a small file into "
+                               f"a large one")
     stride = tuple(s if d > 1 else 0 for d, s in zip(size, stride))    # unused strides may be any size; drop them
     view = np.lib.stride_tricks.as_strided(elements[offset:], shape=size,
                                            strides=tuple(s * elements.itemsize for s in stride), writeable=False)
@@ -241,16 +267,18 @@ def load_torch_state_dict(path) -> dict:
     """
     path = os.fspath(path)
     try:
-        return _load(path)
+        with open_regular(path, "torch.save file", TorchPickleError) as (f, size):
+            return _load(f, size, path)
     except TorchPickleError:
         raise
     except _ZIP_ERRORS as e:
         raise TorchPickleError(f"{path}: cannot read the zip archive ({type(e).__name__}: {e})") from None
 
 
-def _load(path):
+def _load(f, size, path):
+    """``load_torch_state_dict`` on the opened file ``f`` of ``size`` bytes (``path`` names it in messages)."""
     try:
-        archive = _Archive(path)
+        archive = _Archive(f, size, path)
     except zipfile.BadZipFile:
         raise TorchPickleError(f"{path}: not a zip-format torch.save file (legacy pre-1.6 files are not "
                                f"supported; re-save with a recent PyTorch, or use .safetensors)") from None
@@ -273,7 +301,7 @@ def _load(path):
             obj = obj["state_dict"]
         if not isinstance(obj, dict):
             raise TorchPickleError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
-        state, bytes_left = {}, _TENSOR_BYTES_PER_FILE_BYTE * os.path.getsize(path)
+        state, bytes_left = {}, _TENSOR_BYTES_PER_FILE_BYTE * size
         for key, spec in obj.items():
             if type(key) is not str or not isinstance(spec, _TensorSpec):
                 raise TorchPickleError(f"{path}: expected a dict of tensors, but key {describe(key)} holds a "

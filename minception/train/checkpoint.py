@@ -24,6 +24,7 @@ import numpy as np
 from autograd.backend import is_gpu_array, to_numpy
 
 from ..files import NpzError, atomic_write, read_npz, write_npz
+from ..files.shorten import shorten
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "save_weights", "atomic_write"]
 
@@ -76,7 +77,7 @@ def _unflatten(tree, arrays, path):
         if _ARRAY_TAG in tree:
             key = tree[_ARRAY_TAG]
             if len(tree) != 1 or not isinstance(key, str) or key not in arrays:
-                raise CheckpointError(f"{path}: the checkpoint refers to an array {key!r:.80} it does not contain")
+                raise CheckpointError(f"{path}: the checkpoint refers to an array {shorten(key)} it does not contain")
             return arrays[key]
         return {k: _unflatten(v, arrays, path) for k, v in tree.items()}
     if isinstance(tree, list):
@@ -116,10 +117,13 @@ def load_checkpoint(path):
             checkpoint; only this error, whatever the file holds.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    # Opened once, only if a regular file (a FIFO, a device or a directory is refused). The tree must be stored
+    # uncompressed, as save_checkpoint writes it: 4 bytes a character in the file, and parsed JSON takes at most
+    # ~21 bytes a character ("[]," is a list), so the parse stays within ~6x the file's size.
     try:
-        arrays = read_npz(path, kinds="biufU")
+        arrays = read_npz(path, kinds="biufU", what="checkpoint", stored=[TREE_KEY])
     except NpzError as e:
         raise CheckpointError(str(e)) from None
     doc = arrays.pop(TREE_KEY, None)
@@ -136,7 +140,7 @@ def load_checkpoint(path):
     if not isinstance(tree, dict) or tree.get("format") != "minception-checkpoint" or "state" not in tree:
         raise CheckpointError(f"{path}: not a minception checkpoint")
     if tree.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {tree.get('format_version')!r:.40}, this code "
+        raise CheckpointError(f"{path}: checkpoint format version {shorten(tree.get('format_version'))}, this code "
                               f"reads version {FORMAT_VERSION}")
     try:
         return _unflatten(tree["state"], arrays, path)
