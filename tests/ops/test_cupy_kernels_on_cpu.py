@@ -15,6 +15,7 @@
 
 The GPU tests (``-m gpu``) run the same kernels for real.
 """
+import re
 import sys
 import types
 
@@ -79,9 +80,11 @@ def fake_cupy(log):
     module.ndarray = np.ndarray
     module.ascontiguousarray = np.ascontiguousarray
     module.empty, module.sqrt, module.maximum = np.empty, np.sqrt, np.maximum
+    module.operations = {}                     # ElementwiseKernel name -> its CUDA operation
 
     def elementwise(in_params, out_params, operation, name, preamble=""):
         log.append(("build", name, in_params, preamble))
+        module.operations[name] = operation
         return Recorder(log, name, (in_params, out_params))
 
     class RawModule:
@@ -98,7 +101,8 @@ def fake_cupy(log):
 @pytest.fixture
 def recorded(monkeypatch):
     """Swap in the fake cupy and clear the kernel caches before and after (real kernels never see fakes)."""
-    caches = [im2col_cupy._kernels, pool_cupy._kernels, batchnorm_cupy._reductions, batchnorm_cupy._elementwise]
+    caches = [im2col_cupy._kernels, pool_cupy._kernels, batchnorm_cupy._reductions, batchnorm_cupy._elementwise,
+              batchnorm_cupy._relu_gate]
     for cache in caches:
         cache.cache_clear()
     log = []
@@ -252,6 +256,29 @@ def test_batchnorm_backward_casts_and_lays_out_what_the_kernels_read(recorded):
     assert invstd_k.dtype == np.float64 and invstd_k.flags.c_contiguous
     assert eargs[0].dtype == np.float32 and eargs[0].flags.c_contiguous
     assert ggamma.dtype == gbeta.dtype == np.float32
+
+
+def test_batchnorm_gate_multiplies_and_the_eval_gradient_does_not_read_x(recorded):
+    """The tiers agree on NaN (issue 21, item 11): the fused ReLU's gate is ``gy * (y > 0)`` (its CUDA expression,
+    evaluated here by NumPy, keeps a NaN ``gy`` where the ReLU is off, as the reference), and in evaluation the
+    input gradient is ``k1 * gy`` from a kernel that is not given ``x`` (a NaN there must not reach ``gx``)."""
+    x = np.random.default_rng(1).standard_normal((5, 4, 6)).astype(np.float32)
+    gy = np.random.default_rng(2).standard_normal((5, 4, 6)).astype(np.float32)
+    c = np.zeros(4)
+    batchnorm_cupy.backward_eval(gy, x, c, np.ones(4), np.ones(4, np.float32), y=np.maximum(x, 0))
+    calls = launches(recorded)
+    assert [name for name, _ in calls] == ["minception_relu_gate", "grad_sums", "minception_bn_scale_grad_i32"]
+    assert not any(a is x for a in calls[2][1]) and len(calls[2][1]) == 4        # (gy, k1, c, l): no x
+
+    operation = sys.modules["cupy"].operations["minception_relu_gate"]
+    y = np.array([1.0, 0.0, -1.0, 2.0, 0.0, 0.0])
+    env = {"gy": np.array([np.nan, np.nan, np.inf, 3.0, -np.inf, 5.0]), "y": y,
+           "T": lambda v: np.asarray(v, np.float64)}
+    python = re.sub(r"\(T\)(\w+)", r"T(\1)", operation).replace("(T)(", "T(")           # casts: T(...)
+    with np.errstate(invalid="ignore"):
+        exec(python, {}, env)
+    g = env["g"]
+    assert np.isnan(g[:3]).all() and g[3] == 3.0 and np.isnan(g[4]) and g[5] == 0.0
 
 
 @pytest.mark.parametrize("call, message", [

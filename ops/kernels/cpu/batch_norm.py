@@ -16,13 +16,17 @@ Two kernels do all of it (fewer kernels, less compile time in a fresh process):
   With ``a = b = x`` and ``ca = cb = s`` these are the moments; with ``a = gy, ca = 0, b = x, cb = mean`` the two
   gradient sums.
 * ``_combine(u, v, cv, k1, k2, k3, gate, relu, out, ...)``: ``out = k1 * u + k2 * (v - cv) + k3`` with per-channel
-  constants. ``y = scale * (x - mean) + beta`` is ``k1 = 0, v = x``; the input gradient is all three terms.
+  constants. ``y = scale * (x - mean) + beta`` is ``k1 = 0, v = x``; the training input gradient is all three
+  terms, the eval one ``k1 * gy`` alone (``v = None``).
 
 **Batch norm followed by ReLU** (every Inception conv unit) is fused: the forward's ``_combine`` clamps at 0 as
 it writes ``y`` (``relu=True``), and the backward reads the ReLU's output ``y`` as a ``gate``: the upstream
 gradient counts only where ``y > 0``. That saves the ReLU's own passes (one read and one write of the whole
 tensor each way) and its saved output. When ``gate`` is ``None``, Numba compiles the kernel without the gate
-(a separate specialisation; no test per element).
+(a separate specialisation; no test per element). The gate multiplies by the mask rather than selecting
+(``gy * (y > 0)``, not ``gy if y > 0 else 0``), as the reference's contract says: a NaN or infinite upstream
+gradient where the ReLU is off stays NaN, so both tiers agree on whether a step is finite. (The select made
+it 0, and the fast tier could carry on from a step the reference tier stopped at.) Same cost: one multiply.
 
 Sums are accumulated in float64. ``fastmath={"reassoc"}`` lets LLVM reorder the float64 sums so it can
 vectorise them; it changes the rounding of the sums a little and nothing else (NaNs and infinities keep their
@@ -49,7 +53,8 @@ from .runtime.parts import contiguous
 def _channel_sums(a, ca, b, cb, gate, c0, c1, s1, s2):
     """For channels ``c0 <= ch < c1`` of a, b: (N, C, L), with ca, cb: (C,) float64:
     ``s1[ch] = sum(a - ca)``, ``s2[ch] = sum((a - ca) * (b - cb))``, in float64. With a ``gate`` (N, C, L), only
-    the positions where ``gate > 0`` count (``ca`` must then be 0)."""
+    the positions where ``gate > 0`` count (``ca`` must then be 0): ``a`` is multiplied by the mask, so a NaN or
+    an infinity of ``a`` where the gate is off still makes the sums NaN, as in the reference."""
     n, c, l = a.shape
     for ch in range(c0, c1):
         ac = ca[ch]
@@ -67,7 +72,7 @@ def _channel_sums(a, ca, b, cb, gate, c0, c1, s1, s2):
             else:
                 grow = gate[i, ch]
                 for j in range(l):
-                    da = np.float64(arow[j]) if grow[j] > 0 else 0.0
+                    da = np.float64(arow[j]) * (1.0 if grow[j] > 0 else 0.0)    # NaN * 0 stays NaN
                     t1 += da
                     t2 += da * (np.float64(brow[j]) - bc)
         s1[ch] = t1
@@ -77,13 +82,16 @@ def _channel_sums(a, ca, b, cb, gate, c0, c1, s1, s2):
 @njit(cache=True, nogil=True)
 def _combine(u, v, cv, k1, k2, k3, gate, relu, out, c0, c1):
     """For channels ``c0 <= ch < c1`` of u, v, out: (N, C, L), constants (C,) of u's dtype:
-    ``out = k1[c] * u + k2[c] * (v - cv[c]) + k3[c]``; with a ``gate`` (N, C, L), ``u`` counts only where
-    ``gate > 0``; with ``relu``, ``out = max(out, 0)`` (NaN stays NaN, as ``np.maximum``).
+    ``out = k1[c] * u + k2[c] * (v - cv[c]) + k3[c]``; with a ``gate`` (N, C, L), ``u`` is multiplied by the
+    mask ``gate > 0`` (a NaN or infinite ``u`` where the gate is off gives NaN, as the reference's ``gy * (y > 0)``);
+    with ``relu``, ``out = max(out, 0)`` (NaN stays NaN, as ``np.maximum``). With ``v`` None (eval backward:
+    ``gx = k1 * gy``) the second term is left out, not multiplied by 0: a NaN in ``x`` does not reach ``gx``,
+    as in the reference, which never reads ``x`` there.
 
     ``v - cv`` is formed first (rather than folding ``cv`` into ``k3``) to keep float32 exact when |mean| >> std.
     """
     n, c, l = u.shape
-    zero = out.dtype.type(0)
+    zero, one = out.dtype.type(0), out.dtype.type(1)
     for ch in range(c0, c1):
         a1 = k1[ch]
         a2 = k2[ch]
@@ -91,16 +99,25 @@ def _combine(u, v, cv, k1, k2, k3, gate, relu, out, c0, c1):
         centre = cv[ch]
         for i in range(n):
             urow = u[i, ch]
-            vrow = v[i, ch]
             orow = out[i, ch]
-            if gate is None:
+            if v is None:
+                if gate is None:
+                    for j in range(l):
+                        orow[j] = urow[j] * a1 + a3
+                else:
+                    grow = gate[i, ch]
+                    for j in range(l):
+                        orow[j] = urow[j] * (one if grow[j] > zero else zero) * a1 + a3
+            elif gate is None:
+                vrow = v[i, ch]
                 for j in range(l):
                     val = urow[j] * a1 + (vrow[j] - centre) * a2 + a3
                     orow[j] = zero if relu and val < zero else val
             else:
+                vrow = v[i, ch]
                 grow = gate[i, ch]
                 for j in range(l):
-                    g = urow[j] if grow[j] > zero else zero
+                    g = urow[j] * (one if grow[j] > zero else zero)          # NaN * 0 stays NaN
                     orow[j] = g * a1 + (vrow[j] - centre) * a2 + a3
 
 
@@ -173,7 +190,9 @@ def _backward(gy, x, centre, invstd, gamma, y, training):
         if training:                                  # the terms through the batch mean and variance
             k2[k] = -a1 * invstd[k] * (sum_gy_xc[k] * invstd[k]) / m
             k3[k] = -a1 * gbeta[k] / m
-        _combine(gy, x, centre_t, k1, k2, k3, gate, False, gx, c0, c1)
+            _combine(gy, x, centre_t, k1, k2, k3, gate, False, gx, c0, c1)
+        else:                                         # k1 * gy alone: x is not read (a NaN there stays out)
+            _combine(gy, None, centre_t, k1, k2, k3, gate, False, gx, c0, c1)
 
     _by_channel(channels, x)
     return gx, (sum_gy_xc * invstd).astype(gamma.dtype), gbeta.astype(gamma.dtype)

@@ -27,9 +27,12 @@ statistics to float64), everything C-contiguous.
 
 Evaluation needs no reduction in the forward (``affine`` with the running statistics). Batch norm followed by
 ReLU (``relu=True`` / ``y=``, as in the reference) takes the ReLU into ``affine``, and its backward gates ``gy``
-in one elementwise pass before the reduction. The running statistics are updated by one small kernel
-(``update_running_stats``): the reference's float64 formula on (C,) arrays is a dozen launches per layer, and the
-GPU is bound by launches at the sizes of the scaled networks (docs/performance.md, "GPU").
+in one elementwise pass before the reduction: ``gy * (y > 0)``, a multiply by the mask, so a NaN or infinite
+``gy`` where the ReLU is off stays NaN, as the reference's contract says. In evaluation the input gradient is
+``k1 * gy`` alone (``scale_grad``; ``x`` is not read, as in the reference). The running statistics are updated
+by one small kernel (``update_running_stats``): the reference's float64 formula on (C,) arrays is a dozen
+launches per layer, and the GPU is bound by launches at the sizes of the scaled networks (docs/performance.md,
+"GPU").
 
 Kernels are compiled once per dtype and index type (``lru_cache``). This module imports CuPy only inside its
 functions, so it can be imported on a machine without CuPy or without a GPU.
@@ -222,14 +225,20 @@ def _elementwise(itype):
         "T gy, T x, raw T centre, raw T k1, raw T k2, raw T k3, " + sizes, "T gx",
         "const idx_t ch = ((idx_t)i / l) % c; gx = gy * k1[ch] + (x - centre[ch]) * k2[ch] + k3[ch];",
         "minception_bn_input_grad" + suffix, preamble=preamble(itype))
-    return affine, input_grad
+    # evaluation: gx = k1 * gy alone. x is not read, so a NaN in x does not reach gx (the reference never reads
+    # x there either), which ``(x - centre) * 0`` would not give
+    scale_grad = cupy.ElementwiseKernel(
+        "T gy, raw T k1, " + sizes, "T gx", "const idx_t ch = ((idx_t)i / l) % c; gx = gy * k1[ch];",
+        "minception_bn_scale_grad" + suffix, preamble=preamble(itype))
+    return affine, input_grad, scale_grad
 
 
 @functools.lru_cache(maxsize=None)
 def _relu_gate():
-    """The ReLU's backward in one pass: ``gy`` where the ReLU's output ``y`` is positive, else 0."""
+    """The ReLU's backward in one pass: ``gy * (y > 0)``, a multiply by the mask as in the reference, not a select:
+    a NaN or infinite ``gy`` where the ReLU is off stays NaN (NaN * 0), so both tiers agree on a non-finite step."""
     import cupy
-    return cupy.ElementwiseKernel("T gy, T y", "T g", "g = y > (T)0 ? gy : (T)0", "minception_relu_gate")
+    return cupy.ElementwiseKernel("T gy, T y", "T g", "g = gy * (T)(y > (T)0);", "minception_relu_gate")
 
 
 @functools.lru_cache(maxsize=None)
@@ -350,7 +359,8 @@ def _backward(gy, x, centre, invstd, gamma, training, y):
     if parts > 1:
         kernels["grad_sums_finish"]((c,), (BLOCK,), (partial, centre, nn, ll, np.int32(parts), gamma_t, invstd,
                                                      np.int32(training), ggamma, gbeta, centre_t, k1, k2, k3))
-    gx = _elementwise(index_type(x.size))[1](gy, x, centre_t, k1, k2, k3, c, l)
+    _, input_grad, scale_grad = _elementwise(index_type(x.size))
+    gx = input_grad(gy, x, centre_t, k1, k2, k3, c, l) if training else scale_grad(gy, k1, c, l)
     return gx, ggamma.astype(gamma.dtype, copy=False), gbeta.astype(gamma.dtype, copy=False)
 
 

@@ -36,9 +36,13 @@ gradient cannot see them, so gradient checks must use a random ``gy``.
 Evaluation (running statistics, constants): ``y = gamma * (x - running_mean) * invstd + beta`` with
 ``invstd = 1 / sqrt(running_var + eps)``; then ``gx = gamma * invstd * gy`` and ``gbeta``, ``ggamma`` as above.
 
-Batch norm followed by ReLU (every Inception conv unit): ``relu=True`` returns ``max(y, 0)``, and the backward
-functions then take that output as ``y=``: the ReLU's gradient is applied first (``gy`` counts only where
-``y > 0``), then the batch norm's. The Numba kernels fuse the two; here they are simply one after the other.
+Batch norm followed by ReLU (every Inception conv unit): ``relu=True`` returns ``max(y, 0)`` (a NaN stays NaN),
+and the backward functions then take that output as ``y=``: the ReLU's gradient is applied first,
+``gy * (y > 0)``, then the batch norm's. The Numba and CUDA kernels fuse the two; here they are simply one after
+the other. The gate is a multiply by the mask, not a select, in every tier: a NaN or infinite ``gy`` where the
+ReLU is off gives NaN (NaN * 0, inf * 0), so it reaches ``gbeta`` and ``ggamma`` (and, in training, the whole
+channel's ``gx``), and the tiers agree on whether a step is finite. In evaluation ``gx = gamma * invstd * gy``
+does not read ``x``: a NaN in ``x`` reaches ``ggamma`` but not ``gx``.
 
 Per-channel sums are accumulated in float64 and the statistics returned in float64 whatever the dtype of ``x``
 (they are tiny, and float32 sums over millions of values lose digits); the big arrays stay in the dtype of ``x``.

@@ -4,20 +4,24 @@ Each function is the formula itself. The fast tier on the CPU computes the same 
 parts along the batch axis that run on all cores (``ops/kernels/cpu/elementwise.py``); on the GPU the fast tier runs
 these very functions (CuPy's own elementwise kernels already use the whole device).
 
-ReLU's backward multiplies by the mask ``y > 0`` instead of calling ``where(y > 0, gy, 0)``: the same values (a mask
-entry is 0 or 1), and NumPy's ``where`` with a scalar is much slower. The one difference: a NaN or infinite upstream
-gradient at a masked position stays NaN instead of becoming 0; it was not finite anyway.
+ReLU's backward multiplies by the mask ``y > 0`` instead of calling ``where(y > 0, gy, 0)``: the same values for a
+finite ``gy`` (a mask entry is 0 or 1), and NumPy's ``where`` with a scalar is much slower. For a NaN or infinite
+``gy`` where the ReLU is off they differ, and the multiply is the contract: NaN * 0 and inf * 0 are NaN, so a
+non-finite upstream gradient stays non-finite wherever it lands. Every tier must keep it so (the fast tier's fused
+gates multiply by the mask too, ``tests/ops/test_nonfinite_tiers.py``): the trainer stops at the first non-finite
+gradient, and with a select one tier would go on from a step at which the other stops.
 
 Contract of the ``elementwise`` family (every tier's functions take these arguments and return these results;
 arrays float32 or float64, results in the inputs' dtype and the broadcast shape of the inputs)::
 
     relu(x) -> y                           y = max(x, 0)
-    relu_backward(gy, y) -> gx             gx = gy * (y > 0)
+    relu_backward(gy, y) -> gx             gx = gy * (y > 0)   (a multiply: a NaN or inf gy gives NaN where y <= 0)
     add(a, b) -> y, multiply(a, b) -> y    a + b, a * b, with NumPy broadcasting (either side may broadcast)
     concatenate(xs, axis) -> y             the list of arrays ``xs`` joined along ``axis``
     residual_add(x, r, scale, relu) -> y   x + scale * r, then max(., 0) if relu; scale a scalar of x's dtype
     residual_add_backward(gy, y, scale, need_x, need_r) -> (gx, gr)
-                                           g = gy * (y > 0) (y is None without the ReLU: g = gy); gx = g,
+                                           g = gy * (y > 0), a multiply as in relu_backward (y is None
+                                           without the ReLU: g = gy); gx = g,
                                            gr = scale * g; None where not needed
 
 None of them may modify its inputs; inputs may have any strides (e.g. slices of a concat's gradient).
