@@ -7,8 +7,19 @@ epoch sees exactly the batches it would have seen without the interruption.
 """
 import numpy as np
 
+from ..files.fit import described
+from ..files.shorten import shorten
+
 from .dataset import ImageSet
 from .transforms import CIFAR10_MEAN, CIFAR10_STD, normalize
+
+
+def _same_setting(saved, mine):
+    """A saved bool or int setting equals ``mine`` (an int is not a bool, nor a float an int)."""
+    is_bool = isinstance(saved, (bool, np.bool_))
+    if isinstance(mine, bool):
+        return is_bool and bool(saved) == mine
+    return not is_bool and isinstance(saved, (int, np.integer)) and int(saved) == mine
 
 
 class DataLoader:
@@ -139,12 +150,32 @@ class DataLoader:
 
     def load_state_dict(self, d):
         """Continue where ``state_dict()`` was taken. The data and batching settings must be the same."""
+        self.apply_state_dict(self.check_state_dict(d))
+
+    def check_state_dict(self, d):
+        """The first half of ``load_state_dict``: ``(seed, epoch, batch)`` from ``d``, or a ValueError naming
+        the field (a setting that differs from this loader's, a count that is not an int >= 0)."""
+        owner = "DataLoader.load_state_dict"
+        if not isinstance(d, dict):
+            raise ValueError(f"{owner}: expected a dict, got a {described(d)}")
+        mine = self.state_dict()
         for key in ("num_samples", "batch_size", "shuffle", "drop_last", "shards"):
-            mine = self.state_dict()[key]
-            if key in d and type(mine)(d[key]) != mine:
-                raise ValueError(f"DataLoader.load_state_dict: the checkpoint has {key}={d[key]}, this loader "
-                                 f"has {mine}; batches would not line up")
-        self.seed, self.epoch, self._batch = int(d["seed"]), int(d["epoch"]), int(d["batch"])
+            if key in d and not _same_setting(d[key], mine[key]):
+                raise ValueError(f"{owner}: the checkpoint has {key}={shorten(d[key])}, this loader "
+                                 f"has {mine[key]}; batches would not line up")
+        numbers = []
+        for key in ("seed", "epoch", "batch"):
+            value = d.get(key)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{owner}: {key} must be an int >= 0, got {shorten(value)}")
+            numbers.append(int(value))
+        if numbers[2] > len(self):
+            raise ValueError(f"{owner}: batch {numbers[2]} is past the end of an epoch of {len(self)} batches")
+        return tuple(numbers)
+
+    def apply_state_dict(self, checked):
+        """The second half of ``load_state_dict``: take ``(seed, epoch, batch)``."""
+        self.seed, self.epoch, self._batch = checked
 
     def __repr__(self):
         shard = f", shard={self.shard_rank}/{self.shard_count}" if self.shard_count > 1 else ""

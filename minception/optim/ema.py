@@ -23,7 +23,9 @@ from autograd.backend import device_of, get_array_module, is_gpu_array, to_numpy
 from ops import kernels
 from ops.kernels import multi_tensor
 
-from .checks import flag, real_number
+from .checks import flag, of_type, real_number
+from ..files.fit import fitted_array
+from ..files.shorten import shorten
 from .optimizer import array_of, follow, named_parameters
 
 
@@ -197,33 +199,53 @@ class EMA:
         }
 
     def load_state_dict(self, d):
-        """Restore ``state_dict()`` output; keys may be given as ``str()`` (after an ``.npz`` round trip)."""
+        """Restore ``state_dict()`` output; keys may be given as ``str()`` (after an ``.npz`` round trip).
+        All or nothing: ``check_state_dict`` checks the whole dict, then ``apply_state_dict`` copies it in."""
+        self.apply_state_dict(self.check_state_dict(d))
+
+    def check_state_dict(self, d):
+        """The first half of ``load_state_dict``: check ``d`` and return what to take, changing nothing.
+
+        Raises RuntimeError while the averages are swapped in; TypeError, KeyError or ValueError naming the field
+        for a part that is missing or of the wrong type (a list where the dict of shadows belongs), a missing or
+        unknown shadow, a shadow of another shape or kind of dtype, a decay or count out of range.
+        """
+        owner = "EMA.load_state_dict"
         if self._backup is not None:
-            raise RuntimeError("EMA.load_state_dict: the averages are swapped in; call swap_out() first")
-        given = {str(k): v for k, v in d["shadow"].items()}
+            raise RuntimeError(f"{owner}: the averages are swapped in; call swap_out() first")
+        of_type(owner, "the EMA state", d, dict)
+        for field in ("decay", "use_num_updates", "num_updates", "shadow"):
+            if field not in d:
+                raise KeyError(f"{owner}: the EMA state lacks {field!r}")
+        given = {str(k): v for k, v in of_type(owner, "'shadow'", d["shadow"], dict).items()}
         missing = [k for k, _ in self.params if str(k) not in given]
         extra = sorted(set(given) - {str(k) for k, _ in self.params})
         if missing or extra:
-            raise KeyError(f"EMA.load_state_dict: parameters missing from the checkpoint {missing}, "
-                           f"unknown in the checkpoint {extra}")
-        decay = real_number("EMA.load_state_dict", "decay", d["decay"])
+            raise KeyError(f"{owner}: parameters missing from the checkpoint {shorten(missing, 200)}, "
+                           f"unknown in the checkpoint {shorten(extra, 200)}")
+        decay = real_number(owner, "decay", d["decay"])
         if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"EMA.load_state_dict: decay must be in [0, 1], got {decay}")
-        use_num_updates = flag("EMA.load_state_dict", "use_num_updates", d["use_num_updates"])
+            raise ValueError(f"{owner}: decay must be in [0, 1], got {decay}")
+        use_num_updates = flag(owner, "use_num_updates", d["use_num_updates"])
         num_updates = d["num_updates"]
-        if isinstance(num_updates, bool) or not isinstance(num_updates, (int, np.integer)) or num_updates < 0:
-            raise ValueError(f"EMA.load_state_dict: num_updates must be an int >= 0, got {num_updates!r:.40}")
+        if isinstance(num_updates, (bool, np.bool_)) or not isinstance(num_updates, (int, np.integer)) \
+                or num_updates < 0:
+            raise ValueError(f"{owner}: num_updates must be an int >= 0, got {shorten(num_updates, 40)}")
         arrays = {}
-        for key, p in self.params:                 # every shadow is checked before any is copied
-            a = np.asarray(to_numpy(given[str(key)]))
-            if a.shape != self.shadow[key].shape:
-                raise ValueError(f"EMA.load_state_dict: shadow of {key!r} has shape {a.shape}, "
-                                 f"the parameter has shape {self.shadow[key].shape}")
-            arrays[key] = a
-        for key, a in arrays.items():
+        for key, _ in self.params:                 # every shadow is checked before any is copied
+            avg = self.shadow[key]
+            arrays[key] = fitted_array(f"{owner}: shadow of {key!r}", given[str(key)], avg.shape, avg.dtype)
+        return {"decay": decay, "use_num_updates": use_num_updates, "num_updates": int(num_updates),
+                "shadow": arrays}
+
+    def apply_state_dict(self, checked):
+        """The second half of ``load_state_dict``: copy in what ``check_state_dict`` returned (cannot fail: each
+        array has its shadow's shape and dtype)."""
+        for key, a in checked["shadow"].items():
             avg = self.shadow[key]
             avg[...] = get_array_module(avg).asarray(a)
-        self.decay, self.use_num_updates, self.num_updates = decay, use_num_updates, int(num_updates)
+        self.decay, self.use_num_updates = checked["decay"], checked["use_num_updates"]
+        self.num_updates = checked["num_updates"]
 
     def __repr__(self):
         return (f"EMA({len(self.params)} parameters, decay={self.decay}, use_num_updates={self.use_num_updates}, "

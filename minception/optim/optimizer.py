@@ -17,12 +17,16 @@ On the GPU, in the fast kernel tier, subclasses with a multi-tensor kernel (``fu
 a dtype in one launch (``update_many``, see ``ops/kernels/cuda/multi_tensor.py``) instead of one or more launches
 per parameter. In any other tier (``ops.kernels.use("reference")``) every parameter takes the readable ``update``.
 """
+import copy
+
 import numpy as np
 
 from autograd.backend import device_of, get_array_module, is_gpu_array, to_device, to_numpy
 from ops import kernels
 
-from .checks import flag, real_number
+from ..files.fit import fitted_array
+from ..files.shorten import shorten
+from .checks import flag, of_type, real_number
 
 
 def named_parameters(params, need_grad=True):
@@ -225,38 +229,53 @@ class Optimizer:
         """Restore what ``state_dict`` returned. The checkpoint's hyper-parameters and lr replace the current ones.
 
         State keys may be the original keys or their ``str()`` (a round trip through ``.npz`` turns index 3
-        into "3"). Arrays are copied onto each parameter's device and dtype; shapes must match.
+        into "3"). Arrays are copied onto each parameter's device and dtype; shapes must match. All or nothing:
+        ``check_state_dict`` checks the whole dict first, then ``apply_state_dict`` takes it.
+        """
+        self.apply_state_dict(self.check_state_dict(d))
+
+    def check_state_dict(self, d):
+        """The first half of ``load_state_dict``: check ``d`` and return what to take, changing nothing.
+
+        Raises TypeError, KeyError or ValueError naming the field: a part that is missing or of the wrong type
+        (a list where a dict of arrays belongs), state for an unknown parameter, an array of another shape or
+        kind of dtype, a learning rate, step count or hyper-parameter out of range.
         """
         name = type(self).__name__
+        owner = f"{name}.load_state_dict"
+        of_type(owner, "the optimizer state", d, dict)
         if d.get("type", name) != name:
-            raise ValueError(f"{name}.load_state_dict: the checkpoint is for a {d['type']} optimizer")
+            raise ValueError(f"{owner}: the checkpoint is for a {shorten(d['type'])} optimizer")
+        for field in ("lr", "steps", "state"):
+            if field not in d:
+                raise KeyError(f"{owner}: the optimizer state lacks {field!r}")
+        of_type(owner, "'state'", d["state"], dict)
+        hyper = of_type(owner, "'hyper'", d.get("hyper", {}), dict)
         by_str = {str(k): (k, p) for k, p in self.params}
         new_state = {}
         for skey, st in d["state"].items():
             if str(skey) not in by_str:
-                raise KeyError(f"{name}.load_state_dict: the checkpoint has state for parameter {skey!r}, "
+                raise KeyError(f"{owner}: the checkpoint has state for parameter {shorten(skey)}, "
                                f"which this optimizer does not hold")
             key, p = by_str[str(skey)]
-            xp = get_array_module(p.data)
+            of_type(owner, f"the state of parameter {key!r}", st, dict)
             expected = self.init_state(p.data)
             if set(st) != set(expected):
-                raise KeyError(f"{name}.load_state_dict: parameter {key!r} has state {sorted(st)}, "
+                raise KeyError(f"{owner}: parameter {key!r} has state {shorten(sorted(map(str, st)))}, "
                                f"expected {sorted(expected)}")
+            xp = get_array_module(p.data)
             for sname, a in st.items():
-                a = np.asarray(to_numpy(a))
-                if a.shape != p.data.shape:
-                    raise ValueError(f"{name}.load_state_dict: state {sname!r} of parameter {key!r} has shape "
-                                     f"{a.shape}, the parameter has shape {p.data.shape}")
-                expected[sname][...] = xp.asarray(a)
+                a = fitted_array(f"{owner}: state {sname!r} of parameter {key!r}", a, p.data.shape, p.data.dtype)
+                expected[sname][...] = xp.asarray(a)      # fresh arrays: nothing of the optimizer's changes
             new_state[key] = expected
         lr = self._checked_lr(d["lr"])
         steps = d["steps"]
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ValueError(f"{name}.load_state_dict: steps must be an int >= 0, got {steps!r:.40}")
+        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"{owner}: steps must be an int >= 0, got {shorten(steps, 40)}")
         new_hyper = {}
-        for hname, value in d.get("hyper", {}).items():
+        for hname, value in hyper.items():
             if hname not in self.hyper_names:
-                raise KeyError(f"{name}.load_state_dict: unknown hyper-parameter {hname!r}")
+                raise KeyError(f"{owner}: unknown hyper-parameter {shorten(hname)}")
             current = getattr(self, hname)
             if isinstance(current, bool):
                 new_hyper[hname] = flag(name, hname, value)
@@ -264,19 +283,19 @@ class Optimizer:
                 new_hyper[hname] = real_number(name, hname, value)
             else:
                 new_hyper[hname] = value
-        # the hyper-parameters are checked together, in place; a refused set is put back as it was
-        old_hyper = self.hyperparameters()
+        probe = copy.copy(self)              # the hyper-parameters are checked together, on a copy
         for hname, value in new_hyper.items():
+            setattr(probe, hname, value)
+        probe.check_hyperparameters()
+        return {"lr": lr, "steps": int(steps), "hyper": new_hyper, "state": new_state}
+
+    def apply_state_dict(self, checked):
+        """The second half of ``load_state_dict``: take what ``check_state_dict`` returned (cannot fail)."""
+        for hname, value in checked["hyper"].items():
             setattr(self, hname, value)
-        try:
-            self.check_hyperparameters()
-        except (TypeError, ValueError):
-            for hname, value in old_hyper.items():
-                setattr(self, hname, value)
-            raise
-        self._lr = lr
-        self.steps = int(steps)
-        self.state = new_state
+        self._lr = checked["lr"]
+        self.steps = checked["steps"]
+        self.state = checked["state"]
 
     def __repr__(self):
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())

@@ -9,6 +9,8 @@ The paper's schedule: ``exponential_decay(0.045, steps_per_epoch, rate=0.94, epo
 """
 import math
 
+from ..files.fit import described
+from ..files.shorten import shorten
 from .checks import flag, integer, real_number
 
 
@@ -44,20 +46,34 @@ class Schedule:
 
     def load_state_dict(self, d):
         """Take the settings in ``d``; they are checked as the constructor checks them, and a refused set
-        changes nothing (a wrapped schedule loads its own part first)."""
+        changes nothing (``check_state_dict``, then ``apply_state_dict``)."""
+        self.apply_state_dict(self.check_state_dict(d))
+
+    def check_state_dict(self, d):
+        """The first half of ``load_state_dict``: a new schedule built from ``d`` (a wrapped schedule from its
+        own part), or TypeError/KeyError/ValueError naming the setting; this one is not changed."""
+        owner = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(d, dict):
+            raise TypeError(f"{owner}: expected a dict of settings, got a {described(d)}")
         if d.get("type") != type(self).__name__:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the dict is for a {d.get('type')}")
+            raise ValueError(f"{owner}: the dict is for a {shorten(d.get('type'))}")
         given = {}
+        for name in self.settings:
+            if name not in d:
+                raise KeyError(f"{owner}: the settings lack {name!r}")
+            value = getattr(self, name)
+            given[name] = value.check_state_dict(d[name]) if isinstance(value, Schedule) else d[name]
+        return type(self)(**given)          # raises TypeError/ValueError for settings out of range
+
+    def apply_state_dict(self, checked):
+        """The second half of ``load_state_dict``: take the settings of ``checked`` (a wrapped schedule keeps
+        its identity and takes its own)."""
         for name in self.settings:
             value = getattr(self, name)
             if isinstance(value, Schedule):
-                value.load_state_dict(d[name])
-                given[name] = value
+                value.apply_state_dict(getattr(checked, name))
             else:
-                given[name] = d[name]
-        checked = type(self)(**given)          # raises TypeError/ValueError for settings out of range
-        for name in self.settings:
-            setattr(self, name, getattr(checked, name))
+                setattr(self, name, getattr(checked, name))
 
     def __repr__(self):
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.settings)
