@@ -34,27 +34,40 @@ epoch, ``model.load("best.npz")``), ``run.json`` (the settings) and ``curves.png
 per model plus ``compare.png`` and ``compare.txt``.
 
 An existing run folder is never replaced by accident: a new run into a folder that holds a run is refused
-unless ``--resume`` (continue it) or ``--overwrite`` (start again there) is given. With ``--overwrite`` nothing is
-deleted up front: each file of the old run stays until the new run writes its own (``best.npz`` of the old run
-goes when the new run writes its first checkpoint), so an overwrite that fails early leaves the old checkpoints.
+unless ``--resume`` (continue it) or ``--overwrite`` (start again there) is given. With ``--overwrite`` every flag
+and the whole configuration (whether the network fits in this machine's memory included) are checked before
+anything in the folder changes, and the old run's files (``run.json``, the logs, ``last.npz``, ``best.npz``) stay
+as they were until the new run writes its first checkpoint: a new run that fails or is killed before then leaves
+the old run resumable exactly as it was. On ``--resume`` the folder's ``run.json``, ``metrics.jsonl`` and
+``train_log.jsonl`` are checked field by field; a damaged one is exit 2 naming the file, the line and the field.
+A disk that fills up, a read-only folder or a permission error ends the run with exit 2 and one line naming the
+file; files are written atomically, so the last checkpoint is intact and ``--resume`` continues from it.
 
 Data parallel (``pip install -e '.[distributed]'``): under ``mpiexec -n N`` each process trains a replica on its
 own ``--batch-size`` slice of every global batch of ``N * batch-size`` images (rank r takes the r-th contiguous
 slice), the gradients are averaged every step, and rank 0 alone evaluates, prints and writes the run folder.
 ``--sync-bn`` makes batch norm use the global batch's statistics: N processes then follow the single-process run
 with batch ``N * batch-size`` step for step. ``--resume`` needs the same N; ``--model compare`` is not available.
-The learning rate is not rescaled for the larger global batch. If one process fails, all of them exit.
+The learning rate is not rescaled for the larger global batch. If one process fails, all of them exit, with its
+message, even when it fails while importing. Every process must be started with the same flags and the same
+``MINCEPTION_KERNELS``, ``MINCEPTION_DATA`` and (if set) ``OMP_NUM_THREADS``: a difference is exit status 2, naming
+the setting and the processes.
 
 Exit status: 0 done, 1 the loss became NaN/inf (the message names the step and the last good checkpoint), 2 bad
-arguments (a flag out of range, a run folder in the way, a data folder without data, a checkpoint that cannot be
-resumed), 130 Ctrl-C (a checkpoint was saved; ``--resume`` continues).
+arguments (a flag out of range, a network too large for this machine, a run folder in the way, a data folder
+without data, a run folder or checkpoint that cannot be resumed) or a file that cannot be written (a full disk, a
+read-only folder, no permission), 130 Ctrl-C (a checkpoint was saved; ``--resume`` continues).
 """
 import argparse
+import errno
 import json
 import math
 import os
 import sys
 import time
+
+# The environment as the launcher gave it (the processes of an mpiexec job must agree on the settings in it).
+_GIVEN_ENVIRONMENT = dict(os.environ)
 
 # Under mpiexec, the processes started on one machine share its cores: unless OMP_NUM_THREADS says otherwise, each
 # takes its share (N processes each using every core would fight over them). Set before NumPy loads its BLAS.
@@ -62,6 +75,39 @@ _LOCAL_PROCESSES = os.environ.get("MPI_LOCALNRANKS") or os.environ.get("OMPI_COM
 if _LOCAL_PROCESSES.isdigit() and int(_LOCAL_PROCESSES) > 1 and "OMP_NUM_THREADS" not in os.environ:
     _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ["OMP_NUM_THREADS"] = str(max(1, _CORES // int(_LOCAL_PROCESSES)))
+
+
+def _abort_the_job_on_an_uncaught_exception():
+    """Under mpiexec: start MPI now, before anything that can fail, and make an exception that nothing catches end
+    every process of the job, with its message. ``run_or_abort`` does that for ``main``, but the imports come
+    first: a rank whose ``import ops`` fails (a bad ``MINCEPTION_KERNELS`` in its environment) would exit alone,
+    and the others would wait for it in MPI's start-up forever (the launcher does not end a job when one process
+    exits with an error). Any script gets the same from ``mpiexec -n N python -m mpi4py script.py``."""
+    launched = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")   # distributed.environment's
+    if not any(name in os.environ for name in launched):
+        return                            # a plain process: nothing changes, mpi4py is not even imported
+    try:
+        from mpi4py import MPI            # initialises MPI: every rank gets here within a second of its start
+    except ImportError:
+        return                            # distributed.init() says what is missing
+    world = MPI.COMM_WORLD
+    if world.Get_size() == 1:
+        return
+
+    def abort(kind, error, trace):
+        sys.__excepthook__(kind, error, trace)
+        where = f"[rank {world.Get_rank()} of {world.Get_size()}]"
+        sys.stderr.write(f"{where} failed: {kind.__name__}: {error}\n"
+                         f"{where} aborting all {world.Get_size()} processes of the job\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.5)                   # lets the launcher forward the lines above (failure.ABORT_GRACE_S)
+        world.Abort(1)
+
+    sys.excepthook = abort
+
+
+_abort_the_job_on_an_uncaught_exception()
 
 # Runs from a fresh clone without installing: put the repository root on the path.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +119,10 @@ from minception import data, distributed, models, nn  # noqa: E402
 from minception.train import (RUN_FILES, CheckpointError, NonFiniteLossError, Recipe, Trainer,  # noqa: E402
                               atomic_write, compare, existing_run_files, read_jsonl)
 from minception.files import remove_stale_temp_files  # noqa: E402
+from minception.files.shorten import shorten  # noqa: E402
+from minception.models.footprint import estimate, machine_memory  # noqa: E402
+from minception.train.run_folder import (METRICS, METRICS_FIELDS, TRAIN_LOG, TRAIN_LOG_FIELDS,  # noqa: E402
+                                         RunFileError, parse_json, read_text)
 from ops.kernels.cpu import tune_malloc  # noqa: E402
 from autograd.backend import GPUUnavailableError, check_device  # noqa: E402
 
@@ -189,9 +239,12 @@ def build_parser():
                         "(default: each process its own batch's)")
     g = p.add_argument_group("data")
     g.add_argument("--subset", type=int, metavar="N",
-                   help=f"train on the first N training images (default {d['subset']}; 0: all)")
+                   help=f"train on the first N training images (default {d['subset']}; 0: all); more than the data "
+                        "set holds (cifar10 and synthetic 50,000, fashion-mnist 60,000) is refused, and where a "
+                        "copy of the data set holds fewer, all of them are used (one line says so)")
     g.add_argument("--test-subset", type=int, metavar="N",
-                   help=f"evaluate on the first N test images (default {d['test_subset']}; 0: all)")
+                   help=f"evaluate on the first N test images (default {d['test_subset']}; 0: all); at most "
+                        "10,000, the same rules as --subset")
     g.add_argument("--dataset", choices=data.DATASETS,
                    help=f"data set (default {d['dataset']}; fashion-mnist: 28x28 gray padded to 32x32, channel x3; "
                         "one that is unavailable at the default location falls back to synthetic)")
@@ -209,8 +262,8 @@ def build_parser():
                         "the same numbers (default: $MINCEPTION_KERNELS, else fast)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true",
-                   help="start a new run in an --out folder that holds one (its files are replaced as the new run "
-                        "writes its own; nothing is deleted first)")
+                   help="start a new run in an --out folder that holds one (the old run's files stay as they were "
+                        "until the new run writes its first checkpoint; nothing is deleted first)")
     g.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d['checkpoint_every']})")
     g.add_argument("--log-every", type=int, help=f"steps between train_log.jsonl lines (default {d['log_every']})")
     g.add_argument("--check-every", type=int,
@@ -254,20 +307,89 @@ def check_config(cfg):
         if not (math.isfinite(value) and above and (high is None or value < high)):
             bounds = f"{'[' if low_allowed else '('}{low}, {'inf' if high is None else high})"
             raise ValueError(f"{_flag(key)} must be a finite number in {bounds}, got {value}")
-    processes = cfg.get("processes", 1)
-    if cfg["subset"] and cfg["subset"] < cfg["batch_size"] * processes:
-        raise ValueError(f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}"
-                         + (f" x {processes} processes" if processes > 1 else ""))
     if cfg["resume"] and cfg["overwrite"]:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    check_data_flags(cfg)
+    check_memory(cfg)
+
+
+#: (training images, test images) of each data set: --subset and --test-subset may not ask for more
+DATASET_SIZES = {"cifar10": (50000, 10000), "fashion-mnist": (60000, 10000), "synthetic": (50000, 10000)}
+
+
+def check_data_flags(cfg):
+    """Raise ValueError for --data-dir, --subset, --test-subset and --batch-size values no data set can serve:
+    an empty folder name (it meant the current folder, and a download there), more images than the data set has,
+    a batch larger than the training images."""
+    if cfg["data_dir"] is not None and not str(cfg["data_dir"]).strip():
+        raise ValueError(f"--data-dir {cfg['data_dir']!r}: expected a folder holding the data set (leave the flag "
+                         "out for the default location)")
+    name = "synthetic" if cfg["synthetic"] else cfg["dataset"]
+    sizes = DATASET_SIZES.get(name, DATASET_SIZES["cifar10"])
+    for key, most, what in (("subset", sizes[0], "training"), ("test_subset", sizes[1], "test")):
+        if cfg[key] and cfg[key] > most:
+            raise ValueError(f"{_flag(key)} {cfg[key]}: {name} has {most:,} {what} images; give at most {most} "
+                             "(0 takes them all)")
+    processes = cfg.get("processes", 1)
+    batch, images = cfg["batch_size"] * processes, cfg["subset"] or sizes[0]
+    if batch > images:
+        per = f" x {processes} processes" if processes > 1 else ""
+        raise ValueError(f"--batch-size {cfg['batch_size']}: " + (
+            f"--subset {cfg['subset']} is smaller than one batch of {cfg['batch_size']}{per}" if cfg["subset"] else
+            f"one batch{per} is more than the {images:,} training images of {name}"))
+
+
+def _bytes(n):
+    return f"{n / 2 ** 30:.3g} GiB" if math.isfinite(n) and n < 1e30 else "1e30 bytes"
+
+
+def check_memory(cfg):
+    """Raise ValueError when training the network the settings describe cannot fit in this machine's memory.
+
+    ``--width 1e300`` or ``--blocks 100000000,1,1`` pass every range check, and building such a network would
+    fail only after minutes (a MemoryError at gigabytes). The estimate (``models.footprint``) builds the network
+    at a small width and scales the count, in milliseconds, and errs low: what it refuses cannot fit."""
+    names = cfg["compare_models"].split(",") if cfg["model"] == "compare" else [cfg["model"]]
+    blocks = parse_blocks(cfg["blocks"])
+    extra = {}
+    if cfg["residual_scale"] is not None:
+        extra["residual_scale"] = (cfg["residual_scale"],) * 3
+    memory = machine_memory()
+    for name in names:
+        kw = {k: v for k, v in extra.items() if name != "inception_v4"}
+
+        def build(width, blocks, name=name, kw=kw):
+            return MODELS[name](num_classes=10, width=width, blocks=blocks, small_input=True, **kw)
+
+        try:
+            footprint = estimate(build, cfg["width"], blocks)
+        except (ValueError, TypeError) as e:          # a block count the model refuses
+            raise ValueError(f"--blocks {shorten(cfg['blocks'], 40)}: {name}: {e}") from None
+        on_host = (footprint.parameters * 4 if cfg["device"] == "cuda"      # the weights pass through the host
+                   else footprint.training_bytes(cfg["batch_size"]))
+        if memory is None or on_host <= memory:
+            continue
+        # name the flag that makes it too large: the batch when one image would fit, else the width or the blocks
+        grown = (cfg["width"] / 0.125) * (cfg["width"] / 0.125)
+        flag = (f"--batch-size {cfg['batch_size']}" if footprint.training_bytes(1) <= memory else
+                f"--width {cfg['width']:g}" if grown >= sum(blocks) / 3 else f"--blocks {shorten(cfg['blocks'], 24)}")
+        raise ValueError(f"{flag}: {name} needs {_bytes(on_host)} or more, this machine has {_bytes(memory)} of memory")
 
 
 def check_out_folder(cfg):
     """Raise ValueError when ``--out`` cannot take this run: it is a file, or it holds a run and neither
     ``--resume`` nor ``--overwrite`` was given."""
     out = cfg["out"]
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out {out} is a file, not a folder")
+    if not str(out).strip():
+        raise ValueError(f"--out {out!r}: expected a folder for the run (leave the flag out for runs/<model>)")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {shorten(out, 80)} is {'a file' if os.path.isfile(out) else 'not a folder'}, "
+                         "not a folder")
+    above = os.path.dirname(os.path.abspath(out))
+    while not os.path.lexists(above) and os.path.dirname(above) != above:
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):          # --out a/file/run: the folder cannot be made
+        raise ValueError(f"--out {shorten(out, 60)}: {shorten(above, 60)} is a file, not a folder")
     if cfg["resume"] or cfg["overwrite"]:
         return
     found = existing_run_files(out, RUN_FILES + (RUN_JSON,))
@@ -305,10 +427,15 @@ def load_data(cfg, say):
         # the synthetic set is generated at the size needed (about 0.4 ms per image); its mean/std are its own
         loaded = data.load_dataset("synthetic", synthetic_sizes=(n_train or 10000, n_test or 2000))
     train, test, source, mean, std = loaded
+    # a copy of the data set with fewer images than --subset asks for (the flag's check knows the full sizes)
+    if n_train > len(train):
+        say(f"--subset {n_train}: {source} has {len(train):,} training images here; using all of them")
+    if n_test > len(test):
+        say(f"--test-subset {n_test}: {source} has {len(test):,} test images here; using all of them")
     if n_train:
-        train = train.subset(slice(0, n_train))
+        train = train.subset(slice(0, min(n_train, len(train))))
     if n_test:
-        test = test.subset(slice(0, n_test))
+        test = test.subset(slice(0, min(n_test, len(test))))
     return train, test, source, mean, std
 
 
@@ -322,7 +449,7 @@ def recipe_of(cfg):
     return RECIPE.replace(**values)
 
 
-def build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm=None):
+def build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm=None, callbacks=()):
     """Model, optimizer, schedule, EMA, loaders and the Trainer for one model.
 
     With ``comm`` of several processes: data-parallel (rank 0 alone evaluates and writes ``run_dir``)."""
@@ -350,7 +477,7 @@ def build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm=None):
                    run_dir=run_dir if main else None, name=name, device=cfg["device"],
                    checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"], max_steps=cfg["max_steps"],
                    progress=cfg["progress"] if main else False, config=cfg, print_fn=say if main else None,
-                   distributed=dp, check_every=cfg["check_every"])
+                   distributed=dp, check_every=cfg["check_every"], callbacks=callbacks)
 
 
 def resolve_config(given, processes=1):
@@ -364,19 +491,14 @@ def resolve_config(given, processes=1):
     if not cfg["resume"]:
         cfg["processes"] = processes
         return cfg
-    path = os.path.join(cfg["out"], "run.json")
-    if not os.path.exists(path):
+    path = os.path.join(cfg["out"], RUN_JSON)
+    if not os.path.lexists(path):
         raise ValueError(f"--resume: no run to continue in {cfg['out']} (no run.json); give the run's --out folder")
-    try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--resume: cannot read {path}: {e}") from None
-    if not isinstance(saved, dict):
-        raise ValueError(f"--resume: {path} does not hold the settings of a run")
+    saved = read_run_json(path)
     conflicts = [k for k, v in given.items() if k not in RESUME_MAY_CHANGE and saved.get(k) != v]
     if conflicts:
-        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (saved: {saved.get(k)})" for k in conflicts)
+        what = ", ".join(f"--{k.replace('_', '-')} {shorten(given[k], 30)} (saved: {shorten(saved.get(k), 30)})"
+                         for k in conflicts)
         raise ValueError(f"--resume continues the run in {cfg['out']} with its saved settings; these differ: {what}. "
                          "Start a new run in another --out folder instead.")
     merged = dict(DEFAULTS)
@@ -385,6 +507,80 @@ def resolve_config(given, processes=1):
     merged.update({k: v for k, v in given.items() if k in RESUME_MAY_CHANGE})
     merged["out"], merged["resume"] = cfg["out"], True
     return merged
+
+
+def _setting_checks():
+    """``{setting: (check, expected)}`` for the settings ``run.json`` holds, from the parser's own flags: the type
+    and choices each flag takes (None where its default is None), so the file is held to what a command line
+    could have given."""
+    checks = {"processes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                            "an integer >= 1")}
+    for action in build_parser()._actions:
+        key = action.dest
+        if key not in DEFAULTS or key in checks:
+            continue
+        if action.choices is not None:
+            choices = list(action.choices)
+            listed = f"one of {', '.join(choices)}"
+            check = lambda v, c=choices: isinstance(v, str) and v in c             # noqa: E731
+            expected = listed if len(listed) <= 60 else f"a {_flag(key)} choice ({shorten(choices, 50)})"
+        elif action.nargs == 0:                        # store_true / store_false
+            check, expected = (lambda v: isinstance(v, bool)), "true or false"
+        elif action.type is int:
+            check, expected = (lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"
+        elif action.type is float:
+            check, expected = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)), "a number"
+        else:
+            check, expected = (lambda v: isinstance(v, str) and len(v) <= 4096), "text"
+        if DEFAULTS[key] is None:
+            check, expected = (lambda v, c=check: v is None or c(v)), expected + " or null"
+        checks[key] = check, expected
+    return checks
+
+
+def read_run_json(path):
+    """The settings a run folder's ``run.json`` holds, checked field by field as the command line's would be.
+
+    The folder is input like any other (edited, damaged, another program's): a file that is not a regular file,
+    too large, not UTF-8, not JSON (nesting a million deep included), not an object, or a field of the wrong type
+    or out of range (``"epochs": "4"``, an unknown model) raises ``RunFileError`` naming the file and the field,
+    instead of a traceback from wherever the value would have been used. Fields this version does not know are
+    left out (a newer version's), if they hold plain values."""
+    raw = read_text(path, "run.json", 1 << 20)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RunFileError(f"{path}: not UTF-8 text (byte {e.start + 1})") from None
+    saved = parse_json(text, path)
+    if not isinstance(saved, dict):
+        raise RunFileError(f"{path}: expected the settings of a run (a JSON object), got {shorten(saved)}")
+    checks, kept = _setting_checks(), {}
+    for key, value in saved.items():
+        if isinstance(value, (dict, list)):
+            raise RunFileError(f"{path}, field {shorten(key)}: expected a plain value, got {shorten(value)}")
+        if key in checks:
+            check, expected = checks[key]
+            if not check(value):
+                raise RunFileError(f"{path}, field {key!r}: expected {expected}, got {shorten(value)}")
+            kept[key] = value
+    alone = {**DEFAULTS, "processes": 1, **kept}
+    alone.update(out=os.path.dirname(path) or ".", resume=False, overwrite=False)
+    try:                                # ranges and combinations, as for the command line
+        check_config(alone)
+    except ValueError as e:
+        raise RunFileError(f"{path}: settings no run can have: {e}") from None
+    return kept
+
+
+def check_run_logs(cfg):
+    """Raise ``RunFileError`` when a log of the run to resume is damaged (``metrics.jsonl``, ``train_log.jsonl``:
+    a line that is not a flat JSON object, not UTF-8, or a field of the wrong type or range), naming the file, the
+    line and the field; on rank 0, before anything changes, so that every process of a job stops with it."""
+    names = cfg["compare_models"].split(",") if cfg["model"] == "compare" else [cfg["model"]]
+    folders = [os.path.join(cfg["out"], n) for n in names] if cfg["model"] == "compare" else [cfg["out"]]
+    for folder in folders:
+        read_jsonl(os.path.join(folder, METRICS), METRICS_FIELDS)
+        read_jsonl(os.path.join(folder, TRAIN_LOG), TRAIN_LOG_FIELDS)
 
 
 def check_processes(cfg, comm):
@@ -421,17 +617,63 @@ def _error(message, say=print):
     return 2
 
 
+class RunJson:
+    """``run.json`` (the run's settings, what ``--resume`` reads), written at the run's first checkpoint.
+
+    A trainer callback (``on_checkpoint``): written earlier, an ``--overwrite`` killed or failing before its
+    first checkpoint would leave the new settings beside the old run's checkpoint, and the old run could no longer
+    be resumed. Compare mode shares one between its models: the first checkpoint of the first one writes it."""
+
+    def __init__(self, path, cfg, written=False):
+        self.path, self.written = path, written
+        self.settings = {k: v for k, v in cfg.items() if k not in ("resume", "overwrite")}
+
+    def on_checkpoint(self, trainer, checkpoint):
+        if not self.written:
+            text = json.dumps(self.settings, indent=1).encode()
+            atomic_write(self.path, lambda f: f.write(text))
+            self.written = True
+
+
+def _os_error(error):
+    """The one line for a file the operating system would not write (or read): a full disk, a read-only folder,
+    no permission. Files are replaced whole (``atomic_write``), so the last checkpoint is as it was."""
+    name = errno.errorcode.get(error.errno, "")
+    where = os.fspath(error.filename) if error.filename is not None else None
+    text = f"{where}: {error.strerror or error}" if where else f"{error.strerror or error}"
+    last = os.path.join(os.path.dirname(where), "last.npz") if where else None
+    kept = ("; the last checkpoint there (last.npz) is intact: --resume continues from it"
+            if last and os.path.isfile(last) else "")
+    return _error(f"{text}{f' [{name}]' if name else ''}{kept}")
+
+
 def main(argv=None):
+    """Run the program; exit status as the module docstring says. A file the operating system refuses to write
+    (a full disk, a read-only folder, no permission) is one line and exit 2, not a traceback."""
+    try:
+        return _main(argv)
+    except OSError as e:
+        return _os_error(e)
+
+
+def _main(argv=None):
     args = build_parser().parse_args(argv)
     given = vars(args)
     comm = distributed.init()           # rank 0 of 1 unless started by mpiexec
     say = print if comm.is_main else _quiet
+    try:                                # under mpiexec: every process was given the same flags and environment
+        distributed.agree_on_settings(comm, {**{_flag(k): v for k, v in given.items()},
+                                             **distributed.environment_settings(_GIVEN_ENVIRONMENT)})
+    except ValueError as e:
+        return _error(e, say)
 
     def settings():
         cfg = resolve_config(given, processes=comm.size)
         check_processes(cfg, comm)
         check_config(cfg)
         check_out_folder(cfg)
+        if cfg["resume"]:
+            check_run_logs(cfg)
         return cfg
 
     try:
@@ -469,18 +711,22 @@ def main(argv=None):
         return _error(data_error or "another process of the job found no data set in its data folder", say)
     train, test, source, mean, std = loaded
     say(f"data: {source}, {len(train)} training and {len(test)} test images")
+    if len(train) < cfg["batch_size"] * comm.size:     # a copy of the data set smaller than one batch
+        per = f" x {comm.size} processes" if comm.size > 1 else ""
+        return _error(f"--batch-size {cfg['batch_size']}: one batch{per} is more than the {len(train):,} training "
+                      f"images of {source} here", say)
     if comm.is_main:                                   # rank 0 alone writes the run folder
         os.makedirs(out, exist_ok=True)
         remove_stale_temp_files(out, (RUN_JSON,) + REPORT_FILES)
-        if not cfg["resume"]:
-            saved = {k: v for k, v in cfg.items() if k not in ("resume", "overwrite")}
-            atomic_write(os.path.join(out, RUN_JSON), lambda f: f.write(json.dumps(saved, indent=1).encode()))
+    # run.json is written with the new run's first checkpoint, not before: until then an --overwrite leaves the
+    # old run's settings (and so the old run) as they were
+    run_json = RunJson(os.path.join(out, RUN_JSON), cfg, written=cfg["resume"])
 
     names = cfg["compare_models"].split(",") if cfg["model"] == "compare" else [cfg["model"]]
     params = {}
 
     def make(name, run_dir):
-        trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm)
+        trainer = build_trainer(name, run_dir, cfg, train, test, mean, std, say, comm, callbacks=[run_json])
         params[name] = trainer.model.num_parameters()
         return trainer
 
@@ -499,6 +745,8 @@ def main(argv=None):
                 f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps ({batch})")
             results = {names[0]: trainer.fit()}
     except CheckpointError as e:                       # rank 0 read the checkpoint: every rank has its error
+        return _error(f"--resume: {e}", say)
+    except RunFileError as e:                          # a log of the run folder, damaged after the first check
         return _error(f"--resume: {e}", say)
     except NonFiniteLossError as e:                    # the ranks take the same steps: all stop here together
         say(f"train_cifar_scaled.py: {e}", file=sys.stderr)

@@ -51,20 +51,36 @@ def atomic_write(path, write):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = _create_temp_file(path)
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = _create_temp_file(path)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
+    except OSError as e:
+        # a full disk or a read-only folder: the error of a write or an fsync names no file, so name the one
+        # that was being written (the destination; it is unchanged)
+        raise _naming(e, path) from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+        if tmp is not None:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
     _fsync_folder(folder)
     return path
+
+
+def _naming(error, path):
+    """``error`` (an OSError) naming ``path`` when it names no file or the temporary one (same class and errno)."""
+    named = error.filename
+    if error.errno is None or (named is not None and not str(named).endswith(TEMP_SUFFIX)):
+        return error
+    return type(error)(error.errno, error.strerror, path)
 
 
 def remove_stale_temp_files(folder, names):

@@ -3,13 +3,17 @@
 A callback is any object with ``on_step_end(trainer, info)`` and/or ``on_epoch_end(trainer, record)``; a plain
 function is taken as ``on_step_end``. They run once the step's (or the epoch's) state is final, so they may
 read the trainer, save files, or call ``trainer.request_stop()``.
+
+``on_checkpoint(trainer, path)`` runs after each checkpoint written into the run folder: a program keeps a file
+of its own in step with the run there (the training example writes its ``run.json`` at the first one, so that an
+``--overwrite`` replaces the old run's settings only once the new run has a checkpoint to go with them).
 """
 
 
 class Callbacks:
     """The list of a trainer's callbacks; ``call(event, trainer, payload)`` runs every one that handles it."""
 
-    EVENTS = ("on_step_end", "on_epoch_end")
+    EVENTS = ("on_step_end", "on_epoch_end", "on_checkpoint")
 
     def __init__(self, callbacks=()):
         self.items = list(callbacks)

@@ -40,7 +40,8 @@ from .metrics import MetricsLog, Tally
 from .nonfinite import NonFiniteLossError, non_finite_arrays
 from .progress import ProgressBar
 from .rank_agreement import rank_agreement
-from .run_folder import BEST, LAST, METRICS, TRAIN_LOG, tidy
+from .run_folder import (BEST, LAST, METRICS, METRICS_FIELDS, TRAIN_LOG, TRAIN_LOG_FIELDS, existing_run_files,
+                         tidy)
 from .run_state import Progress, RunState, restore_training_state, training_state
 from .signals import CtrlC
 from .snapshot import BufferSnapshot
@@ -87,8 +88,9 @@ class Trainer:
         label_smoothing: for the training loss (the test loss is plain cross-entropy).
         clip_norm: clip the global gradient norm to this (None: no clipping; the norm is still checked).
         run_dir: folder for ``metrics.jsonl``, ``train_log.jsonl``, ``last.npz``, ``best.npz``; None writes
-            nothing. A new run (no ``resume()``) writes its own files over those of an earlier run there as it
-            goes; the earlier run's ``best.npz`` is removed when the new run writes its first checkpoint.
+            nothing. A new run (no ``resume()``) over an earlier run there leaves every file of the earlier run
+            as it was until its own first checkpoint: then its ``last.npz``, its logs (kept in memory until
+            then) and its ``best.npz`` replace the earlier run's (whose ``best.npz`` is removed).
         name: the model's name in the metrics records.
         device: "cpu" or "cuda"; batches are moved there.
         checkpoint_every: also save ``last.npz`` every this many steps (0: only at epoch ends and stops).
@@ -227,6 +229,14 @@ class Trainer:
         self._refuse_non_finite(f"{os.path.basename(path)} was not written")
         save_checkpoint(path, self.state_dict())
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
+        if into_run_dir:
+            # the first checkpoint of a new run over an old one: its logs replace the old run's only now (last.npz
+            # first, then the logs, then the callbacks' files such as the example's run.json: a kill in the few
+            # milliseconds between them leaves the new checkpoint beside the old settings, never mixed logs)
+            for log in (self.metrics, self.train_log):
+                if log is not None:
+                    log.commit()
+            self.callbacks.call("on_checkpoint", self, path)
         if into_run_dir and not self._best_is_ours:
             best = os.path.join(self.run_dir, BEST)
             if os.path.exists(best):
@@ -257,8 +267,13 @@ class Trainer:
         if self.run_dir is None:
             return
         tidy(self.run_dir)
-        self.metrics = MetricsLog(os.path.join(self.run_dir, METRICS), fresh=fresh)
-        self.train_log = MetricsLog(os.path.join(self.run_dir, TRAIN_LOG), fresh=fresh)
+        # a new run in a folder that holds an earlier run keeps its lines in memory until its first checkpoint:
+        # until then the earlier run stays resumable exactly as it was (MetricsLog's keep_until_commit)
+        keep = fresh and bool(existing_run_files(self.run_dir))
+        self.metrics = MetricsLog(os.path.join(self.run_dir, METRICS), fresh=fresh, fields=METRICS_FIELDS,
+                                  keep_until_commit=keep)
+        self.train_log = MetricsLog(os.path.join(self.run_dir, TRAIN_LOG), fresh=fresh, fields=TRAIN_LOG_FIELDS,
+                                    keep_until_commit=keep)
 
     def _save_best(self):
         """Write the evaluated weights (EMA averages when an EMA is used) to ``best.npz``."""
@@ -551,7 +566,9 @@ class Trainer:
         if raw_acc is not None:
             record.update(test_loss_raw=raw_loss, test_acc_raw=raw_acc)
         improved = test_acc is not None and test_acc > self.best_test_acc
-        if self.run_dir is not None and improved:
+        # before this run's first checkpoint the folder's best.npz is an earlier run's: it is replaced after it
+        best_now = self.run_dir is not None and improved and not (self.metrics is not None and self.metrics.pending)
+        if best_now:
             self._save_best()
         self.history.append(record)
         if self.metrics is not None:
@@ -563,6 +580,8 @@ class Trainer:
         self.epoch_tally.reset()
         if self.run_dir is not None:
             self.save()
+            if improved and not best_now:
+                self._save_best()
         test_txt = "" if test_acc is None else f"  test loss {test_loss:.4f} acc {100 * test_acc:5.1f}%"
         if raw_acc is not None:
             test_txt += f" (raw weights {100 * raw_acc:.1f}%)"
