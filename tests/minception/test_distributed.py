@@ -437,7 +437,9 @@ def _one_rank_differs(mpiexec, tmp_path, prefix=(), flags=(), rank=1, timeout=TI
     """The example as 2 ranks (an MPMD launch) where ``rank`` alone runs under ``prefix`` (e.g.
     ``env NAME=value``) with ``flags`` added. ``env`` sets a variable on one rank with any launcher."""
     args = _example_args("--max-steps", "1", out=tmp_path / "run")
-    plain, different = [sys.executable, EXAMPLE, *args], [*prefix, sys.executable, EXAMPLE, *args, *flags]
+    unset = ["env", "-u", "MINCEPTION_KERNELS"]       # both ranks start from the same environment, whatever ours is
+    plain, different = [*unset, sys.executable, EXAMPLE, *args], [*unset, *prefix, sys.executable, EXAMPLE, *args,
+                                                                   *flags]
     first, second = (plain, different) if rank == 1 else (different, plain)
     return _run([mpiexec, "-n", "1", *first, ":", "-n", "1", *second], timeout=timeout)
 
