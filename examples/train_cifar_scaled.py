@@ -741,8 +741,8 @@ def _main(argv=None):
             batch = (f"batch {cfg['batch_size']}" if comm.size == 1 else
                      f"global batch {cfg['batch_size'] * comm.size} = {comm.size} processes x {cfg['batch_size']}"
                      + (", synchronised batch norm" if cfg["sync_bn"] else ", per-process batch norm"))
-            say(f"model: {names[0]} width {cfg['width']} blocks {cfg['blocks']}: {params[names[0]]:,} parameters; "
-                f"{cfg['epochs']} epochs of {trainer.steps_per_epoch} steps ({batch})")
+            say(f"model: {names[0]} width {cfg['width']} blocks {cfg['blocks']}: {params[names[0]]:,} parameters")
+            say(f"training: {cfg['epochs']} epochs of {trainer.steps_per_epoch} steps ({batch})")
             results = {names[0]: trainer.fit()}
     except CheckpointError as e:                       # rank 0 read the checkpoint: every rank has its error
         return _error(f"--resume: {e}", say)
@@ -779,8 +779,8 @@ def _main(argv=None):
         atomic_write(os.path.join(out, "compare.txt"), lambda f: f.write((title + "\n\n" + table + verdict + "\n").encode()))
         if verdict:
             say(verdict.strip())
-    say(f"\nresults in {os.path.abspath(out)}/: {', '.join(result_files(out, dirs))}"
-        f"  [{time.perf_counter() - t_start:.0f} s]")
+    say(f"\nresults in {os.path.abspath(out)}/  [{time.perf_counter() - t_start:.0f} s]")
+    say("  " + ", ".join(result_files(out, dirs)))
     interrupted = [r for r in results.values() if r.status == "interrupted"]
     if interrupted:
         say(interrupted[0].message + "; continue with --resume" + (f" --out {out}" if "out" in given else ""))

@@ -111,9 +111,9 @@ def _first_reaching(records, threshold):
 
 
 def comparison_table(histories, params=None):
-    """A plain-text table, one row per model: parameters, steps, final and best test accuracy, final training
-    loss, images/s, training time, and the steps and seconds each took to reach a common accuracy target
-    (90% of the lowest final accuracy among the models, so every model reaches it).
+    """A plain-text table within 100 columns, one row per model: parameters, steps, final and best test accuracy,
+    final training loss, images/s, training time, and the steps and seconds each took to reach a common accuracy
+    target (90% of the lowest final accuracy among the models, so every model reaches it); a legend follows.
 
     ``params``: optional ``{name: parameter count}``.
     """
@@ -122,9 +122,9 @@ def comparison_table(histories, params=None):
         return "(no finished epoch to compare)"
     finals = [r[-1]["test_acc"] for r in rows.values() if r[-1].get("test_acc") is not None]
     target = 0.9 * min(finals) if finals else None
-    head = ["model", "params", "epochs", "steps", "test acc", "best acc", "train loss", "img/s", "train s"]
+    head = ["model", "params", "epochs", "steps", "test acc", "best acc", "loss", "img/s", "train s"]
     if target is not None:
-        head.append(f"to {100 * target:.1f}% (steps / s)")
+        head.append(f"to {100 * target:.1f}%")
     lines = []
     for name, recs in rows.items():
         last = recs[-1]
@@ -137,11 +137,15 @@ def comparison_table(histories, params=None):
                f"{last['train_loss']:.3f}", f"{sorted(ips)[len(ips) // 2]:.1f}", f"{last['train_time_s']:.0f}"]
         if target is not None:
             s, t = _first_reaching(recs, target)
-            row.append("not reached" if s is None else f"{s} / {t:.0f}")
+            row.append("no" if s is None else f"{s} / {t:.0f}")
         lines.append(row)
     widths = [max(len(head[i]), *(len(r[i]) for r in lines)) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     out = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines]
+    out.append("loss: the last training loss; train s: seconds of training")
+    if target is not None:
+        out.append(f"to {100 * target:.1f}%: steps / seconds of training until the test accuracy first reached "
+                   f"{100 * target:.1f}% (no: never)")
     return "\n".join(out)
 
 

@@ -229,7 +229,9 @@ def test_results_line_lists_only_files_that_exist(example, tmp_path):
     out = tmp_path / "m0"
     code, text = _run(example, "--out", out, *SYNTHETIC, "--max-steps", "0")
     assert code == 0, text
-    line, = [ln for ln in text.splitlines() if ln.startswith("results in")]
+    lines = text.splitlines()
+    at, = [i for i, ln in enumerate(lines) if ln.startswith("results in")]
+    line = lines[at + 1]                                   # the files, on the line after the folder
     assert "last.npz" in line and "best.npz" not in line and "metrics.jsonl" in line
     for name in ("last.npz", "metrics.jsonl"):
         assert (out / name).exists()
