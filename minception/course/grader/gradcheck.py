@@ -12,22 +12,9 @@ elements at most): every element costs two calls of the forward.
 """
 import numpy as np
 
+from autograd.gradcheck import numerical_gradient
+
 from .compare import compare
-
-
-def numerical_gradient(loss, x, h=1e-6):
-    """``dloss/dx`` by central differences; ``loss(x)`` returns a float, ``x`` a float64 array (restored after)."""
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + h
-        plus = loss(x)
-        flat[i] = keep - h
-        minus = loss(x)
-        flat[i] = keep
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
 
 
 def check_gradient(name, analytic, loss, x, regions=()):
@@ -35,4 +22,4 @@ def check_gradient(name, analytic, loss, x, regions=()):
     ``loss`` (their forward), as a ``compare`` dict named ``name``, or None when they agree.
 
     The tolerance is float32's (differences are accurate to about 1e-8 here, not to float64's 1e-16)."""
-    return compare(name, analytic, numerical_gradient(loss, x), np.float32, regions)
+    return compare(name, analytic, numerical_gradient(lambda: loss(x), x), np.float32, regions)
