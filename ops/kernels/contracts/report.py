@@ -97,14 +97,10 @@ def compare(name, got, expected, tolerance, shape_rule=""):
     if got.dtype != expected.dtype:
         return [("dtype", f"{name}: dtype {got.dtype}, expected {expected.dtype}")]
     got, expected = np.asarray(got), np.asarray(expected)
+    wrong = wrong_mask(got, expected, tolerance)
     if expected.dtype.kind in "fc":
-        tol = tolerance
-        largest = float(np.nanmax(np.abs(expected))) if np.any(np.isfinite(expected)) else 0.0
-        close = np.abs(got - expected) <= tol * (np.abs(expected) + largest)
-        wrong = ~(close | (np.isnan(got) & np.isnan(expected)) | (got == expected))
-        rule = f" (tolerance {tol:g} relative to the largest value, {largest:.4g})"
+        rule = f" (tolerance {tolerance:g} relative to the largest value, {largest_finite(expected):.4g})"
     else:
-        wrong = got != expected
         rule = " (exact)"
     count = int(np.count_nonzero(wrong))
     if not count:
@@ -113,6 +109,28 @@ def compare(name, got, expected, tolerance, shape_rule=""):
     return [("values", f"{name}: values differ in {count} of {wrong.size} elements; first at "
                        f"{name}[{', '.join(map(str, first))}]: got "
                        f"{_number(got[first])}, expected {_number(expected[first])}{rule}")]
+
+
+def largest_finite(expected):
+    """The largest ``|value|`` among the finite values of ``expected`` (0 when there is none)."""
+    finite = np.isfinite(expected)
+    return float(np.max(np.abs(expected[finite]))) if finite.any() else 0.0
+
+
+def wrong_mask(got, expected, tolerance, scale=None):
+    """Boolean array: where ``got`` differs from ``expected`` (same shape).
+
+    Floats agree when ``|got - expected| <= tolerance * (|expected| + scale)``, ``scale`` being the largest finite
+    ``|expected|`` unless given; NaN equals NaN and an infinity equals itself. Integers must be equal. The course's
+    grader compares the same way (with its own tolerances)."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    if expected.dtype.kind not in "fc":
+        return got != expected
+    if scale is None:
+        scale = largest_finite(expected)
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = np.abs(got.astype(np.float64) - expected) <= tolerance * (np.abs(expected) + scale)
+    return ~(close | (got == expected) | (np.isnan(got) & np.isnan(expected)))
 
 
 def same(before, after):
