@@ -5,8 +5,6 @@ the synthetic fallback at the default location, resume, Ctrl-C (exit 130), a NaN
 with its plot and table, argument errors (exit 2), and what happens to an existing run folder. The full default
 run (about 10 minutes) is not run here.
 """
-import contextlib
-import io
 import json
 import os
 import pickle
@@ -17,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+from example_main import run_main as _run
 
 from minception.train import load_checkpoint, read_jsonl
 from minception.train import loop as loop_module
@@ -33,14 +32,6 @@ SYNTHETIC = [*TINY, "--synthetic"]
 @pytest.fixture(scope="module")
 def example(script_loader):
     return script_loader(SCRIPT, "train_cifar_scaled")
-
-
-def _run(example, *args):
-    """``main(args)`` in-process; returns (exit code, everything printed)."""
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        code = example.main([str(a) for a in args])
-    return code, buf.getvalue()
 
 
 @pytest.fixture(scope="module")

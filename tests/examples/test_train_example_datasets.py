@@ -1,12 +1,11 @@
 """``examples/train_cifar_scaled.py --dataset``: Fashion-MNIST from small IDX files written here, its fallback to
 the synthetic set when absent or corrupt, and ``--dataset synthetic``. Tiny networks, in-process."""
-import contextlib
-import io
 import json
 import os
 
 import numpy as np
 import pytest
+from example_main import run_main as _run
 
 from minception import data
 from minception.data import fashion_mnist
@@ -27,13 +26,6 @@ def example(script_loader):
 def no_system_copy(monkeypatch):
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", ())
     monkeypatch.delenv("MINCEPTION_DATA", raising=False)
-
-
-def _run(example, *args):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        code = example.main([str(a) for a in args])
-    return code, buf.getvalue()
 
 
 def write_small_fashion_mnist(folder, n_train=16, n_test=8):

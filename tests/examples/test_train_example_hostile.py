@@ -13,9 +13,7 @@
   saying so, where a copy of the data set holds fewer images), a batch larger than the training set is refused.
 """
 import builtins
-import contextlib
 import errno
-import io
 import json
 import os
 import shutil
@@ -24,6 +22,7 @@ import sys
 import textwrap
 
 import pytest
+from example_main import run_main as _run
 from hostile import run_limited
 
 from minception.train import load_checkpoint
@@ -39,14 +38,6 @@ RUN_FOLDER_FILES = ("run.json", "metrics.jsonl", "train_log.jsonl", "last.npz", 
 @pytest.fixture(scope="module")
 def example(script_loader):
     return script_loader(SCRIPT, "train_cifar_scaled")
-
-
-def _run(example, *args):
-    """``main(args)`` in-process; returns (exit code, everything printed)."""
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        code = example.main([str(a) for a in args])
-    return code, buf.getvalue()
 
 
 def _errors(text):
