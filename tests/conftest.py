@@ -22,8 +22,10 @@ def pytest_collection_modifyitems(config, items):
 def three_threads(monkeypatch):
     """Force the fast tier's CPU threads (``ops.kernels.cpu.runtime.threads``) to 3, and every kernel and elementwise op
     onto its parallel path whatever the size, so small test shapes exercise the range splitting (3 parts on any
-    machine)."""
+    machine), and convs into as many parts as they have images."""
+    from ops.kernels.cpu import conv2d
     from ops.kernels.cpu.runtime import parts, threads
+    monkeypatch.setattr(conv2d, "MIN_PART_MACS", 1)
     monkeypatch.setattr(threads, "_threads", 3)
     monkeypatch.setattr(threads, "_pool", None)
     monkeypatch.setattr(threads, "KERNEL_MIN_BYTES", 0)

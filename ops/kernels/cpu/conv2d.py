@@ -2,8 +2,10 @@
 contract too), run in chunks of images on the CPU threads.
 
 The arithmetic is the textbook one (``ops/kernels/reference/conv2d.py`` and ``im2col.py``); only its order is
-different. Each CPU thread (``threads.parallel_for``: the calling thread and one pool worker per extra core) owns a
-contiguous share of the batch, and for each chunk of ``nb`` images it
+different. The batch is cut into a fixed number of contiguous *parts* that depends on the conv's shape and
+work, never on the number of threads (``_parts``). The CPU threads (``threads.parallel_for``: the calling thread
+and one pool worker per extra core) share out the parts, and for each part, chunk by chunk of ``nb`` images, a
+thread
 
 1. runs the Numba im2col (``ops/kernels/cpu/im2col.py``) into its own small column buffer
    (``buffers.thread_buffer``, about ``CHUNK_BYTES``), then
@@ -20,9 +22,13 @@ Why this order:
 * A 1x1 stride-1 conv without padding needs no im2col at all: image ``n``'s column matrix is ``x[n]`` seen as
   ``(C, H*W)``, so with one image per chunk the GEMM reads ``x`` directly.
 
-The weight gradient is accumulated per thread over its chunks and the per-thread sums are added in a fixed order,
-so results do not depend on timing. The measurements behind these choices are in ``docs/performance.md``
-(section "CPU runtime").
+**The same numbers at any thread count.** The weight gradient is a sum over the batch. Each part accumulates its
+own chunks in order, and the parts' sums are added in part order at the end (``_sum_parts``). The parts, the
+chunks and so every GEMM's shape are fixed by the shapes alone, so 1, 2, 3 or 16 threads (or a run without
+threads) compute exactly the same float32 additions in the same order: bit-identical results, and training that
+does not depend on the machine's core count. Sizing the parts by work (``MIN_PART_MACS``, at most ``MAX_PARTS``)
+also keeps tiny convs from being cut into parts too small to be worth a thread. The measurements behind these
+choices are in ``docs/performance.md`` (section "CPU runtime").
 
 Entry points (the conv2d family's contract, ``ops/kernels/reference/conv2d.py``):
     forward(x, weight, bias, stride, padding) -> y
@@ -34,7 +40,7 @@ from ...geometry import conv_out_size
 from . import im2col
 from .runtime.blas import one_thread, openblas_threads
 from .runtime.buffers import thread_buffer
-from .runtime.threads import parallel_for
+from .runtime.threads import KERNEL_MIN_BYTES, parallel_for, split
 
 #: target size in bytes of one worker's column buffer (one chunk of images); a chunk holds at least one image
 CHUNK_BYTES = 1 << 20
@@ -44,17 +50,36 @@ MIN_CHUNK_COLUMNS = 256
 POINTWISE_MIN_PIXELS = 256
 #: below this many multiply-adds (forward) a conv runs in the calling thread: thread handover is not worth it
 MIN_THREADED_MACS = 4_000_000
+#: the batch is cut into at most this many parts (enough for 16 threads) ...
+MAX_PARTS = 16
+#: ... of at least this many multiply-adds each (forward), and at most one part per image
+MIN_PART_MACS = 2_000_000
 
 
-def _run(job, n_images, macs):
-    """Run ``job(n0, n1)`` over the batch: split among the CPU threads with OpenBLAS held at one thread meanwhile
-    (``blas.one_thread``); or in the calling thread alone for small convs, when OpenBLAS is at one thread anyway
-    (or is not OpenBLAS), and for a single image (whose GEMMs then use OpenBLAS's own threads: batch-1 inference).
-    Returns the list of the jobs' results, in batch order."""
-    if openblas_threads() <= 1 or macs < MIN_THREADED_MACS or n_images < 2:
-        return parallel_for(job, n_images, parallel=False)
+def _parts(n_images, macs):
+    """Bounds of the parts of the batch, ``[0, ..., n_images]``: ``macs // MIN_PART_MACS`` parts, between 1 and
+    ``min(n_images, MAX_PARTS)``, nearly equal. A function of the shapes only, never of the thread count, so that
+    the weight gradient's sum has the same order on every machine (module docstring)."""
+    return split(n_images, max(1, min(n_images, MAX_PARTS, macs // MIN_PART_MACS)))
+
+
+def _run(part_job, bounds, macs):
+    """Run ``part_job(i, n0, n1)`` for every part ``i`` of the batch (images ``bounds[i]:bounds[i + 1]``): the
+    parts shared among the CPU threads with OpenBLAS held at one thread meanwhile (``blas.one_thread``); or all in
+    the calling thread for small convs, when OpenBLAS is at one thread anyway (or is not OpenBLAS), and for a
+    single part (whose GEMMs then use OpenBLAS's own threads: batch-1 inference). Either way each part is computed
+    the same way, so the results are the same."""
+    n_parts = len(bounds) - 1
+
+    def job(lo, hi):
+        for i in range(lo, hi):
+            part_job(i, bounds[i], bounds[i + 1])
+
+    if openblas_threads() <= 1 or macs < MIN_THREADED_MACS or n_parts < 2:
+        parallel_for(job, n_parts, parallel=False)
+        return
     with one_thread():
-        return parallel_for(job, n_images)
+        parallel_for(job, n_parts)
 
 
 def _chunk_images(k, p, itemsize, n):
@@ -85,8 +110,9 @@ def forward(x, weight, bias, stride, padding):
     pointwise = _is_pointwise(kernel, stride, padding)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     b_col = None if bias is None else bias.reshape(cout, 1)
+    macs = n * p * k * cout
 
-    def job(lo, hi):
+    def part(i, lo, hi):
         nb = _chunk_images(k, p, x.itemsize, hi - lo)
         if pointwise and p >= POINTWISE_MIN_PIXELS:       # big images: per-image GEMM on x itself, no copy
             nb = 1
@@ -107,7 +133,7 @@ def forward(x, weight, bias, stride, padding):
             if b_col is not None:
                 y[n0:n1] += b_col
 
-    _run(job, n, n * p * k * cout)
+    _run(part, _parts(n, macs), macs)
     return y.reshape(n, cout, oh, ow)
 
 
@@ -115,7 +141,7 @@ def _dw_gemm(gy2d, cols, out):
     """``out = cols @ gy2d.T``: ``(K, m) @ (m, Cout) -> (K, Cout)``, the weight gradient of one chunk, *transposed*.
 
     Why transposed: with OpenBLAS, ``cols @ gy2d.T`` on these chunk shapes runs faster than ``gy2d @ cols.T``, with
-    both operands C-contiguous (BLAS reads the transposed one in place). So each thread accumulates dW.T
+    both operands C-contiguous (BLAS reads the transposed one in place). So each part accumulates dW.T
     ``(K, Cout)``, and the sum is transposed once at the end (Cout*K values: nothing next to the GEMM). The
     measurements, and the slower alternatives tried (``np.einsum``, per-image products, ``np.tensordot``), are in
     ``docs/performance.md`` (section "CPU runtime").
@@ -136,12 +162,15 @@ def backward(x, weight, gy, stride, padding, need_x, need_w):
     pointwise = _is_pointwise(kernel, stride, padding)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     w2d_t = w2d.T
+    macs = n * p * k * cout
+    bounds = _parts(n, macs)
+    dw_parts = np.empty((len(bounds) - 1, k, cout), dtype=x.dtype) if need_w else None   # each part's dW.T
 
-    def job(lo, hi):
+    def part(i, lo, hi):
         nb = _chunk_images(k, p, x.itemsize, hi - lo)
         if pointwise and p >= POINTWISE_MIN_PIXELS:
             nb = 1
-        dw_t = chunk_t = None                           # this thread's dW.T, (K, Cout)
+        chunk_t = None
         for n0 in range(lo, hi, nb):
             n1 = min(hi, n0 + nb)
             m = (n1 - n0) * p
@@ -158,27 +187,35 @@ def backward(x, weight, gy, stride, padding, need_x, need_w):
                 if need_w:
                     im2col._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
             if need_w:
-                if dw_t is None:                         # the first chunk writes the thread's sum directly
-                    dw_t = np.empty((k, cout), dtype=x.dtype)
-                    _dw_gemm(gyc, cols, dw_t)
+                if n0 == lo:                             # the part's first chunk writes its sum directly
+                    _dw_gemm(gyc, cols, dw_parts[i])
                 else:
                     if chunk_t is None:
                         chunk_t = thread_buffer("dw", k * cout, x.dtype).reshape(k, cout)
                     _dw_gemm(gyc, cols, chunk_t)
-                    dw_t += chunk_t
+                    dw_parts[i] += chunk_t
             if need_x:
                 if direct:
                     np.matmul(w2d_t, gyc, out=dx[n0].reshape(c, p))
                 else:
                     np.matmul(w2d_t, gyc, out=cols)      # the column gradient overwrites the columns
                     im2col._col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx[n0:n1])
-        return dw_t
 
-    partial = _run(job, n, n * p * k * cout)
-    dw = None
-    if need_w:
-        dw_t = partial[0]
-        for part in partial[1:]:                          # fixed order: deterministic
-            dw_t += part
-        dw = np.ascontiguousarray(dw_t.T).reshape(weight.shape)
+    _run(part, bounds, macs)
+    dw = None if dw_parts is None else np.ascontiguousarray(_sum_parts(dw_parts).T).reshape(weight.shape)
     return dx, dw
+
+
+def _sum_parts(partials):
+    """``partials[0] + partials[1] + ...`` (P, K, Cout) -> (K, Cout), always added in part order, so the result
+    does not depend on how many threads computed the parts. Big sums are cut by rows (K) among the threads: each
+    element is still the same additions in the same order."""
+    out = partials[0]
+
+    def rows(lo, hi):
+        for part in partials[1:]:
+            out[lo:hi] += part[lo:hi]
+
+    if len(partials) > 1:
+        parallel_for(rows, out.shape[0], parallel=partials.nbytes >= KERNEL_MIN_BYTES)
+    return out

@@ -22,12 +22,14 @@ Nothing here changes a process-wide setting: the pool is private to this package
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 #: the Numba kernels (batch norm, pooling) run on the calling thread when their data is smaller than this:
 #: below it, waking a pool thread costs about as much as the second thread saves
 KERNEL_MIN_BYTES = 1 << 20
 
 _threads = None
+_forced = None                  # use_threads(n) in effect: n
 _pool = None                    # (ThreadPoolExecutor, workers, pid of the process that made it)
 _pool_lock = threading.Lock()
 _local = threading.local()      # .inside: this thread is running a part of a parallel_for
@@ -35,8 +37,11 @@ _local = threading.local()      # .inside: this thread is running a part of a pa
 
 def cpu_threads():
     """Threads for CPU work: ``OMP_NUM_THREADS`` if set (as BLAS and the benchmarks read it), else the number of
-    cores this process may run on (its CPU affinity, e.g. under ``taskset``). Read once."""
+    cores this process may run on (its CPU affinity, e.g. under ``taskset``). Read once. Inside ``use_threads(n)``:
+    ``n``."""
     global _threads
+    if _forced is not None:
+        return _forced
     if _threads is None:
         try:
             cores = len(os.sched_getaffinity(0))
@@ -45,6 +50,25 @@ def cpu_threads():
         env = os.environ.get("OMP_NUM_THREADS", "")
         _threads = max(1, min(int(env) if env.isdigit() else cores, cores))
     return _threads
+
+
+@contextmanager
+def use_threads(n):
+    """Run the ``with`` block with the fast tier's CPU work split for ``n`` threads (the calling thread and
+    ``n - 1`` pool workers), even more than there are cores.
+
+    The results do not change: every split of a reduction is fixed by the shapes, never by the thread count
+    (``ops/kernels/cpu/conv2d.py``). The tests use this to show it on any machine; it is also a way to take the
+    fast tier off the other cores for a while (``use_threads(1)``). Only this package's pool is affected: BLAS and
+    every other process-wide setting stay as they are. Not for use from several threads at once."""
+    global _forced
+    if int(n) < 1:
+        raise ValueError(f"use_threads: n must be at least 1, got {n}")
+    before, _forced = _forced, int(n)
+    try:
+        yield
+    finally:
+        _forced = before
 
 
 def _workers(n):
