@@ -200,8 +200,6 @@ def main(argv=None):
     batch = args.batch or (8 if args.quick else 64)
     reps = args.reps or (3 if args.quick else 7)
 
-    from ops.kernels.cpu import tune_malloc
-    tune_malloc()                   # reuse freed large blocks, as the training example does
     if args.threads is not None:
         from ops.kernels.cpu.runtime.blas import openblas
         if openblas().set is None:

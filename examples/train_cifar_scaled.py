@@ -123,7 +123,6 @@ from minception.files.shorten import shorten  # noqa: E402
 from minception.models.footprint import estimate, machine_memory  # noqa: E402
 from minception.train.run_folder import (METRICS, METRICS_FIELDS, TRAIN_LOG, TRAIN_LOG_FIELDS,  # noqa: E402
                                          RunFileError, parse_json, read_text)
-from ops.kernels.cpu import tune_malloc  # noqa: E402
 from autograd.backend import GPUUnavailableError, check_device  # noqa: E402
 
 MODELS = {
@@ -692,7 +691,6 @@ def _main(argv=None):
         distributed.use_local_gpu(comm)                # the processes of a machine take one GPU each
     if cfg["kernels"] is not None:
         ops.kernels.use(cfg["kernels"])
-    tune_malloc()          # this program's choice: glibc keeps freed large blocks (ops/kernels/cpu/runtime/malloc.py)
     say(f"kernels: {ops.kernels.current()}")
     out = cfg["out"]
     t_start = time.perf_counter()

@@ -203,17 +203,22 @@ def describe(tier=None):
           conv2d       reference  ops.kernels.reference.conv2d
           ...
 
-    Where the CPU and the GPU run different code, both are named.
+    Where the CPU and the GPU run different code, both are named. Where the CPU convolution is the fast tier's, a
+    last line says what it does to glibc's malloc (``ops/kernels/cpu/runtime/malloc.py``).
     """
     tier = _active if tier is None else checked_tier(tier, "ops.kernels.describe")
     active = " (active)" if tier == _active else ""
     lines = [f"kernel tier {tier!r}{active}; family, tier it comes from, implementation:"]
+    malloc = None
     for family in FAMILIES:
         source, (cpu, gpu) = _entry(tier, family)
         cpu, gpu = _implementation_name(cpu), _implementation_name(gpu)
         where = cpu if cpu == gpu else f"CPU {cpu}, GPU {gpu}"
         lines.append(f"  {family:<12} {source:<10} {where}")
-    return "\n".join(lines)
+        if family == "conv2d" and cpu == "ops.kernels.cpu.conv2d":
+            from .cpu.runtime.malloc import malloc_policy
+            malloc = f"  malloc: {malloc_policy()}"
+    return "\n".join(lines + ([malloc] if malloc else []))
 
 
 class LazyModule:

@@ -1,6 +1,6 @@
-"""``ops.kernels.cpu.tune_malloc``: the malloc settings are applied only when asked for (importing and running the
-library changes nothing), once, can be turned off, and really stop the page faults of a repeated large allocation
-(checked in a fresh process, with ``resource.getrusage``)."""
+"""``ops.kernels.cpu.tune_malloc``: the malloc settings are applied once, by the fast CPU tier's first convolution
+(never on import, never by the reference tier), can be turned off with ``MINCEPTION_SYSTEM_MALLOC=1``, and really
+stop the page faults of a repeated large allocation (checked in a fresh process, with ``resource.getrusage``)."""
 import os
 import subprocess
 import sys
@@ -16,7 +16,10 @@ if sys.argv[1] == "tune":
     from ops.kernels.cpu import tune_malloc
     applied = tune_malloc()
     assert tune_malloc() == applied                      # idempotent
-else:                                                    # only use the library: threaded convs, a training step
+elif sys.argv[1] == "import":                            # import everything, run nothing
+    import ops, minception.models
+    applied = False
+else:                                                    # a training step, in the tier named by argv[1]
     import ops
     from autograd import Tensor
     from minception import models, optim
@@ -26,9 +29,10 @@ else:                                                    # only use the library:
     model = models.inception_resnet_v2(num_classes=3, width=0.0625, small_input=True)
     opt = optim.RMSProp(model.named_parameters(), lr=0.01)
     x = Tensor(rng.standard_normal((4, 3, 16, 16)).astype(np.float32))
-    ops.softmax_cross_entropy(model(x), np.array([0, 1, 2, 0])).backward()
-    opt.step()
-    applied = False
+    with ops.kernels.use(sys.argv[1]):
+        ops.softmax_cross_entropy(model(x), np.array([0, 1, 2, 0])).backward()
+        opt.step()
+    applied = "kept for reuse" in ops.kernels.describe("fast")
 a = np.ones(4 << 20); del a                              # 32 MB, touched then freed
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
@@ -63,10 +67,23 @@ def test_freed_blocks_are_reused_without_page_faults():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
-def test_the_library_itself_leaves_malloc_alone():
-    """A program that only uses the library (threaded convolutions, a training step) keeps glibc's defaults."""
+def test_the_fast_cpu_tier_tunes_malloc_at_its_first_convolution():
+    """A plain training loop in the fast tier gets the settings without asking (describe() says so), and
+    ``MINCEPTION_SYSTEM_MALLOC=1`` keeps glibc's defaults."""
     applied, faults = run()
     if not applied:
         pytest.skip("this libc has no mallopt (not glibc)")
-    _, faults_library = run(mode="library")
-    assert faults * 5 < faults_library, f"{faults_library} minor faults after using the library, {faults} when tuned"
+    fast, faults_fast = run(mode="fast")
+    assert fast and faults_fast * 5 < run("1")[1], f"{faults_fast} minor faults after a fast-tier step"
+    fast_off, faults_off = run("1", mode="fast")
+    assert not fast_off and faults * 5 < faults_off, f"{faults_off} faults with MINCEPTION_SYSTEM_MALLOC=1"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+@pytest.mark.parametrize("mode", ["import", "reference"])
+def test_importing_and_the_reference_tier_leave_malloc_alone(mode):
+    applied, faults = run()
+    if not applied:
+        pytest.skip("this libc has no mallopt (not glibc)")
+    _, faults_library = run(mode=mode)
+    assert faults * 5 < faults_library, f"{faults_library} minor faults after {mode}, {faults} when tuned"

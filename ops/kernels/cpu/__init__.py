@@ -10,8 +10,9 @@ functions and arguments (the family's contract), and agrees with it to rounding:
 * ``elementwise.py``  ReLU, add, multiply, concat, residual add: the reference's NumPy calls, cut into parts
 
 ``runtime/`` is what makes these fast on a particular machine, kept apart from the kernels' math: the CPU threads,
-the parts, the BLAS control, the reusable buffers, and the opt-in malloc tuning, ``tune_malloc()`` (importable from
-here as ``ops.kernels.cpu.tune_malloc``). Only the fast tier uses this package; ``autograd`` and the reference tier
+the parts, the BLAS control, the reusable buffers, and the malloc tuning, ``tune_malloc()``, which the fast
+convolution applies at its first call (``MINCEPTION_SYSTEM_MALLOC=1`` opts out; importable from here as
+``ops.kernels.cpu.tune_malloc``). Only the fast tier uses this package; ``autograd`` and the reference tier
 never import it. Importing it compiles nothing (each Numba kernel compiles at its first call, cached on disk).
 """
 from .runtime.malloc import tune_malloc

@@ -40,6 +40,7 @@ from ...geometry import conv_out_size
 from . import im2col
 from .runtime.blas import one_thread, openblas_threads
 from .runtime.buffers import thread_buffer
+from .runtime.malloc import tune_malloc
 from .runtime.threads import KERNEL_MIN_BYTES, parallel_for, split
 
 #: target size in bytes of one worker's column buffer (one chunk of images); a chunk holds at least one image
@@ -102,6 +103,7 @@ def _geometry(x, weight, stride, padding):
 def forward(x, weight, bias, stride, padding):
     """``x: (N, C, H, W)``, ``weight: (Cout, C, kh, kw)`` (both C-contiguous), ``bias: (Cout,)`` or None
     -> ``y: (N, Cout, OH, OW)``."""
+    tune_malloc()                           # once: glibc keeps the step's large freed blocks (runtime/malloc.py)
     kernel, (oh, ow), w2d = _geometry(x, weight, stride, padding)
     n, c, h, w = x.shape
     cout, k = w2d.shape
