@@ -2,7 +2,11 @@
 
 A step is forward, softmax cross-entropy, backward and an RMSProp update (momentum 0.9, decay 0.9, eps 1.0), on a
 random float32 batch of 64 images 32x32 with 10 classes, for the four networks at width 0.25, blocks (2, 2, 2),
-small_input. Ours is ``loop.train_step`` with the benchmark recipe (``bench/step.py``). The PyTorch side is
+small_input. Ours is, by default, the plain loop a user writes (``--loop plain``): ``model.fuse()`` once, then
+forward, ``ops.softmax_cross_entropy``, ``zero_grad()``, ``backward()``, ``step()`` with the library's defaults
+and nothing opted into; ``--loop train_step`` times ``loop.train_step`` with the benchmark recipe
+(``bench/step.py``), as the Trainer runs it. ``--system-malloc`` runs our side with ``MINCEPTION_SYSTEM_MALLOC=1``
+(glibc's malloc defaults instead of the fast tier's, ``ops/kernels/cpu/runtime/malloc.py``). The PyTorch side is
 ``bench/torch_models.py`` (same layers and widths; checked there by parameter counts and float64 outputs), with
 ``torch.optim.RMSprop`` (PyTorch's eps-outside-the-root form; the same work per parameter).
 
@@ -21,7 +25,7 @@ Printed per network:
                      conv-like shapes of the 2-core Zen 3 baseline machine of docs/performance.md) and of the GEMM
                      rate measured on this machine at the start of the run (printed)
   our threads        (header) OpenBLAS's threads and the engine's CPU threads (``ops.kernels.cpu.runtime.threads``), and
-                     whether glibc's malloc keeps freed blocks (``ops.kernels.cpu.tune_malloc``)
+                     what the fast tier did to glibc's malloc (``ops/kernels/cpu/runtime/malloc.py``)
   peak MB (net)      peak resident memory of the subprocess (ru_maxrss), and peak minus the resident memory
                      after imports, model build and batch creation (net: what the steps themselves need)
   fwd/bwd/upd        median split of the step: forward + loss, backward, optimizer update
@@ -34,7 +38,9 @@ environment unless --keep-openblas-env, since forced values can pick a slower or
     python3 bench/train_step.py                 # the four networks, 7 steps each side
     python3 bench/train_step.py --quick         # batch 16, 2 timed steps: a smoke run
     python3 bench/train_step.py --networks inception_v4 --rounds 3
-    python3 bench/train_step.py --what inference   # full Inception-v4, 299x299, batch 1, eval
+    python3 bench/train_step.py --batch 16      # the plain loop at batch 16 (also 32; 64 is the default)
+    python3 bench/train_step.py --loop train_step --system-malloc   # the Trainer's step, glibc's malloc
+    python3 bench/train_step.py --what inference   # full Inception-v4 and IR-v2 (released), 299x299, batch 1
 
 Run it with minception's interpreter: our side runs in a subprocess of this interpreter, the PyTorch side in a
 subprocess of ``--torch-python`` (default: ``$MINCEPTION_TORCH_PYTHON``, else ``~/torchenv/bin/python`` when it
@@ -130,11 +136,9 @@ def default_torch_python():
 
 
 def limit_our_threads(n):
-    """Our process's settings: glibc's malloc tuned (``ops.kernels.cpu.tune_malloc``, as the training example does)
-    and OpenBLAS at ``n`` threads (threadpoolctl when available); returns threadpoolctl's info or a note."""
+    """OpenBLAS at ``n`` threads (threadpoolctl when available; else the environment set by the parent); returns
+    threadpoolctl's info or a note. Nothing else is set: the library's defaults are what is measured."""
     sys.path.insert(0, ROOT)
-    from ops.kernels.cpu import tune_malloc
-    tune_malloc()
     try:
         import threadpoolctl
     except ImportError:
@@ -161,9 +165,27 @@ def conv_flop_counter():
 
 def _engine_threads():
     """The engine's CPU thread count and malloc policy (read after the steps ran)."""
-    from ops.kernels.cpu import tune_malloc
     from ops.kernels.cpu.runtime import threads
-    return {"cpu_threads": threads.cpu_threads(), "malloc_keeps_freed_blocks": tune_malloc()}
+    from ops.kernels.cpu.runtime.malloc import malloc_policy
+    return {"cpu_threads": threads.cpu_threads(), "malloc": malloc_policy()}
+
+
+def plain_step(model, optimizer, x, y, recipe, on_phase):
+    """The step as a user writes it, with the library's defaults: forward, loss, zero_grad, backward, step. Returns
+    the loss (a float: read after the update, as a user's print would)."""
+    import ops
+    loss = ops.softmax_cross_entropy(model(x), y)
+    on_phase("forward")
+    optimizer.zero_grad()
+    loss.backward()
+    on_phase("backward")
+    optimizer.step()
+    on_phase("update")
+    return float(loss.data)
+
+
+def bench_step_loss(model, optimizer, x, y, recipe, on_phase):
+    return bench_step(model, optimizer, x, y, recipe, on_phase=on_phase).loss
 
 
 def worker_ours(args):
@@ -188,6 +210,7 @@ def worker_ours(args):
     net = build_minception(args.network, **dict(SCALED, small_input=args.size <= 64))
     recipe = bench_recipe()
     opt = recipe.optimizer(net)
+    step = plain_step if args.loop == "plain" else bench_step_loss
     x = Tensor(rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32))
     y = rng.integers(0, SCALED["num_classes"], args.batch)
     base = rss_mb()
@@ -200,11 +223,11 @@ def worker_ours(args):
         c0 = cpu_seconds()
         clock = PhaseClock()
         t0 = time.perf_counter()
-        r = bench_step(net, opt, x, y, recipe, on_phase=clock)
+        loss = step(net, opt, x, y, recipe, on_phase=clock)
         t1, t2, t3 = clock.at["forward"], clock.at["backward"], clock.at["update"]
         if i == 0:
             counter.remove()
-        losses.append(r.loss)
+        losses.append(loss)
         times.append(t3 - t0)
         cpu.append(cpu_seconds() - c0)
         if i >= args.warmup:
@@ -311,6 +334,9 @@ def child_env(args):
     threads = str(getattr(args, "threads", THREADS))
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[k] = threads
+    env.pop("MINCEPTION_SYSTEM_MALLOC", None)
+    if getattr(args, "system_malloc", False):
+        env["MINCEPTION_SYSTEM_MALLOC"] = "1"
     return env
 
 
@@ -321,7 +347,7 @@ def run_worker(args, engine, network):
         network = "-"
     cmd = [python, os.path.abspath(__file__), "--worker", engine, "--network", network, "--what", args.what,
            "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--threads", str(args.threads)]
+           "--warmup", str(args.warmup), "--threads", str(args.threads), "--loop", args.loop]
     best = None
     for attempt in range(args.retries + 1):
         wait_for_quiet(args.wait)
@@ -353,6 +379,9 @@ def print_header(args):
         print(f"# WARNING: kept {removed}: forced OpenBLAS core types can be 3-5x slower or hang")
     print(f"# {args.what}: batch {args.batch}, {args.size}x{args.size}, float32, {args.threads} thread(s) each side; "
           f"{args.warmup} warm-up + {args.steps} timed steps per run, {args.rounds} round(s); median [min-max] s")
+    if args.what == "train":
+        print(f"# our loop: {args.loop}; malloc: "
+              f"{'glibc defaults (MINCEPTION_SYSTEM_MALLOC=1)' if args.system_malloc else 'the library default'}")
 
 
 def main_train(args):
@@ -412,20 +441,25 @@ def main_train(args):
 
 
 def main_inference(args):
-    network = "inception_v4"
-    res = {}
-    for engine in ("ours", "torch"):
-        r = run_worker(args, engine, network)
-        res[r["engine"]] = r
-    o, t = res["minception"], res["torch"]
-    print(f"full {network}, eval, batch {args.batch}, {args.size}x{args.size}: ours {fmt_time(o['step'])} s, "
-          f"torch {fmt_time(t['step'])} s, ratio {o['step']['median'] / t['step']['median']:.2f}; "
-          f"peak MB ours {o['peak_mb']:.0f} torch {t['peak_mb']:.0f}; load {max(o['load'], t['load']):.2f}")
+    for network in args.networks.split(","):
+        runs = {"minception": [], "torch": []}
+        for r in range(args.rounds):
+            for engine in ("ours", "torch"):
+                res = run_worker(args, engine, network)
+                runs[res["engine"]].append(res)
+        o, t = runs["minception"], runs["torch"]
+        mo = statistics.median(r["step"]["median"] for r in o)
+        mt = statistics.median(r["step"]["median"] for r in t)
+        print(f"full {network}, eval, batch {args.batch}, {args.size}x{args.size}: ours {mo:.3f} s, "
+              f"torch {mt:.3f} s (medians of {args.rounds} round(s)), ratio {mo / mt:.2f}; peak MB ours "
+              f"{max(r['peak_mb'] for r in o):.0f} torch {max(r['peak_mb'] for r in t):.0f}; "
+              f"load {max(r['load'] for r in o + t):.2f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--networks", default=None,
+                        help="default: the four (train); inception_v4,inception_resnet_v2_released (inference)")
     parser.add_argument("--what", choices=("train", "inference"), default="train")
     parser.add_argument("--batch", type=int, default=None, help="default 64 (train), 1 (inference)")
     parser.add_argument("--size", type=int, default=None, help="default 32 (train), 299 (inference)")
@@ -438,6 +472,10 @@ def main():
     parser.add_argument("--wait", type=float, default=120, help="max seconds to wait for a quiet machine")
     parser.add_argument("--max-load", type=float, default=0.15, help="retry runs disturbed above this (cores)")
     parser.add_argument("--retries", type=int, default=2)
+    parser.add_argument("--loop", choices=("plain", "train_step"), default="plain",
+                        help="our step: the plain loop a user writes (default), or loop.train_step as the Trainer runs it")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="our side with MINCEPTION_SYSTEM_MALLOC=1 (glibc's malloc defaults)")
     parser.add_argument("--keep-openblas-env", action="store_true")
     parser.add_argument("--torch-python", default=default_torch_python(),
                         help="interpreter with PyTorch (default: $MINCEPTION_TORCH_PYTHON, else ~/torchenv/bin/python "
@@ -449,6 +487,9 @@ def main():
         args.batch = 1 if args.what == "inference" else 64
     if args.size is None:
         args.size = 299 if args.what == "inference" else 32
+    if args.networks is None:
+        args.networks = ("inception_v4,inception_resnet_v2_released" if args.what == "inference"
+                         else ",".join(NETWORKS))
     if args.quick and not args.worker:
         args.batch, args.steps, args.warmup, args.wait, args.retries = min(args.batch, 16), 2, 1, 0, 0
     if args.worker:
