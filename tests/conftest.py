@@ -26,9 +26,11 @@ def three_threads(monkeypatch):
     from ops.kernels.cpu import conv2d
     from ops.kernels.cpu.runtime import parts, threads
     monkeypatch.setattr(conv2d, "MIN_PART_MACS", 1)
+    monkeypatch.setattr(conv2d, "MIN_CHUNK_COLUMNS", 1)
     monkeypatch.setattr(threads, "_threads", 3)
     monkeypatch.setattr(threads, "_pool", None)
     monkeypatch.setattr(threads, "KERNEL_MIN_BYTES", 0)
+    monkeypatch.setattr(threads, "MIN_PART_BYTES", 0)
     monkeypatch.setattr(parts, "PARALLEL_MIN_BYTES", 0)
     yield
     if threads._pool is not None:

@@ -74,6 +74,7 @@ def test_twenty_training_steps_are_bit_identical_at_1_2_3_8_and_16_threads():
 def test_conv_gradients_are_bit_identical_at_any_thread_count(monkeypatch, shape, kernel, stride, padding):
     """Every conv cut into as many parts as it has images, every part on the threaded path."""
     monkeypatch.setattr(cpu_conv2d, "MIN_PART_MACS", 1)
+    monkeypatch.setattr(cpu_conv2d, "MIN_CHUNK_COLUMNS", 1)
     monkeypatch.setattr(cpu_conv2d, "MIN_THREADED_MACS", 0)
     rng = np.random.default_rng(1)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -92,12 +93,23 @@ def test_conv_gradients_are_bit_identical_at_any_thread_count(monkeypatch, shape
 
 
 def test_parts_depend_on_the_shapes_only():
-    assert cpu_conv2d._parts(64, 10**12) == threads.split(64, cpu_conv2d.MAX_PARTS)
-    assert cpu_conv2d._parts(5, 10**12) == [0, 1, 2, 3, 4, 5]          # at most one part per image
-    assert cpu_conv2d._parts(64, 3 * cpu_conv2d.MIN_PART_MACS) == [0, 21, 42, 64]
-    assert cpu_conv2d._parts(64, 10) == [0, 64]                         # tiny: one part
+    big = 10**12
+    assert cpu_conv2d._parts(64, 1024, big) == threads.split(64, cpu_conv2d.MAX_PARTS)
+    assert cpu_conv2d._parts(5, 1024, big) == [0, 1, 2, 3, 4, 5]                   # at most one part per image
+    assert cpu_conv2d._parts(64, 1024, 3 * cpu_conv2d.MIN_PART_MACS) == [0, 21, 42, 64]
+    assert cpu_conv2d._parts(64, 1024, 10) == [0, 64]                              # tiny: one part
+    assert cpu_conv2d._parts(16, 64, big) == [0, 4, 8, 12, 16]         # 8x8 images: 256 GEMM columns per part
     with threads.use_threads(7):
-        assert cpu_conv2d._parts(64, 10**12) == threads.split(64, cpu_conv2d.MAX_PARTS)
+        assert cpu_conv2d._parts(64, 1024, big) == threads.split(64, cpu_conv2d.MAX_PARTS)
+
+
+def test_memory_bound_parts_have_a_minimum_size():
+    """16 threads do not cut a 4 MB tensor into 16 parts: one part per MIN_PART_BYTES at most."""
+    with threads.use_threads(16):
+        seen = threads.parallel_for(lambda lo, hi: hi - lo, 64, nbytes=4 * threads.MIN_PART_BYTES)
+        assert seen == [16, 16, 16, 16]
+        assert threads.parallel_for(lambda lo, hi: hi - lo, 64, nbytes=10) == [64]
+        assert len(threads.parallel_for(lambda lo, hi: hi - lo, 64)) == 16          # no size given: no cap
 
 
 def test_use_threads_sets_the_pool_for_the_block_only():
@@ -110,3 +122,19 @@ def test_use_threads_sets_the_pool_for_the_block_only():
     with pytest.raises(ValueError, match="use_threads: n must be at least 1"):
         with threads.use_threads(0):
             pass
+
+
+def test_one_image_im2col_cut_by_channels_is_the_plain_one():
+    """One-image inference: big column matrices are filled by channel ranges on the threads (``_im2col``)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 17, 69, 67)).astype(np.float32)
+    geometry = (3, 3, 2, 1, 1, 0)                              # kh, kw, sh, sw, ph, pw
+    oh, ow = (69 + 2 - 3) // 2 + 1, 67 - 3 + 1
+    plain = np.empty((17 * 9, oh * ow), np.float32)
+    cpu_conv2d.im2col._im2col_kernel(x, *geometry, oh, ow, plain)
+    assert plain.nbytes >= threads.KERNEL_MIN_BYTES              # so the split is taken
+    for n in (1, 2, 3, 16):
+        cut = np.full_like(plain, np.nan)
+        with threads.use_threads(n):
+            cpu_conv2d._im2col(x, *geometry, oh, ow, cut)
+        np.testing.assert_array_equal(cut, plain, err_msg=f"im2col cut by channels for {n} threads")

@@ -126,7 +126,8 @@ def _by_channel(job, array):
     statistics and their outputs, so one hand-over to the threads per call is enough (and the second pass
     over a thread's channels often finds them still in its cache). Small tensors run on the calling thread:
     waking a pool thread would cost more than it saves."""
-    threads.parallel_for(job, array.shape[1], parallel=array.nbytes >= threads.KERNEL_MIN_BYTES)
+    threads.parallel_for(job, array.shape[1], parallel=array.nbytes >= threads.KERNEL_MIN_BYTES,
+                         nbytes=array.nbytes)
 
 
 # ---------------------------------------------------------------- entry points (same signatures as the reference)

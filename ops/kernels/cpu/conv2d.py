@@ -53,15 +53,17 @@ POINTWISE_MIN_PIXELS = 256
 MIN_THREADED_MACS = 4_000_000
 #: the batch is cut into at most this many parts (enough for 16 threads) ...
 MAX_PARTS = 16
-#: ... of at least this many multiply-adds each (forward), and at most one part per image
+#: ... of at least this many multiply-adds each (forward) and MIN_CHUNK_COLUMNS GEMM columns, at most one per image
 MIN_PART_MACS = 2_000_000
 
 
-def _parts(n_images, macs):
-    """Bounds of the parts of the batch, ``[0, ..., n_images]``: ``macs // MIN_PART_MACS`` parts, between 1 and
-    ``min(n_images, MAX_PARTS)``, nearly equal. A function of the shapes only, never of the thread count, so that
-    the weight gradient's sum has the same order on every machine (module docstring)."""
-    return split(n_images, max(1, min(n_images, MAX_PARTS, macs // MIN_PART_MACS)))
+def _parts(n_images, pixels, macs):
+    """Bounds of the parts of the batch, ``[0, ..., n_images]``, nearly equal: as many parts as the work allows
+    (``macs // MIN_PART_MACS``, and ``MIN_CHUNK_COLUMNS`` columns of ``pixels`` output pixels per image each), at
+    least 1 and at most ``min(n_images, MAX_PARTS)``. A function of the shapes only, never of the thread count,
+    so that the weight gradient's sum has the same order on every machine (module docstring)."""
+    by_work = min(macs // MIN_PART_MACS, n_images * pixels // MIN_CHUNK_COLUMNS)
+    return split(n_images, max(1, min(n_images, MAX_PARTS, by_work)))
 
 
 def _run(part_job, bounds, macs):
@@ -125,7 +127,7 @@ def forward(x, weight, bias, stride, padding):
                 cols = x[n0].reshape(c, p)
             else:
                 cols = thread_buffer("cols", k * m, x.dtype).reshape(k, m)
-                im2col._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
+                _im2col(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
             if nb == 1:
                 np.matmul(w2d, cols, out=y[n0])
             else:
@@ -135,8 +137,24 @@ def forward(x, weight, bias, stride, padding):
             if b_col is not None:
                 y[n0:n1] += b_col
 
-    _run(part, _parts(n, macs), macs)
+    _run(part, _parts(n, p, macs), macs)
     return y.reshape(n, cout, oh, ow)
+
+
+def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
+    """The Numba im2col of the chunk ``x: (nb, C, H, W)`` into ``cols: (C*kh*kw, nb*OH*OW)``. A single image whose
+    columns are big (one-image inference, where the batch gives no parts to share) is cut by channels among the
+    CPU threads: each range of channels fills its own rows of ``cols``, while the GEMM after it uses OpenBLAS's
+    threads. Inside a part of a threaded conv, ``parallel_for`` runs it in the calling thread."""
+    if x.shape[0] > 1 or cols.nbytes < KERNEL_MIN_BYTES:
+        im2col._im2col_kernel(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
+        return
+    rows = kh * kw
+
+    def channels(c0, c1):
+        im2col._im2col_kernel(x[:, c0:c1], kh, kw, sh, sw, ph, pw, oh, ow, cols[c0 * rows:c1 * rows])
+
+    parallel_for(channels, x.shape[1], nbytes=cols.nbytes)
 
 
 def _dw_gemm(gy2d, cols, out):
@@ -165,7 +183,7 @@ def backward(x, weight, gy, stride, padding, need_x, need_w):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     w2d_t = w2d.T
     macs = n * p * k * cout
-    bounds = _parts(n, macs)
+    bounds = _parts(n, p, macs)
     dw_parts = np.empty((len(bounds) - 1, k, cout), dtype=x.dtype) if need_w else None   # each part's dW.T
 
     def part(i, lo, hi):
@@ -219,5 +237,5 @@ def _sum_parts(partials):
             out[lo:hi] += part[lo:hi]
 
     if len(partials) > 1:
-        parallel_for(rows, out.shape[0], parallel=partials.nbytes >= KERNEL_MIN_BYTES)
+        parallel_for(rows, out.shape[0], parallel=partials.nbytes >= KERNEL_MIN_BYTES, nbytes=partials.nbytes)
     return out

@@ -106,5 +106,5 @@ def residual_add_backward(gy, y, scale, need_x, need_r):
         _gradients_into(gy[lo:hi], None if y is None else y[lo:hi], scale, gx[lo:hi],
                         None if gr is None else gr[lo:hi])
 
-    parallel_for(images, gy.shape[0], parallel=gy.nbytes >= parts.PARALLEL_MIN_BYTES)
+    parallel_for(images, gy.shape[0], parallel=gy.nbytes >= parts.PARALLEL_MIN_BYTES, nbytes=gy.nbytes)
     return (gx if need_x else None), gr

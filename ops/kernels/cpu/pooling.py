@@ -52,7 +52,7 @@ _GROUP_ELEMENTS = 4096     # aim for about this many phase-plane elements per gr
 
 def _in_parallel(kernel, n, array):
     """``kernel(lo, hi)`` over ``range(n)``, on all CPU threads when ``array`` is big enough to pay for it."""
-    threads.parallel_for(kernel, n, parallel=array.nbytes >= threads.KERNEL_MIN_BYTES)
+    threads.parallel_for(kernel, n, parallel=array.nbytes >= threads.KERNEL_MIN_BYTES, nbytes=array.nbytes)
 
 
 # ---------------------------------------------------------------- phase planes

@@ -36,7 +36,7 @@ def in_parts(fn, out, *arrays):
         fn(*[a[lo:hi] if getattr(a, "ndim", 0) == out.ndim and a.shape[0] == n else a for a in arrays],
            out[lo:hi])
 
-    threads.parallel_for(piece, n)
+    threads.parallel_for(piece, n, nbytes=out.nbytes)
     return out
 
 

@@ -27,6 +27,9 @@ from contextlib import contextmanager
 #: the Numba kernels (batch norm, pooling) run on the calling thread when their data is smaller than this:
 #: below it, waking a pool thread costs about as much as the second thread saves
 KERNEL_MIN_BYTES = 1 << 20
+#: memory-bound work (elementwise, batch norm, pooling) is cut into parts of at least this many bytes, however many
+#: threads there are: at 16 threads a 4 MB tensor is 8 parts, not 16 of 256 KB, each costing a thread wake-up
+MIN_PART_BYTES = 512 << 10
 
 _threads = None
 _forced = None                  # use_threads(n) in effect: n
@@ -93,15 +96,18 @@ def _part(job, lo, hi):
         _local.inside = False
 
 
-def parallel_for(job, n, parallel=True):
+def parallel_for(job, n, parallel=True, nbytes=None):
     """Run ``job(lo, hi)`` over ``range(n)`` and return the jobs' results, in order.
 
     Readable meaning: ``[job(0, n)]``. With ``parallel`` (and more than one thread, ``n > 1``, and not already
     inside a job) the range is cut into ``min(cpu_threads(), n)`` contiguous parts that run at the same time: the
-    calling thread does the last part, pool workers the others. Jobs must write disjoint outputs; whatever they
+    calling thread does the last part, pool workers the others. ``nbytes``, the size of the data the job goes
+    through, caps the parts at one per ``MIN_PART_BYTES``. Jobs must write disjoint outputs; whatever they
     return is combined by the caller, in a fixed order, so results never depend on timing.
     """
     parts = min(cpu_threads(), n) if parallel else 1
+    if nbytes is not None and MIN_PART_BYTES > 0:
+        parts = min(parts, max(1, nbytes // MIN_PART_BYTES))
     if parts < 2 or getattr(_local, "inside", False):
         return [job(0, n)]
     bounds = split(n, parts)
