@@ -1,26 +1,47 @@
-"""The GPU machine check: everything issue 13 asks of a GPU host, in one command, results in one folder.
+"""The GPU machine check: what a borrowed GPU host should run, in one command, results in one folder.
 
-    python bench/device_check.py OUT                 # the whole check (at most --budget seconds, 470 by default)
+The command for the next GPU machine (8 minutes of device time; the default steps fit 470 s)::
+
+    python bench/device_check.py /tmp/out            # the default steps: what changed since the last GPU run
+
+Other uses::
+
+    python bench/device_check.py OUT --full          # every step, also those that passed on the last GPU run
+    python bench/device_check.py OUT --only parity,pytest-gpu
     python bench/device_check.py OUT --quick         # smaller everything (a smoke run, or CPU-only machines)
-    python bench/device_check.py OUT --only env,cpu-scaling --threads 1,2
-    python bench/device_check.py OUT --skip train-example
+    python bench/device_check.py OUT --only env,cpu-profile --threads 1,2
+    python bench/device_check.py OUT --skip cpu-scaling
 
-Steps, in this order (``--only`` / ``--skip`` take these names); none stops the ones after it:
+Steps, in this order (``--only`` / ``--skip`` take these names; * = not run by default, as it passed on the
+last GPU run, 2026-11-28: ``--full`` or ``--only`` runs it); none stops the ones after it:
 
-    env            GPU name, CUDA driver and runtime, CuPy, NumPy, Numba, Python, PyTorch versions
-    pytest-gpu     ``pytest -m gpu tests`` (all GPU tests except the network gradient checks), with its summary
-    parity         every op on the GPU against the CPU in float64: the largest output and gradient errors
-                   per op (target 1e-10), as a table
-    gradcheck      whole-network float64 directional gradient checks on the GPU, the four networks, tiny width
-    bench-conv     ``bench/conv.py --device cuda``
-    bench-pool-bn  ``bench/pool_bn.py --device cuda``
-    train-step     one training step of each scaled network (width 0.25, blocks 2,2,2, batch 64) and of the
-                   training example's configuration: minception on CuPy against PyTorch CUDA eager on the same
-                   architecture (``bench/torch_models.py``), float32, TF32 off on both sides, then on for both
-    train-example  300 steps of ``examples/train_cifar_scaled.py --device cuda`` on the synthetic set: the loss
-                   curve and images/s
-    cpu-scaling    the CPU training step at 16, 8, 4, 2 and 1 threads (those the host has), minception against
-                   PyTorch at the same thread counts (``bench/train_step.py``'s workers)
+    env               GPU name, CUDA driver and runtime, CuPy, NumPy, Numba, Python, PyTorch versions
+    pytest-changed    the GPU tests of what changed since the last GPU run (``CHANGED_GPU_TESTS``): the CuPy
+                      pooling and conv2d call sites, the batch-norm kernels (ReLU gate, eval ``scale_grad``),
+                      the optimizers' tier gating (multi-tensor launches only in the fast tier)
+  * pytest-gpu        ``pytest -m gpu tests`` (all GPU tests except the network gradient checks)
+  * parity            every op on the GPU against the CPU in float64: the largest output and gradient errors
+                      per op (target 1e-10), as a table
+  * gradcheck         whole-network float64 directional gradient checks on the GPU, the four networks
+    kernels           one training step of Inception-v4 (width 0.25, blocks 2,2,2, batch 64, 32x32): every
+                      launch with its op, host and device time: ``kernels.txt`` (per kernel, per op type, per
+                      launch kind), ``kernels.json``, ``trace.json`` (chrome://tracing or ui.perfetto.dev);
+                      with PyTorch installed, also every kernel as CUPTI sees it (``bench/launch_profile.py``)
+    cuda-graph-probe  can a whole training step (``loop.train_step``, ``sync=False``, labels in a static GPU
+                      buffer) be captured in a CUDA graph? The first error and where, or the node count, the
+                      replay time against the eager step and the loss after 5 replays against 5 eager steps
+  * bench-conv        ``bench/conv.py --device cuda``
+  * bench-pool-bn     ``bench/pool_bn.py --device cuda``
+    train-step        one training step of each scaled network (width 0.25, blocks 2,2,2, batch 64) and of the
+                      training example's configuration: minception on CuPy (host labels) against PyTorch CUDA
+                      eager on the same architecture (``bench/torch_models.py``), float32, TF32 off on both
+                      sides, then on for both
+  * train-example     300 steps of ``examples/train_cifar_scaled.py --device cuda`` on the synthetic set: the
+                      loss curve and images/s
+    cpu-profile       the CPU training step per op type (TimerHook) at 16, 8 and 4 threads (those the host
+                      has), with the CPU pool's parallel calls and parts per step
+    cpu-scaling       the CPU training step at 16, 8, 4, 2 and 1 threads (those the host has), minception
+                      against PyTorch at the same thread counts (``bench/train_step.py``'s workers)
 
 Each step runs in its own subprocess with its own time limit (a crash or a hung GPU loses that step only); its
 output goes to ``OUT/<step>.log`` and its results to ``OUT/<step>.json`` (and ``.txt`` tables). At the end
@@ -40,30 +61,76 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-#: (name, planned seconds, needs the GPU); the planned seconds add up to the default budget
-#: (first H200 check, 2026-11-28: 7, 41, 3, 8, 12, 7, 55, 29 s; cpu-scaling needs about 150 s for 5 thread counts)
+#: (name, planned seconds, needs the GPU, runs by default). The default steps' planned seconds add up to the default
+#: budget; ``--full`` adds the others (what passed on the last GPU run) and shrinks every plan to fit.
+#: (H200 runs, 2026-11-28: env 7, pytest-gpu 41, parity 3, gradcheck 8, bench-conv 12, bench-pool-bn 7,
+#: train-step 55, train-example 29 s; cpu-scaling needs about 150 s for 5 thread counts: as the last step it
+#: also gets what the others left unused)
 STEPS = [
-    ("env", 15, False),
-    ("pytest-gpu", 80, True),
-    ("parity", 15, True),
-    ("gradcheck", 25, True),
-    ("bench-conv", 20, True),
-    ("bench-pool-bn", 15, True),
-    ("train-step", 80, True),
-    ("train-example", 45, True),
-    ("cpu-scaling", 175, False),
+    ("env", 10, False, True),
+    ("pytest-changed", 70, True, True),
+    ("pytest-gpu", 80, True, False),
+    ("parity", 15, True, False),
+    ("gradcheck", 25, True, False),
+    ("kernels", 60, True, True),
+    ("cuda-graph-probe", 45, True, True),
+    ("bench-conv", 20, True, False),
+    ("bench-pool-bn", 15, True, False),
+    ("train-step", 80, True, True),
+    ("train-example", 45, True, False),
+    ("cpu-profile", 60, False, True),
+    ("cpu-scaling", 145, False, True),
 ]
-STEP_NAMES = [name for name, _, _ in STEPS]
+STEP_NAMES = [name for name, *_ in STEPS]
+DEFAULT_STEPS = [name for name, _, _, default in STEPS if default]
+#: The GPU tests of what changed since the last GPU run (2026-11-28), run by ``pytest-changed``: the CuPy
+#: pooling and conv2d call sites (and im2col under them), the batch-norm kernels (the fused ReLU gate and the
+#: eval-mode ``scale_grad`` kernel), the optimizers' tier gating (multi-tensor launches only in the fast tier,
+#: EMA's too), ``to_device``'s 0-d fix (found by the last run, never run on a GPU since), and one small network
+#: end to end. ``file::test`` selects every parametrization of that test; ``-m gpu`` keeps the GPU ones.
+CHANGED_GPU_TESTS = [
+    "tests/ops/test_pool_kernels.py::test_cupy_matches_reference",
+    "tests/ops/test_pool_kernels.py::test_cupy_ties_nan_and_int32_argmax",
+    "tests/ops/test_pool_kernels.py::test_cupy_backward_is_deterministic",
+    "tests/ops/test_pooling.py::test_gpu_matches_cpu_forward_and_backward",
+    "tests/ops/test_pooling.py::test_gpu_gradcheck",
+    "tests/ops/test_conv2d.py::test_gpu_matches_cpu",
+    "tests/ops/test_conv2d.py::test_gpu_gradcheck_float64",
+    "tests/ops/test_im2col.py::test_cupy_kernels_match_reference",
+    "tests/ops/test_im2col.py::test_cupy_col2im_is_deterministic_in_float64",
+    "tests/ops/test_batch_norm.py::test_cupy_kernels_match_reference",
+    "tests/ops/test_batch_norm.py::test_gpu_matches_cpu",
+    "tests/ops/test_batch_norm.py::test_gpu_fused_relu_matches_reference",
+    "tests/ops/test_batch_norm.py::test_gpu_gradcheck",
+    "tests/ops/test_kernel_tiers.py::test_both_tiers_on_the_gpu_match_the_cpu",
+    "tests/ops/test_kernel_tiers.py::test_gpu_running_statistics_update_matches_the_reference",
+    "tests/ops/test_kernel_tiers.py::test_gpu_batch_norm_relu_keeps_nan_and_gates_the_gradient",
+    "tests/ops/test_nonfinite_tiers.py::test_on_the_gpu_both_tiers_put_non_finite_values_where_the_cpu_does",
+    "tests/ops/test_residual.py::test_gpu_matches_cpu",
+    "tests/minception/test_gpu_training.py::test_64_bit_index_variants_agree_with_32_bit",
+    "tests/minception/test_gpu_training.py::test_batch_norm_kernels_are_deterministic_and_match_the_reference",
+    "tests/minception/test_gpu_training.py::test_batch_norm_kernel_boundary_casts_gy_and_makes_invstd_contiguous",
+    "tests/minception/test_optim.py::test_gpu_fused_and_plain_updates_match_cpu",
+    "tests/minception/test_optim.py::test_gpu_clip_grad_norm_and_state_dict",
+    "tests/minception/test_optim.py::test_gpu_global_norm_kernel_matches_numpy_reference",
+    "tests/minception/test_ema.py::test_gpu_ema_swap_and_state_dict",
+    "tests/minception/test_ema.py::test_gpu_fused_ema_matches_cpu",
+    "tests/autograd/test_backend.py::test_to_device_on_a_gpu_copies_and_does_not_depend_on_the_host_array_afterwards",
+    "tests/minception/test_nn_module.py::test_to_cuda_moves_parameters_buffers_and_grads_and_back",
+    "tests/minception/test_nn_layers.py::test_a_small_network_gives_the_same_outputs_and_gradients_on_the_gpu",
+]
 MIN_SECONDS = 5            # a step with less time left than this is skipped
 DEFAULT_BUDGET = 470
 
@@ -282,10 +349,11 @@ def _time_steps(step, sync, warmup, steps):
             "max_ms": 1e3 * max(single), "pipelined_ms": 1e3 * pipelined, "host_ms": 1e3 * issued}, losses
 
 
-def _gpu_busy(step, sync):
+def _gpu_busy(step, sync, top=15):
     """GPU kernel time and kernel count of one call of ``step``, read by PyTorch's profiler (CUPTI sees every
     kernel of the process, CuPy's too). Beside the wall time per step this says how much of a step the GPU
-    computes and how much it waits for the host. {} when PyTorch or its profiler is unavailable."""
+    computes and how much it waits for the host. {} when PyTorch or its profiler is unavailable. ``top``: how
+    many kernels to list, the most frequent first (None: all, as (count, total ms, name))."""
     try:
         from torch.profiler import ProfilerActivity, profile
     except ImportError:
@@ -305,7 +373,7 @@ def _gpu_busy(step, sync):
                 kernels += e.count
                 names.append((e.count, round(t / 1e3, 3), str(e.key)[:80]))
         names.sort(reverse=True)          # the most frequent first: where the launches go
-        return {"gpu_busy_ms": busy_us / 1e3, "gpu_kernels": kernels, "gpu_top_kernels": names[:15]}
+        return {"gpu_busy_ms": busy_us / 1e3, "gpu_kernels": kernels, "gpu_top_kernels": names[:top]}
     except Exception as e:                           # noqa: BLE001 (a profiler problem must not lose the timing)
         return {"gpu_busy_error": f"{type(e).__name__}: {e}"[:200]}
 
@@ -344,37 +412,55 @@ def worker_train_engine(args):
     write_json(os.path.join(args.out, f"train-step-{args.engine}-tf32{args.tf32}.json"), results)
 
 
-def _step_ours(cfg, args):
-    """Our training step on ``args.device`` (the check uses "cuda"; "cpu" runs the same code in the tests)."""
+def _training_setup(cfg, device):
+    """The network, optimizer, average of the weights, recipe and batch of configuration ``cfg`` on ``device``
+    ("cuda", or "cpu" for the tests), as the benchmarks build them: ``(net, opt, ema, recipe, x, y)``.
+
+    The labels ``y`` stay on the host (NumPy): the loss checks their range where they are and queues their copy
+    to the GPU on the stream (``ops/loss.py``). Labels already on the GPU would make that check read the GPU,
+    and the host would wait there, mid-step, for every kernel queued so far."""
     sys.path.insert(0, ROOT)
     sys.path.insert(0, HERE)
     import numpy as np
     from autograd import Tensor
-    from step import bench_recipe, bench_step, build_minception
-    if args.device == "cuda":
-        import cupy as xp
-        sync = xp.cuda.Device().synchronize
-    else:
-        xp, sync = np, (lambda: None)
+    from autograd.backend import to_device
+    from step import bench_recipe, build_minception
     recipe = bench_recipe(cfg["recipe"])       # optimizer, loss, clipping and average of the weights
     net = build_minception(cfg["network"], num_classes=10, width=cfg["width"], blocks=cfg["blocks"],
-                           small_input=True, dropout=recipe.dropout).to(args.device).train()
+                           small_input=True, dropout=recipe.dropout).to(device).train()
     opt, ema = recipe.optimizer(net), recipe.ema(net)
     rng = np.random.default_rng(0)
-    x = Tensor(xp.asarray(rng.standard_normal((cfg["batch"], 3, 32, 32)).astype(np.float32)))
-    y = xp.asarray(rng.integers(0, 10, cfg["batch"]))
+    x = Tensor(to_device(rng.standard_normal((cfg["batch"], 3, 32, 32)).astype(np.float32), device))
+    y = rng.integers(0, 10, cfg["batch"])      # host labels
+    return net, opt, ema, recipe, x, y
+
+
+def _device_sync(device):
+    """A function that waits until the device has finished its queued work (nothing to wait for on the CPU)."""
+    if device == "cuda":
+        import cupy
+        return cupy.cuda.Device().synchronize
+    return lambda: None
+
+
+def _step_ours(cfg, args):
+    """Our training step on ``args.device`` (the check uses "cuda"; "cpu" runs the same code in the tests)."""
+    sys.path.insert(0, HERE)
+    from step import bench_step
+    net, opt, ema, recipe, x, y = _training_setup(cfg, args.device)
+    sync = _device_sync(args.device)
 
     def step():                                 # nothing is read back: the GPU is not waited for
         return bench_step(net, opt, x, y, recipe, ema=ema, sync=False).loss
 
     timing, losses = _time_steps(step, sync, args.warmup, args.steps)
     timing["forward_ops"], timing["backward_ops"] = _count_ops(step)
-    if xp is not np:
+    if args.device == "cuda":
+        import cupy
         timing.update(_gpu_busy(step, sync))
-    if xp is not np:
-        timing["gpu_pool_mib"] = xp.get_default_memory_pool().total_bytes() / 2 ** 20
+        timing["gpu_pool_mib"] = cupy.get_default_memory_pool().total_bytes() / 2 ** 20
     timing.update(images_per_s=cfg["batch"] / (timing["pipelined_ms"] / 1e3), params=net.num_parameters(),
-                  losses=[float(v) for v in losses[:3]] + [float(losses[-1])])
+                  losses=[float(v) for v in losses[:3]] + [float(losses[-1])], labels="host")
     return timing
 
 
@@ -535,11 +621,352 @@ def _loss_curve(run_dir):
     return points
 
 
+# ----------------------------------------------------------------------------------------- kernels of one step
+def _kernels_config(quick):
+    """The configuration of the ``kernels`` and ``cuda-graph-probe`` steps: Inception-v4, scaled (width 0.25,
+    blocks 2,2,2, batch 64, 32x32) with the benchmark recipe; tiny in ``--quick`` mode."""
+    if quick:
+        return dict(SCALED, name="inception_v4 (quick)", network="inception_v4", width=0.0625, blocks=(1, 1, 1),
+                    batch=8)
+    return dict(SCALED, name="inception_v4", network="inception_v4")
+
+
+def worker_kernels(args):
+    """Every launch of one training step, with the op that made it: ``kernels.txt`` (per kernel, per op type,
+    per launch kind), ``kernels.json`` and ``trace.json`` (``bench/launch_profile.py``). Where PyTorch with CUDA
+    is installed, its profiler (CUPTI) adds the table of *every* kernel, CuPy's internal ones too.
+
+    ``--device cpu`` (the tests) runs the same code with NumPy's functions wrapped and no device times."""
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, HERE)
+    import launch_profile
+    if args.device == "cuda":
+        import cupy as namespace
+
+        def mark():                               # a point in the stream's work, timed by the GPU
+            event = namespace.cuda.Event()
+            event.record()
+            return event
+        elapsed_ms = namespace.cuda.get_elapsed_time
+        functions = launch_profile.FUNCTIONS
+    else:
+        import numpy as namespace
+        mark = elapsed_ms = None
+        functions = ("matmul", "dot", "concatenate", "ascontiguousarray")    # none of them in a Numba kernel
+    tracker = launch_profile.OpTracker(mark=mark)
+    recorder = launch_profile.LaunchRecorder(namespace, tracker.current, mark=mark, functions=functions)
+    recorder.install()                            # before the engine builds its kernels (each on first use)
+    recorder.active = False                       # (not while compiling and warming up)
+    from step import bench_step
+    cfg = _kernels_config(args.quick)
+    net, opt, ema, recipe, x, y = _training_setup(cfg, args.device)
+    sync = _device_sync(args.device)
+
+    def step(on_phase=None):
+        return bench_step(net, opt, x, y, recipe, ema=ema, sync=False, on_phase=on_phase).loss
+
+    timing, _ = _time_steps(step, sync, 1, 3)     # compiles the kernels; the unrecorded step's times
+    sync()
+    origin_mark, origin = (mark() if mark else None), time.perf_counter()
+    recorder.active = True
+    with tracker:
+        step(on_phase=tracker.on_phase)
+    recorder.active = False
+    sync()
+    recorded_s = time.perf_counter() - origin
+    recorder.uninstall()
+    launch_profile.resolve_marks(recorder.records, tracker.spans, origin_mark, elapsed_ms)
+    title = (f"One training step of {cfg['name']}, width {cfg['width']}, blocks {cfg['blocks']}, batch "
+             f"{cfg['batch']}, 32x32, {args.device}: {recorded_s * 1e3:.1f} ms recorded, "
+             f"{timing['pipelined_ms']:.1f} ms unrecorded (pipelined)")
+    text = launch_profile.report(recorder.records, tracker.spans, title)
+    result = {"config": cfg["name"], "device": args.device, "recorded_ms": 1e3 * recorded_s,
+              "unrecorded": timing, "launches": len(recorder.records), "ops": len(tracker.spans),
+              "kernels": launch_profile.kernel_table(recorder.records),
+              "op_types": launch_profile.op_table(recorder.records, tracker.spans),
+              "launch_kinds": launch_profile.launch_kind_table(recorder.records),
+              "nsys": shutil.which("nsys")}
+    if args.device == "cuda":
+        cupti = _gpu_busy(step, sync, top=None)   # every kernel, by PyTorch's profiler (CUPTI), when installed
+        result["cupti"] = cupti or {"error": "torch (with its profiler) not importable here"}
+        if cupti.get("gpu_top_kernels"):
+            text += "\nEvery kernel of one unrecorded step (PyTorch's profiler, CUPTI), the most frequent first:\n"
+            text += launch_profile.markdown(
+                ["kernel", "count", "total ms", "mean us"],
+                [[name, count, f"{ms:.3f}", f"{1e3 * ms / count:.1f}"] for count, ms, name in
+                 cupti["gpu_top_kernels"]])
+    with open(os.path.join(args.out, "kernels.txt"), "w") as f:
+        f.write(text)
+    write_json(os.path.join(args.out, "kernels.json"), result)
+    write_json(os.path.join(args.out, "trace.json"),
+               launch_profile.chrome_trace(tracker.spans, recorder.records, origin))
+    print(text)
+
+
+# ----------------------------------------------------------------------------------------- CUDA graph probe
+GRAPH_STEPS = 5
+
+
+def worker_cuda_graph_probe(args):
+    """Can one whole training step be captured in a CUDA graph and replayed? Writes cuda-graph-probe.json.
+
+    Every failure is a result, never a crash: the first error of each attempt (type, message, the op that
+    was running and the innermost frame of this repository)."""
+    result = {"steps": GRAPH_STEPS}
+    try:
+        _graph_probe(args, result)
+    except Exception as e:                           # noqa: BLE001 (the probe reports, it never fails the check)
+        result["error"] = describe_error(e)
+    print(json.dumps(result, indent=1, default=str))
+    write_json(os.path.join(args.out, "cuda-graph-probe.json"), result)
+
+
+def describe_error(error, current_op=None):
+    """``{"type", "message", "op", "where", "innermost", "our_frames"}`` of an exception: where = the innermost
+    frame in this repository ("ops/loss.py:87 in softmax_cross_entropy"), innermost = the innermost frame of
+    all, our_frames = the last 5 frames in this repository (the calls that led there)."""
+    import traceback
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if os.path.abspath(f.filename).startswith(ROOT + os.sep)]
+    show = lambda f: f"{os.path.relpath(f.filename, ROOT)}:{f.lineno} in {f.name}" if f else None  # noqa: E731
+    return {"type": type(error).__name__, "message": str(error)[:300], "op": current_op,
+            "where": show(ours[-1] if ours else None), "innermost": show(frames[-1] if frames else None),
+            "our_frames": [show(f) for f in ours[-5:]]}
+
+
+def _state_arrays(net, opt):
+    """Every array a training step changes, in a fixed order: parameters, buffers, optimizer state."""
+    arrays = [p.data for p in net.parameters()] + list(net.buffers())
+    for state in opt.state.values():
+        arrays += list(state.values())
+    return [a for a in arrays if hasattr(a, "shape") and hasattr(a, "copy")]     # (arrays only)
+
+
+def _restore(net, opt, saved):
+    """Copy ``saved`` back into the state arrays, in place: a captured graph keeps their addresses."""
+    for array, value in zip(_state_arrays(net, opt), saved):
+        array[...] = value
+
+
+def _graph_probe(args, result):
+    import cupy
+    sys.path.insert(0, HERE)
+    import launch_profile
+    import ops
+    from autograd.backend import to_device
+    from step import bench_step
+    result["cupy"] = cupy.__version__
+    if not hasattr(cupy.cuda.Stream, "begin_capture"):
+        result["capture"] = f"not supported: CuPy {cupy.__version__} has no Stream.begin_capture"
+        return
+    cfg = _kernels_config(args.quick)
+    result["config"] = cfg["name"]
+    net, opt, ema, recipe, x, y = _training_setup(cfg, "cuda")
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        y_static = to_device(y, "cuda")              # the labels, copied once to a buffer the graph reads
+
+        def step(labels, on_phase=None):
+            return bench_step(net, opt, x, labels, recipe, ema=ema, sync=False, on_phase=on_phase).loss
+        # Warm-up on the capture stream: kernels compiled, optimizer state made, and CuPy's memory pool (per
+        # stream) holds a free block of every size the step asks for, so a capture need not allocate new memory.
+        for _ in range(2):
+            step(y)
+        stream.synchronize()
+        saved = [a.copy() for a in _state_arrays(net, opt)]
+        t0 = time.perf_counter()
+        losses = [step(y) for _ in range(GRAPH_STEPS)]
+        stream.synchronize()
+        result["eager_ms"] = 1e3 * (time.perf_counter() - t0) / GRAPH_STEPS
+        result["eager_loss"] = float(losses[-1])
+        _restore(net, opt, saved)
+        stream.synchronize()
+    attempts = [("train_step as the Trainer runs it", None),
+                ("the loss's label check skipped (labels checked once, on the host)", _unchecked_loss)]
+    result["attempts"] = []
+    for label, loss_patch in attempts:
+        attempt = {"attempt": label}
+        result["attempts"].append(attempt)
+        tracker = launch_profile.OpTracker()
+        graph, captured = None, None
+        original_loss = ops.softmax_cross_entropy
+        try:
+            if loss_patch is not None:
+                ops.softmax_cross_entropy = loss_patch
+            with stream, tracker:
+                stream.begin_capture()
+                try:
+                    captured = step(y_static, on_phase=tracker.on_phase)
+                finally:
+                    graph = _end_capture(stream, attempt)
+        except Exception as e:                       # noqa: BLE001 (a failed capture is the probe's finding)
+            attempt["error"] = describe_error(e, tracker.current())
+        finally:
+            ops.softmax_cross_entropy = original_loss
+        if graph is None or "error" in attempt:
+            print(f"capture failed ({label}): {attempt.get('error')}", flush=True)
+            continue
+        attempt["capture"] = "ok"
+        attempt["nodes"] = _graph_nodes(graph)
+        try:
+            _replay(graph, stream, captured, net, opt, saved, result, attempt)
+        except Exception as e:                       # noqa: BLE001
+            attempt["replay_error"] = describe_error(e)
+        break                                        # one captured step is what the probe looks for
+
+
+def _unchecked_loss(logits, labels, label_smoothing=0.0):
+    """``ops.softmax_cross_entropy`` without its range check of the labels, which reads GPU labels (a wait for
+    the GPU, which a capture cannot contain); the probe's labels were made in range on the host."""
+    from ops.loss import SoftmaxCrossEntropy
+    return SoftmaxCrossEntropy(labels, float(label_smoothing))(logits)
+
+
+def _end_capture(stream, attempt):
+    """End the stream's capture if it is still on: the graph, or None (the reason noted in ``attempt``). An
+    invalidated capture must be ended too (else the stream stays in capture mode); ending it raises."""
+    try:
+        capturing = stream.is_capturing() if hasattr(stream, "is_capturing") else True
+    except Exception as e:                           # noqa: BLE001 (CuPy raises for an invalidated capture)
+        attempt.setdefault("capture_state", f"{type(e).__name__}: {e}"[:300])
+        capturing = True
+    if not capturing:
+        return None
+    try:
+        return stream.end_capture()
+    except Exception as e:                           # noqa: BLE001
+        attempt.setdefault("end_capture_error", f"{type(e).__name__}: {e}"[:300])
+        return None
+
+
+def _graph_nodes(graph):
+    """The number of nodes of a captured graph (the driver's cuGraphGetNodes), or why it is unknown."""
+    try:
+        import ctypes
+        handle = getattr(graph, "graph", None)
+        if not handle:
+            return "unknown: this CuPy's Graph exposes no handle"
+        count = ctypes.c_size_t(0)
+        code = ctypes.CDLL("libcuda.so.1").cuGraphGetNodes(ctypes.c_void_p(int(handle)), None,
+                                                            ctypes.byref(count))
+        return count.value if code == 0 else f"unknown: cuGraphGetNodes returned {code}"
+    except Exception as e:                           # noqa: BLE001
+        return f"unknown: {type(e).__name__}: {e}"[:200]
+
+
+def _replay(graph, stream, captured, net, opt, saved, result, attempt):
+    """Replay the graph ``GRAPH_STEPS`` times from the saved weights: time per replay, and the loss of the last
+    replay against the last of as many eager steps from the same weights. Everything on the probe's stream
+    (a non-blocking stream does not wait for work on the default stream)."""
+    with stream:
+        _restore(net, opt, saved)
+        stream.synchronize()
+        if hasattr(graph, "upload"):
+            graph.upload(stream)
+        t0 = time.perf_counter()
+        for _ in range(GRAPH_STEPS):
+            graph.launch(stream)
+        stream.synchronize()
+        attempt["replay_ms"] = 1e3 * (time.perf_counter() - t0) / GRAPH_STEPS
+        attempt["graph_loss"] = float(captured)
+    attempt["eager_loss"] = result["eager_loss"]
+    attempt["loss_difference"] = abs(attempt["graph_loss"] - result["eager_loss"])
+    attempt["loss_equal"] = attempt["graph_loss"] == result["eager_loss"]
+
+
+# ----------------------------------------------------------------------------------------- CPU profile
+def worker_cpu_profile(args):
+    """The CPU training step per op type (TimerHook) at each thread count, with the CPU pool's parallel calls
+    and parts per step: one subprocess per thread count (its BLAS and pool threads set before the imports)."""
+    deadline = time.perf_counter() + args.limit
+    cores = os.cpu_count() or 1
+    threads = [t for t in (args.threads or [16, 8, 4]) if t <= cores] or [min(cores, 4)]
+    log = os.path.join(args.out, "cpu-profile.workers.log")
+    rows = []
+    for i, t in enumerate(threads):
+        left = deadline - time.perf_counter()
+        share = left / (len(threads) - i)
+        if share < MIN_SECONDS:
+            rows.append({"threads": t, "error": "skipped: out of time"})
+            continue
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "cpu-profile-run", args.out, "--threads",
+               str(t), "--network", args.network] + (["--quick"] if args.quick else [])
+        env = child_env({k: str(t) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+                                             "MKL_NUM_THREADS")})
+        code, seconds = run_logged(cmd, log, share, env)
+        row = read_json(os.path.join(args.out, f"cpu-profile-{t}.json"))
+        if code != 0 or not row:
+            row = {"threads": t, "error": "timeout" if code is None else f"exit {code} (see {log})"}
+        rows.append(row)
+        print(f"{t} threads: {json.dumps({k: v for k, v in row.items() if k != 'ops'})}", flush=True)
+    text = _cpu_profile_text(rows, args)
+    print(text)
+    with open(os.path.join(args.out, "cpu-profile.txt"), "w") as f:
+        f.write(text)
+    write_json(os.path.join(args.out, "cpu-profile.json"), {"network": args.network, "rows": rows})
+
+
+def worker_cpu_profile_run(args):
+    """One thread count of ``cpu-profile``: a warm-up step, an unhooked step, then a step with the TimerHook and
+    the parallel-call counter. Writes cpu-profile-<threads>.json."""
+    sys.path.insert(0, HERE)
+    import launch_profile
+    from autograd.inspect.timer_hook import TimerHook
+    from ops.kernels.cpu.runtime import threads
+    from step import bench_step
+    (t,) = args.threads
+    cfg = dict(SCALED, network=args.network)
+    if args.quick:
+        cfg.update(width=0.0625, blocks=(1, 1, 1), batch=4)
+    net, opt, ema, recipe, x, y = _training_setup(cfg, "cpu")
+
+    def step(on_phase=None):
+        return bench_step(net, opt, x, y, recipe, ema=ema, sync=False, on_phase=on_phase)
+
+    step()                                           # warm-up: compiled kernels, buffers, optimizer state
+    t0 = time.perf_counter()
+    step()
+    plain_s = time.perf_counter() - t0
+    tracker = launch_profile.OpTracker()
+    counter = launch_profile.ParallelCounter(tracker.current).install()
+    timer = TimerHook()
+    t0 = time.perf_counter()
+    with tracker, timer:
+        step(on_phase=tracker.on_phase)
+    hooked_s = time.perf_counter() - t0
+    counter.uninstall()
+    row = {"threads": t, "cpu_threads": threads.cpu_threads(), "step_s": plain_s, "hooked_s": hooked_s,
+           "inside_ops_s": timer.total_time(), "parallel": counter.summary(), "ops": timer.totals(),
+           "table": timer.summary()}
+    write_json(os.path.join(args.out, f"cpu-profile-{t}.json"), row)
+    print(json.dumps({k: v for k, v in row.items() if k not in ("ops", "table")}, default=str))
+
+
+def _cpu_profile_text(rows, args):
+    lines = [f"CPU training step per op type, {args.network}"
+             f"{' (quick: width 0.0625, blocks 1,1,1, batch 4)' if args.quick else ', width 0.25, batch 64'}",
+             "| threads | step s | hooked s | inside ops s | parallel calls | threaded | parts |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['threads']} | {r['error']} | | | | | |")
+            continue
+        p = r["parallel"]
+        lines.append(f"| {r['threads']} | {r['step_s']:.3f} | {r['hooked_s']:.3f} | {r['inside_ops_s']:.3f} | "
+                     f"{p['calls']} | {p['threaded_calls']} | {p['parts']} |")
+    for r in rows:
+        if "error" not in r:
+            per_op = ", ".join(f"{op} {v['calls']} ({v['parts']})" for op, v in r["parallel"]["by_op"].items())
+            lines += ["", f"{r['threads']} threads (TimerHook; wall time per op type):", r["table"]]
+            lines += textwrap.wrap("parallel calls (parts) per op: " + per_op, 100)
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------------------- CPU scaling
 def worker_cpu_scaling(args):
     """bench/train_step.py's workers at each thread count: ours, then PyTorch (when installed)."""
     deadline = time.perf_counter() + args.limit
-    threads = [t for t in args.threads if t <= (os.cpu_count() or 1)] or [1]
+    threads = [t for t in (args.threads or [16, 8, 4, 2, 1]) if t <= (os.cpu_count() or 1)] or [1]
     network = args.network
     batch, steps, warmup = (4, 1, 1) if args.quick else (64, 3, 1)
     torch_ok, torch_version = python_has("torch", args.torch_python)
@@ -595,6 +1022,8 @@ def worker_cpu_scaling(args):
 
 WORKERS = {"env": worker_env, "parity": worker_parity, "train-engine": worker_train_engine,
            "train-step": worker_train_step, "train-example": worker_train_example,
+           "kernels": worker_kernels, "cuda-graph-probe": worker_cuda_graph_probe,
+           "cpu-profile": worker_cpu_profile, "cpu-profile-run": worker_cpu_profile_run,
            "cpu-scaling": worker_cpu_scaling}
 
 
@@ -617,6 +1046,8 @@ def step_command(name, args, limit):
     common = ["--torch-python", args.torch_python] + (["--quick"] if args.quick else [])
     if name == "env":
         return me + ["--worker", "env", args.out] + common
+    if name == "pytest-changed":
+        return pytest_cmd(args, *CHANGED_GPU_TESTS, f"--junitxml={os.path.join(args.out, 'pytest-changed.xml')}")
     if name == "pytest-gpu":
         return pytest_cmd(args, "tests", "-k", "not directional_gradcheck",
                           f"--junitxml={os.path.join(args.out, 'pytest-gpu.xml')}")
@@ -635,9 +1066,12 @@ def step_command(name, args, limit):
                      str(args.warmup), "--steps", str(args.steps)] + common
     if name == "train-example":
         return me + ["--worker", "train-example", args.out, "--device", "cuda"] + common
-    if name == "cpu-scaling":
-        return me + ["--worker", "cpu-scaling", args.out, "--limit", f"{limit - 2:.0f}", "--network",
-                     args.network, "--threads", ",".join(map(str, args.threads))] + common
+    if name in ("kernels", "cuda-graph-probe"):
+        return me + ["--worker", name, args.out] + common
+    if name in ("cpu-profile", "cpu-scaling"):
+        threads = args.threads or ([16, 8, 4] if name == "cpu-profile" else [16, 8, 4, 2, 1])
+        return me + ["--worker", name, args.out, "--limit", f"{limit - 2:.0f}", "--network",
+                     args.network, "--threads", ",".join(map(str, threads))] + common
     raise KeyError(name)
 
 
@@ -652,7 +1086,7 @@ def summarize(name, out, log, code):
                     f"{info.get('torch')}")
         return (f"no GPU: {info.get('gpu_reason')}; NumPy {info.get('numpy')}, Numba {info.get('numba')}, "
                 f"torch {info.get('torch')}")
-    if name in ("pytest-gpu", "gradcheck"):
+    if name in ("pytest-changed", "pytest-gpu", "gradcheck"):
         text = open(log).read() if os.path.exists(log) else ""
         m = re.findall(r"=+ (.*? in [\d.]+s.*?) =+", text)
         if m:
@@ -680,6 +1114,24 @@ def summarize(name, out, log, code):
                     f"{r['images_per_s']:.0f} images/s (reading the loss every step: "
                     f"{r.get('images_per_s_check_every_1', float('nan')):.0f})")
         return tail(log, 2)
+    if name == "kernels":
+        r = read_json(os.path.join(out, "kernels.json")) or {}
+        if "launches" not in r:
+            return tail(log, 2)
+        top = ", ".join(f"{k['kernel'][:30]} {k['count']}x" for k in r.get("kernels", [])[:3])
+        cupti = r.get("cupti", {})
+        every = (f"; CUPTI: {cupti['gpu_kernels']} kernels, {cupti['gpu_busy_ms']:.1f} ms busy"
+                 if "gpu_kernels" in cupti else "")
+        return (f"{r['launches']} wrapped launches in {r['ops']} ops, {r['recorded_ms']:.0f} ms recorded; "
+                f"top: {top}{every}")
+    if name == "cuda-graph-probe":
+        return _graph_probe_line(read_json(os.path.join(out, "cuda-graph-probe.json")), log)
+    if name == "cpu-profile":
+        r = read_json(os.path.join(out, "cpu-profile.json")) or {}
+        parts = [f"{row['threads']}t {row['error']}" if "error" in row else
+                 f"{row['threads']}t {row['step_s']:.2f}s, {row['parallel']['calls']} parallel calls "
+                 f"({row['parallel']['parts']} parts)" for row in r.get("rows", [])]
+        return "; ".join(parts) if parts else tail(log, 1)
     if name == "cpu-scaling":
         r = read_json(os.path.join(out, "cpu-scaling.json")) or {}
         parts = []
@@ -691,15 +1143,47 @@ def summarize(name, out, log, code):
     return tail(log, 2)
 
 
+def _graph_probe_line(r, log):
+    """The summary line of the CUDA graph probe: the captured attempt's replay, or each attempt's first error."""
+    if not r:
+        return tail(log, 2)
+    if "capture" in r or "error" in r:
+        return r.get("capture") or _error_line(r["error"])
+    lines = []
+    for a in r.get("attempts", []):
+        if a.get("capture") == "ok" and "replay_ms" in a:
+            same = "equal" if a["loss_equal"] else f"differs by {a['loss_difference']:.2e}"
+            lines.append(f"captured ({a['attempt'][:40]}): {a['nodes']} nodes, replay {a['replay_ms']:.1f} ms "
+                         f"vs eager {r['eager_ms']:.1f} ms, loss after {r['steps']} {same}")
+        elif a.get("capture") == "ok":
+            lines.append(f"captured, replay failed: {_error_line(a.get('replay_error', {}))}")
+        else:
+            lines.append(f"failed: {_error_line(a.get('error') or {'message': a.get('end_capture_error')})}")
+    return "; ".join(lines) or tail(log, 2)
+
+
+def _error_line(e):
+    where = f" at {e['where']}" if e.get("where") else ""
+    op = f" (op {e['op']})" if e.get("op") else ""
+    return f"{e.get('type', 'error')}: {str(e.get('message'))[:120]}{where}{op}"
+
+
+def selected_steps(args):
+    """The steps to run, in ``STEPS`` order: ``--only``'s, else all with ``--full``, else the default ones;
+    less ``--skip``'s."""
+    wanted = args.only or (STEP_NAMES if args.full else DEFAULT_STEPS)
+    return [s for s in STEPS if s[0] in wanted and s[0] not in args.skip]
+
+
 def run_check(args):
     os.makedirs(args.out, exist_ok=True)
-    selected = [s for s in STEPS if (not args.only or s[0] in args.only) and s[0] not in args.skip]
+    selected = selected_steps(args)
     start = time.perf_counter()
     deadline = start + args.budget
     results = []
     gpu_reason, gpu_known = None, False
     print(f"device_check: {len(selected)} steps, budget {args.budget:.0f} s, results in {args.out}", flush=True)
-    for i, (name, planned, needs_gpu) in enumerate(selected):
+    for i, (name, planned, needs_gpu, _) in enumerate(selected):
         log = os.path.join(args.out, f"{name}.log")
         if os.path.exists(log):
             os.remove(log)
@@ -754,9 +1238,9 @@ def _probe_gpu():
 def _summary_table(results, total, args):
     lines = [f"device_check summary ({time.strftime('%Y-%m-%d %H:%M')}, {total:.0f} s of {args.budget:.0f} s"
              f"{', quick' if args.quick else ''})",
-             f"{'step':14s} {'status':11s} {'s':>5s}  result", "-" * 100]
+             f"{'step':16s} {'status':11s} {'s':>5s}  result", "-" * 100]
     for r in results:
-        lines.append(f"{r['step']:14s} {r['status']:11s} {r['seconds']:5.0f}  {r['result']}")
+        lines.append(f"{r['step']:16s} {r['status']:11s} {r['seconds']:5.0f}  {r['result']}")
     return "\n".join(lines) + "\n"
 
 
@@ -784,19 +1268,25 @@ def parse_threads(text):
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="steps: " + ", ".join(STEP_NAMES))
+                                epilog="\n".join(textwrap.wrap("steps: " + ", ".join(STEP_NAMES), 98) +
+                                                  textwrap.wrap("default: " + ", ".join(DEFAULT_STEPS), 98)) +
+                                "\n\nnext GPU machine: python bench/device_check.py /tmp/out")
     p.add_argument("out", help="folder for every result (created; earlier results of the same steps replaced)")
     p.add_argument("--only", type=parse_steps, default=[], metavar="A,B", help="run only these steps")
+    p.add_argument("--full", action="store_true",
+                   help="every step, also those that passed on the last GPU run (" +
+                        ", ".join(n for n in STEP_NAMES if n not in DEFAULT_STEPS) + ")")
     p.add_argument("--skip", type=parse_steps, default=[], metavar="A,B", help="leave these steps out")
     p.add_argument("--quick", action="store_true", help="small networks, batches and step counts (a smoke run)")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help=f"seconds for the whole check "
                    f"(default {DEFAULT_BUDGET}: 8 minutes of device time less start-up and copying)")
     p.add_argument("--time-scale", type=float, default=None,
                    help="multiply every step's planned time (default: budget / the planned total)")
-    p.add_argument("--threads", type=parse_threads, default=[16, 8, 4, 2, 1],
-                   help="CPU thread counts for cpu-scaling (default 16,8,4,2,1; those above the host's cores "
-                        "are left out)")
-    p.add_argument("--network", default="inception_resnet_v2", choices=NETWORKS, help="network of cpu-scaling")
+    p.add_argument("--threads", type=parse_threads, default=None,
+                   help="CPU thread counts of cpu-profile and cpu-scaling (defaults 16,8,4 and 16,8,4,2,1; "
+                        "those above the host's cores are left out)")
+    p.add_argument("--network", default="inception_resnet_v2", choices=NETWORKS,
+                   help="network of cpu-profile and cpu-scaling")
     p.add_argument("--warmup", type=int, default=3, help="train-step: warm-up steps after the first")
     p.add_argument("--steps", type=int, default=10, help="train-step: timed steps")
     p.add_argument("--pytest-workers", type=int, default=None,
@@ -823,7 +1313,7 @@ def main(argv=None):
     if args.quick:
         args.warmup, args.steps = min(args.warmup, 1), min(args.steps, 2)
     if args.time_scale is None:
-        planned = sum(t for n, t, _ in STEPS if (not args.only or n in args.only) and n not in args.skip)
+        planned = sum(t for _, t, _, _ in selected_steps(args))
         args.time_scale = max(args.budget, 1.0) / max(planned, 1) if planned > args.budget else 1.0
     return run_check(args)
 
