@@ -24,7 +24,7 @@ class PrintHook(FunctionHook):
     Args:
         file: a text stream (default ``sys.stdout``).
         forward, backward: which phases to print.
-        stats: in backward, print norm / max |g| of the incoming gradient and the norm of each produced one.
+        stats: in backward, print norm / max ``|g|`` of the incoming gradient and the norm of each produced one.
     """
 
     def __init__(self, file=None, forward=True, backward=True, stats=True):

@@ -41,7 +41,7 @@ that produced that input (``Conv2d``: the gradient travels on to it). For a Conv
 A long module path keeps its end (``...t_b_1.branch1.0.conv``), and the gradients sent to an op's inputs wrap
 onto more lines within their column. Rows printed as the pass runs have typical column widths; ``str(trace)``
 (``Trace.table``) sizes them to the rows, and with room (``width=None``: no limit) adds the fraction of zeros in
-dL/d(output), its mean and max |g| and the shapes of the inputs. ``print(step)`` of one ``BackwardStep`` is one
+dL/d(output), its mean and max ``|g|`` and the shapes of the inputs. ``print(step)`` of one ``BackwardStep`` is one
 labelled line (``| dL/d(output) norm ... | dL/d(inputs) [0] ...``), wrapped before each ``|`` when it is wider.
 
 Statistics are computed in float64 and moved to the host, so on the GPU they cost a device synchronisation per
@@ -90,7 +90,7 @@ class BackwardStep:
 
     @property
     def grad_output_stats(self):
-        """``GradStats`` (norm, mean, max |g|, fraction of zeros) of each incoming gradient."""
+        """``GradStats`` (norm, mean, max ``|g|``, fraction of zeros) of each incoming gradient."""
         return [grad_stats(g) for g in self.grad_outputs]
 
     @property
@@ -320,7 +320,7 @@ def _input_entries(record):
 def _layout(width, rows=None):
     """The columns for a table ``width`` wide (None: no limit), sized to ``rows`` when they are known.
 
-    The first of these that fits: every column ("full": the input shapes, the mean and max |g| of dL/d(output));
+    The first of these that fits: every column ("full": the input shapes, the mean and max ``|g|`` of dL/d(output));
     the output shape and the norm and zeros of dL/d(output) ("compact"); without the zeros ("narrow"). A column
     fits when it is as wide as its widest cell, or at least 22 wide (the module path and dL/d(inputs)).
     """

@@ -58,9 +58,9 @@ print("x * x is ops.mul(x, x):", np.array_equal((x * x).data, ops.mul(x, x).data
 # `x` is used by two ops (`x * x` uses it twice, `3.0 * x` once). Each use sends back its own share of the
 # gradient, and the engine adds them: $x + x + 3$. That sum over all uses is the multivariable chain rule.
 #
-# `autograd.trace` runs the same backward pass one op at a time and prints a row per op, in the order backward
-# calls them: the norm of the gradient that reached the op's output, dL/d(output), and of each gradient it sent
-# on, dL/d(inputs), labelled by where it goes (`x.grad` for a leaf, otherwise the op that made that input).
+# {py:func}`autograd.trace` runs the same backward pass one op at a time and prints a row per op, in the order
+# backward calls them: the norm of the gradient that reached the op's output, dL/d(output), and of each gradient it
+# sent on, dL/d(inputs), labelled by where it goes (`x.grad` for a leaf, otherwise the op that made that input).
 # `width=100` keeps the rows within 100 columns.
 
 # %%
@@ -71,8 +71,8 @@ records = autograd.trace(y, width=100)
 # %% [markdown]
 # ## An op of our own: a `Function`
 #
-# A `Function` works on raw arrays (NumPy here, CuPy on a GPU), never on tensors: the engine does the
-# bookkeeping. `forward` may save what `backward` will need; the engine frees it after backward.
+# A {py:class}`~autograd.Function` works on raw arrays (NumPy here, CuPy on a GPU), never on tensors: the engine does
+# the bookkeeping. `forward` may save what `backward` will need; the engine frees it after backward.
 #
 # For $y = x^3$ and a loss $L$, the chain rule gives $\partial L / \partial x = \partial L / \partial y \cdot 3x^2$,
 # element by element. `backward` receives $\partial L / \partial y$ (called `gy`, shaped like `y`) and returns
@@ -117,9 +117,9 @@ plt.show()
 # %% [markdown]
 # ## Checking a backward: `gradcheck`
 #
-# A backward written by hand can be wrong in ways no error message reveals. `gradcheck` compares it with
-# central differences, $(f(x + \epsilon) - f(x - \epsilon)) / 2\epsilon$, element by element, for a random
-# upstream gradient. It insists on float64: in float32 the rounding error of the differences would hide real
+# A backward written by hand can be wrong in ways no error message reveals. {py:func}`~autograd.gradcheck.gradcheck`
+# compares it with central differences, $(f(x + \epsilon) - f(x - \epsilon)) / 2\epsilon$, element by element, for a
+# random upstream gradient. It insists on float64: in float32 the rounding error of the differences would hide real
 # mistakes.
 
 # %%
@@ -144,7 +144,7 @@ except autograd.GradcheckError as report:
 # %% [markdown]
 # ## Read next
 #
-# - `autograd/tensor.py`: the `Tensor`, leaves, and why the operators live in `ops`;
+# - `autograd/tensor.py`: the {py:class}`~autograd.Tensor`, leaves, and why the operators live in `ops`;
 # - `autograd/function.py`: one op, what is saved and when it is freed;
 # - `autograd/gradcheck.py`: central differences against the analytic gradient;
 # - `ops/arithmetic.py`: the ops behind `+` and `*`, and the gradient of broadcasting.

@@ -36,8 +36,8 @@ np.set_printoptions(precision=4, suppress=True)
 # an op only once the gradient of its output is complete, that is, after every op that *used* that output.
 # Sorting the ops so that users come before producers is a topological order of the reversed graph.
 #
-# Below, `h` is used twice (by `h * h` and by `h.sum()`). `autograd.backward_steps` runs the backward pass one
-# op at a time and hands us each step: the op, the gradients that arrived at its outputs (`grad_outputs`) and
+# Below, `h` is used twice (by `h * h` and by `h.sum()`). {py:func}`autograd.backward_steps` runs the backward pass
+# one op at a time and hands us each step: the op, the gradients that arrived at its outputs (`grad_outputs`) and
 # those it produced for its inputs (`grad_inputs`).
 
 # %%
@@ -66,8 +66,8 @@ print("by hand  :", (w.data * dh).ravel())
 assert np.allclose(x.grad, w.data * dh) and np.allclose(w.grad, x.data * dh)
 
 # %% [markdown]
-# `autograd.trace` is the same loop with a printed line per op. Inside a `name_scope` every op records a module
-# path, which the trace prints beside the op's name (a network's layers set their own scopes).
+# {py:func}`autograd.trace` is the same loop with a printed line per op. Inside a `name_scope` every op records a
+# module path, which the trace prints beside the op's name (a network's layers set their own scopes).
 
 # %%
 with name_scope("layer"):
@@ -96,7 +96,7 @@ print("what the hook saw   :", seen[0].ravel())
 # %% [markdown]
 # ## Grad mode: no graph when none is needed
 #
-# Evaluating a model needs no backward. Under `autograd.no_grad()` ops record nothing: no creator, nothing
+# Evaluating a model needs no backward. Under {py:func}`autograd.no_grad` ops record nothing: no creator, nothing
 # saved for backward, less memory.
 
 # %%
@@ -108,9 +108,10 @@ print("outside       : creator", type((x * w).creator).__name__)
 # %% [markdown]
 # ## Function hooks: watching every op
 #
-# A function hook sees every op as it runs, forward and backward. minception's inspection tools are function
-# hooks, used as context managers: `PrintHook` prints each op, `TimerHook` times them, `MemoryHook` counts the
-# bytes alive. They all plug into one place in the core, `autograd/hooks.py`, so the engine stays small.
+# A function hook sees every op as it runs, forward and backward. minception's inspection tools are function hooks,
+# used as context managers: {py:class}`~autograd.PrintHook` prints each op, {py:class}`~autograd.TimerHook` times
+# them, {py:class}`~autograd.MemoryHook` counts the bytes alive. They all plug into one place in the core,
+# `autograd/hooks.py`, so the engine stays small.
 
 # %%
 with autograd.PrintHook():
@@ -128,7 +129,7 @@ print(timer.summary())
 # %% [markdown]
 # ## Anomaly mode: where did the NaN come from?
 #
-# A NaN in the loss is usually born far from it and then spreads everywhere. In `autograd.detect_anomaly()`
+# A NaN in the loss is usually born far from it and then spreads everywhere. In {py:func}`autograd.detect_anomaly`
 # every op checks its outputs, forward and backward, and the first non-finite value stops the run with the
 # op's name, its module path and the line of *your* code that created it.
 

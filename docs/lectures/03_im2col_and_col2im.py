@@ -150,8 +150,9 @@ print("Im2col's backward (col2im) matches central differences")
 #
 # ## Read next
 #
-# - `ops/kernels/reference/im2col.py`: both functions, and the contract every tier's version must keep;
-# - `ops/kernels/tiers.py` and `ops/kernels/registry.py`: how `ops.kernels.register` lets your own im2col
+# - `ops/kernels/reference/im2col.py`: both functions ({py:func}`~ops.kernels.reference.im2col.im2col`,
+#   {py:func}`~ops.kernels.reference.im2col.col2im`), and the contract every tier's version must keep;
+# - `ops/kernels/tiers.py` and `ops/kernels/registry.py`: how {py:func}`ops.kernels.register` lets your own im2col
 #   run every convolution of a network (README, "Kernel tiers").
 #
 # **Exercise:** `python -m minception.course new DIR` writes the im2col and col2im exercises (write im2col

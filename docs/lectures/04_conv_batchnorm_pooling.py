@@ -171,9 +171,9 @@ print("max and average pooling: gradients match central differences (random inpu
 # %% [markdown]
 # ## The box: conv, batch norm, ReLU
 #
-# `nn.ConvBNReLU` is the box the figures draw. Built with `fuse_relu=False` it runs three ops, one per idea; the
-# networks fuse the ReLU into the batch-norm op (the same numbers, one pass over the data fewer). The trace
-# shows the gradient flowing back through the three, with the parameters named.
+# {py:class}`nn.ConvBNReLU <minception.nn.ConvBNReLU>` is the box the figures draw. Built with `fuse_relu=False` it
+# runs three ops, one per idea; the networks fuse the ReLU into the batch-norm op (the same numbers, one pass over
+# the data fewer). The trace shows the gradient flowing back through the three, with the parameters named.
 
 # %%
 from minception import nn
@@ -190,11 +190,11 @@ records = autograd.trace((out * out).mean(), names=box.named_parameters(), width
 # %% [markdown]
 # ## Read next
 #
-# - `ops/kernels/reference/conv2d.py` and `ops/conv.py`: the convolution and its op;
-# - `ops/kernels/reference/batch_norm.py` and `ops/normalization.py`: the derivation above, running statistics,
-#   the fused ReLU, evaluation mode;
-# - `ops/kernels/reference/pooling.py` and `ops/pooling.py`: max pooling's first maximum, average pooling's
-#   divisor;
+# - `ops/kernels/reference/conv2d.py` and `ops/conv.py`: the convolution and its op, {py:func}`ops.conv2d`;
+# - `ops/kernels/reference/batch_norm.py` and `ops/normalization.py` ({py:func}`ops.batch_norm`): the derivation
+#   above, running statistics, the fused ReLU, evaluation mode;
+# - `ops/kernels/reference/pooling.py` and `ops/pooling.py` ({py:func}`ops.max_pool2d`, {py:func}`ops.avg_pool2d`):
+#   max pooling's first maximum, average pooling's divisor;
 # - `minception/nn/conv_bn_relu.py`: the box.
 #
 # **Exercises** (`python -m minception.course new DIR`): conv2d forward and backward through your im2col, max

@@ -43,7 +43,7 @@ np.set_printoptions(precision=5, suppress=True)
 #
 # with $\rho$ = decay, $\mu$ = momentum, $\eta$ = learning rate, and $ms$ starting at **one**. Two details differ
 # from the form most courses teach (and PyTorch uses): $\epsilon$ sits *inside* the square root, and the learning
-# rate is inside the momentum buffer. One step by hand, against `optim.RMSProp`:
+# rate is inside the momentum buffer. One step by hand, against {py:class}`optim.RMSProp <minception.optim.RMSProp>`:
 
 # %%
 p = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
@@ -165,7 +165,9 @@ plt.show()
 #
 # - `minception/optim/optimizer.py`: what an optimizer keeps per parameter, and weight decay;
 # - `minception/optim/rmsprop.py`: both forms of RMSProp and why the difference matters at $\epsilon = 1$;
-# - `minception/optim/clip.py` and `minception/optim/schedules.py`;
-# - `minception/train/loop.py`: the training step of the real trainer, in the same order as above.
+# - `minception/optim/clip.py` and `minception/optim/schedules.py` ({py:func}`~minception.optim.clip_grad_norm`,
+#   {py:class}`~minception.optim.StepDecay`);
+# - `minception/train/loop.py`: {py:func}`~minception.train.train_step`, the training step of the real trainer, in
+#   the same order as above.
 #
 # **Exercise:** the RMSProp update in TensorFlow's form (`python -m minception.course new DIR`).

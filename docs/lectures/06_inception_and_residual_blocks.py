@@ -36,9 +36,9 @@ print("a conv of 96 filters in the paper has", rules.channels(96), "here")
 # %% [markdown]
 # ## Inception-A: four branches and a concat
 #
-# Inception-A (Figure 4 of the paper) has four branches: a 1x1 conv; 1x1 then 3x3; 1x1 then two 3x3 (a 5x5 field
-# of view at less cost); 3x3 average pooling then 1x1. Every branch keeps the grid size, so their outputs can be
-# stacked along the channel axis. Each conv is an `nn.ConvBNReLU` box (lecture 4).
+# Inception-A (Figure 4 of the paper) has four branches: a 1x1 conv; 1x1 then 3x3; 1x1 then two 3x3 (a 5x5 field of
+# view at less cost); 3x3 average pooling then 1x1. Every branch keeps the grid size, so their outputs can be stacked
+# along the channel axis. Each conv is an {py:class}`nn.ConvBNReLU <minception.nn.ConvBNReLU>` box (lecture 4).
 
 # %%
 nn.init.manual_seed(0)
@@ -136,8 +136,9 @@ print(f"plain Inception-A: |dL/dx| = {np.linalg.norm(input_gradient(block, g_pla
 #
 # ## The graph
 #
-# `autograd.to_dot` writes the graph of a forward pass as Graphviz text; `collapse=1` draws one node per child
-# module (here: per branch). Where Graphviz is installed, `autograd.graph.render` draws it.
+# {py:func}`autograd.to_dot` writes the graph of a forward pass as Graphviz text; `collapse=1` draws one node per
+# child module (here: per branch). Where Graphviz is installed, {py:func}`autograd.graph.render
+# <autograd.inspect.graph.render>` draws it.
 
 # %%
 dot = autograd.to_dot(res(x), names=res.named_parameters(), collapse=1)
@@ -151,7 +152,7 @@ if autograd.graph.dot_available():
 # ## Read next
 #
 # - `docs/design.md`: how the paper's figures become code (the width rule, kernel orders, the 1154/2048 mismatch);
-# - `minception/nn/container.py`: `Sequential` and `Concat`;
+# - `minception/nn/container.py`: {py:class}`~minception.nn.Sequential` and {py:class}`~minception.nn.Concat`;
 # - `minception/models/inception_blocks.py` and `minception/models/resnet_blocks.py`: every block, with its
 #   figure and branches in the docstring;
 # - `minception/models/reductions.py`: how the grid shrinks between stages.

@@ -105,8 +105,10 @@ plt.show()
 #
 # ## Read next
 #
-# - `minception/inspect/gradient_flow.py`: how the measurement is taken with forward hooks and tensor hooks;
-# - `minception/models/resnet_blocks.py`: the identity path, `ops.residual_add`;
+# - `minception/inspect/gradient_flow.py` ({py:func}`~minception.inspect.gradient_flow.gradient_flow`,
+#   {py:func}`~minception.inspect.plot_gradient_flow`): how the measurement is taken with forward hooks and tensor
+#   hooks;
+# - `minception/models/resnet_blocks.py`: the identity path, {py:func}`ops.residual_add`;
 # - `examples/inspect_gradients.py`: the same comparison at a larger size, before and after training;
 # - `examples/residual_vs_plain.py` and `docs/residual_vs_plain/results.md`: does it pay in training?
 #

@@ -250,7 +250,7 @@ def gradient_flow(model, x, target, loss_fn=None, *, block_depth=1, kind="weight
 
 
 def plot_gradient_flow(flows, path=None, *, title="Gradient flow, input to output", styles=None):
-    """Plot one or more ``GradientFlow``s and save a PNG; returns the matplotlib Figure.
+    """Plot one or more ``GradientFlow`` objects and save a PNG; returns the matplotlib Figure.
 
     Left panel: ``||dL/dW||`` of every layer against its relative depth (0 = first layer, 1 = last), log scale.
     Right panel: ``||dL/dh||`` at every block's output against the block's relative depth, log scale.

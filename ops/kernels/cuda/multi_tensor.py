@@ -96,7 +96,7 @@ def kernel_source(name, arrays, scalars, body, dtype_name):
 
     Args:
         name: the kernel's name.
-        arrays: names of the A arrays of a row, in table order; a name starting with ``const `` is read-only.
+        arrays: names of the A arrays of a row, in table order; a name starting with ``"const "`` is read-only.
         scalars: C declarations of the scalar arguments after the table, e.g. ``("T lr", "int nesterov")``.
         body: CUDA statements for one value ``e``; they see the arrays by name, the scalars and ``flag``.
         dtype_name: ``"float32"`` or ``"float64"`` (the type ``T`` of every array).

@@ -1,7 +1,7 @@
 """Max and average pooling as CuPy GPU kernels: the same results as ``ops/kernels/reference/pooling.py`` (read
 that first, with the family's contract).
 
-Four ``ElementwiseKernel``s, each built once (memoised) and templated on the float dtype (float32 and float64):
+Four ``ElementwiseKernel`` objects, each built once (memoised) and templated on the float dtype (float32 and float64):
 
 * max forward: one thread per *output* pixel computes the maximum and its argmax in one pass over its window
   (row-major order, strict ``>``, NaN wins: the reference's tie and NaN rules);
