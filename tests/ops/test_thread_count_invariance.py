@@ -123,18 +123,3 @@ def test_use_threads_sets_the_pool_for_the_block_only():
         with threads.use_threads(0):
             pass
 
-
-def test_one_image_im2col_cut_by_channels_is_the_plain_one():
-    """One-image inference: big column matrices are filled by channel ranges on the threads (``_im2col``)."""
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((1, 17, 69, 67)).astype(np.float32)
-    geometry = (3, 3, 2, 1, 1, 0)                              # kh, kw, sh, sw, ph, pw
-    oh, ow = (69 + 2 - 3) // 2 + 1, 67 - 3 + 1
-    plain = np.empty((17 * 9, oh * ow), np.float32)
-    cpu_conv2d.im2col._im2col_kernel(x, *geometry, oh, ow, plain)
-    assert plain.nbytes >= threads.KERNEL_MIN_BYTES              # so the split is taken
-    for n in (1, 2, 3, 16):
-        cut = np.full_like(plain, np.nan)
-        with threads.use_threads(n):
-            cpu_conv2d._im2col(x, *geometry, oh, ow, cut)
-        np.testing.assert_array_equal(cut, plain, err_msg=f"im2col cut by channels for {n} threads")

@@ -127,7 +127,7 @@ def forward(x, weight, bias, stride, padding):
                 cols = x[n0].reshape(c, p)
             else:
                 cols = thread_buffer("cols", k * m, x.dtype).reshape(k, m)
-                _im2col(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
+                im2col._im2col_kernel(x[n0:n1], kh, kw, sh, sw, ph, pw, oh, ow, cols)
             if nb == 1:
                 np.matmul(w2d, cols, out=y[n0])
             else:
@@ -139,22 +139,6 @@ def forward(x, weight, bias, stride, padding):
 
     _run(part, _parts(n, p, macs), macs)
     return y.reshape(n, cout, oh, ow)
-
-
-def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
-    """The Numba im2col of the chunk ``x: (nb, C, H, W)`` into ``cols: (C*kh*kw, nb*OH*OW)``. A single image whose
-    columns are big (one-image inference, where the batch gives no parts to share) is cut by channels among the
-    CPU threads: each range of channels fills its own rows of ``cols``, while the GEMM after it uses OpenBLAS's
-    threads. Inside a part of a threaded conv, ``parallel_for`` runs it in the calling thread."""
-    if x.shape[0] > 1 or cols.nbytes < KERNEL_MIN_BYTES:
-        im2col._im2col_kernel(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
-        return
-    rows = kh * kw
-
-    def channels(c0, c1):
-        im2col._im2col_kernel(x[:, c0:c1], kh, kw, sh, sw, ph, pw, oh, ow, cols[c0 * rows:c1 * rows])
-
-    parallel_for(channels, x.shape[1], nbytes=cols.nbytes)
 
 
 def _dw_gemm(gy2d, cols, out):
