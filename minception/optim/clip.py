@@ -53,14 +53,20 @@ _CHUNK = 1 << 20
 def _sum_of_squares(g):
     """``sum(g**2)`` accumulated in float64 whatever ``g``'s dtype, as the GPU kernel does, so that both devices
     give the same norm (a float32 BLAS dot would round the sum to float32). Converted a chunk at a time, so a
-    large float32 gradient needs no float64 copy of its whole."""
+    large float32 gradient needs no float64 copy of its whole.
+
+    Why ``np.einsum`` and not ``np.dot``: ``np.dot`` of two long float64 vectors is OpenBLAS's ``ddot``, which
+    wakes OpenBLAS's own threads; they then spin for milliseconds after the call, on the cores the next forward
+    pass's convolution threads need. In the training example (clipping, and the norm logged every step) that made
+    the convs of the following forward pass 50% slower and the whole step 20% slower (``docs/performance.md``,
+    "The plain loop"). ``einsum`` sums the products in NumPy's own loop, on the calling thread."""
     flat = g.ravel()
     if flat.dtype == np.float64:
-        return float(np.dot(flat, flat))
+        return float(np.einsum("i,i->", flat, flat))
     total = 0.0
     for start in range(0, flat.size, _CHUNK):
         chunk = flat[start:start + _CHUNK].astype(np.float64)
-        total += float(np.dot(chunk, chunk))
+        total += float(np.einsum("i,i->", chunk, chunk))
     return total
 
 
