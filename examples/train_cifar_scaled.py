@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train a scaled-down Inception-v4 / Inception-ResNet on CIFAR-10 (or on a synthetic set when CIFAR-10 is absent).
 
-    python examples/train_cifar_scaled.py                       # the default run: about 5 minutes on 2 cores
+    python examples/train_cifar_scaled.py                       # the default run: about 4 minutes on 2 cores
     python examples/train_cifar_scaled.py --model compare       # Inception-v4 vs the Inception-ResNets
     python examples/train_cifar_scaled.py --resume              # continue the run in --out exactly
     mpiexec -n 2 python examples/train_cifar_scaled.py          # data-parallel: 2 processes, batch 2 x 32
@@ -195,7 +195,7 @@ def build_parser():
         description="Train a scaled Inception-v4 / Inception-ResNet on CIFAR-10 (synthetic shapes when CIFAR-10\n"
                     "is unavailable) with the paper's recipe: RMSProp (decay 0.9, eps 1.0, momentum 0.9), lr\n"
                     "decayed x0.94 every 2 epochs, gradient clipping, evaluation with a moving average of the weights.\n"
-                    "The default run takes about 5 minutes on 2 CPU cores.",
+                    "The default run takes about 4 minutes on 2 CPU cores.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Outputs: OUT/metrics.jsonl (per epoch), OUT/last.npz (checkpoint), OUT/best.npz (best weights), "
                "OUT/curves.png;\n--model compare adds OUT/compare.png and OUT/compare.txt. "
