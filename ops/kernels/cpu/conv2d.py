@@ -50,11 +50,11 @@ MIN_CHUNK_COLUMNS = 256
 #: a 1x1 stride-1 conv on images of at least this many pixels multiplies each image in place (no im2col copy)
 POINTWISE_MIN_PIXELS = 256
 #: below this many multiply-adds (forward) a conv runs in the calling thread: thread handover is not worth it
-MIN_THREADED_MACS = 4_000_000
+MIN_THREADED_MACS = 2_000_000
 #: the batch is cut into at most this many parts (enough for 16 threads) ...
 MAX_PARTS = 16
 #: ... of at least this many multiply-adds each (forward) and MIN_CHUNK_COLUMNS GEMM columns, at most one per image
-MIN_PART_MACS = 2_000_000
+MIN_PART_MACS = 1_000_000
 
 
 def _parts(n_images, pixels, macs):
@@ -67,22 +67,27 @@ def _parts(n_images, pixels, macs):
 
 
 def _run(part_job, bounds, macs):
-    """Run ``part_job(i, n0, n1)`` for every part ``i`` of the batch (images ``bounds[i]:bounds[i + 1]``): the
-    parts shared among the CPU threads with OpenBLAS held at one thread meanwhile (``blas.one_thread``); or all in
-    the calling thread for small convs, when OpenBLAS is at one thread anyway (or is not OpenBLAS), and for a
-    single part (whose GEMMs then use OpenBLAS's own threads: batch-1 inference). Either way each part is computed
-    the same way, so the results are the same."""
+    """Run ``part_job(i, n0, n1)`` for every part ``i`` of the batch (images ``bounds[i]:bounds[i + 1]``).
+
+    * Several images: the parts shared among the CPU threads, OpenBLAS held at one thread meanwhile
+      (``blas.one_thread``). A small conv (``MIN_THREADED_MACS``) or a single part runs in the calling thread,
+      OpenBLAS still held at one thread: a GEMM on OpenBLAS's own threads would leave them spinning for a while
+      after it returns, on the cores that the next conv's parts need (measured: the stem's tiny first conv made
+      the next convs of the forward pass up to 2x slower, ``docs/performance.md``).
+    * A single image (batch-1 inference): in the calling thread, the GEMMs on OpenBLAS's own threads.
+
+    Either way each part is computed the same way, so the results are the same."""
     n_parts = len(bounds) - 1
 
     def job(lo, hi):
         for i in range(lo, hi):
             part_job(i, bounds[i], bounds[i + 1])
 
-    if openblas_threads() <= 1 or macs < MIN_THREADED_MACS or n_parts < 2:
+    if openblas_threads() <= 1 or bounds[-1] < 2:
         parallel_for(job, n_parts, parallel=False)
         return
     with one_thread():
-        parallel_for(job, n_parts)
+        parallel_for(job, n_parts, parallel=macs >= MIN_THREADED_MACS)
 
 
 def _chunk_images(k, p, itemsize, n):

@@ -14,7 +14,9 @@ done under this contract (``one_thread()``):
   the same results, possibly slower. A change of the count made by another thread meanwhile is undone at the end
   of the block.
 * Nothing is changed when NumPy's BLAS is not OpenBLAS (its count cannot be read), when the count is already 1,
-  or for convolutions that run in the calling thread alone (small ones, single images: ``conv2d.py`` decides).
+  or for a convolution of a single image (batch-1 inference, whose GEMMs use OpenBLAS's threads: ``conv2d.py``
+  decides). Every convolution of several images holds it at one thread, small ones in the calling thread too:
+  OpenBLAS's threads keep spinning for a while after a threaded GEMM, on the cores the next conv needs.
 
 OpenBLAS is found among the libraries loaded into the process (``/proc/self/maps``, Linux) and called through
 ``ctypes``; elsewhere ``openblas()`` finds nothing and the convolution runs its chunks in the calling thread with
