@@ -384,22 +384,25 @@ def print_header(args):
               f"{'glibc defaults (MINCEPTION_SYSTEM_MALLOC=1)' if args.system_malloc else 'the library default'}")
 
 
+def alternate(args, network):
+    """``--rounds`` rounds of our worker then PyTorch's on ``network``; each run's result, per engine."""
+    runs = {"minception": [], "torch": []}
+    for r in range(args.rounds):
+        for engine in ("ours", "torch"):
+            res = run_worker(args, engine, network)
+            runs[res["engine"]].append(res)
+            print(f"  {network:30s} {res['engine']:10s} round {r + 1}: {fmt_time(res['step'])} s, "
+                  f"load {res['load']:.2f}, peak {res['peak_mb']:.0f} MB", file=sys.stderr)
+    return runs
+
+
 def main_train(args):
     gemm = run_worker(args, "gemm", "-")
     here = statistics.median(gemm["rates"])
     print(f"# float32 GEMM on conv-like shapes here ({args.threads} thread(s)): "
           f"{', '.join(f'{r:.0f}' for r in gemm['rates'])} GFLOP/s (median {here:.0f}); the reference is "
           f"{GEMM_RATE:.0f} (the 2-core Zen 3 baseline machine); '%100' uses {GEMM_RATE:.0f}, '%here' {here:.0f}")
-    rows = []
-    for network in args.networks.split(","):
-        runs = {"minception": [], "torch": []}
-        for r in range(args.rounds):
-            for engine in ("ours", "torch"):
-                res = run_worker(args, engine, network)
-                runs[res["engine"]].append(res)
-                print(f"  {network:30s} {res['engine']:10s} round {r + 1}: {fmt_time(res['step'])} s, "
-                      f"load {res['load']:.2f}, peak {res['peak_mb']:.0f} MB", file=sys.stderr)
-        rows.append((network, runs))
+    rows = [(network, alternate(args, network)) for network in args.networks.split(",")]
     if rows and rows[0][1]["minception"]:
         print("# our threads:", json.dumps(rows[0][1]["minception"][0]["threads"]))
         print("# torch:", json.dumps(rows[0][1]["torch"][0]["threads"]))
@@ -442,11 +445,7 @@ def main_train(args):
 
 def main_inference(args):
     for network in args.networks.split(","):
-        runs = {"minception": [], "torch": []}
-        for r in range(args.rounds):
-            for engine in ("ours", "torch"):
-                res = run_worker(args, engine, network)
-                runs[res["engine"]].append(res)
+        runs = alternate(args, network)
         o, t = runs["minception"], runs["torch"]
         mo = statistics.median(r["step"]["median"] for r in o)
         mt = statistics.median(r["step"]["median"] for r in t)
