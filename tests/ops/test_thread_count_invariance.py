@@ -35,16 +35,16 @@ class openblas_at:
             self.lib.set(self.before)
 
 
-def train(n_threads, steps, batch=32):
+def train(n_threads, steps, batch=32, network=models.inception_resnet_v2):
     """``steps`` training steps of the training example's network and recipe (Inception-ResNet-v2, width 0.125,
     blocks 1,1,1: RMSProp with momentum, clipping, label smoothing, dropout, an average of the weights) at
-    ``n_threads`` threads. Returns the losses and the final weights."""
+    ``n_threads`` threads (another ``network`` at the same size). Returns the losses and the final weights."""
     rng = np.random.default_rng(0)
     images = rng.standard_normal((steps, batch, 3, 32, 32)).astype(np.float32)
     labels = rng.integers(0, 10, (steps, batch))
     nn.init.manual_seed(0)                                  # the weights, and dropout's seeds
     with ops.kernels.use("fast"), threads.use_threads(n_threads), openblas_at(n_threads):
-        model = models.inception_resnet_v2(num_classes=10, width=0.125, blocks=(1, 1, 1), small_input=True).fuse()
+        model = network(num_classes=10, width=0.125, blocks=(1, 1, 1), small_input=True).fuse()
         recipe = Recipe.scaled()
         optimizer, ema = recipe.optimizer(model), recipe.ema(model)
         losses = []
@@ -64,6 +64,17 @@ def test_twenty_training_steps_are_bit_identical_at_1_2_3_8_and_16_threads():
             f"training at {n} threads gave losses {losses[:4]}... instead of the 1-thread run's {ref_losses[:4]}...")
         for name, w in ref_weights.items():
             np.testing.assert_array_equal(weights[name], w, err_msg=f"{name} after 20 steps at {n} threads")
+
+
+@pytest.mark.parametrize("network", [models.inception_v4, models.inception_resnet_v1])
+def test_the_other_networks_train_bit_identically_at_1_3_and_16_threads(network):
+    """Inception-v4 adds average pooling; Inception-ResNet-v1 has the thinnest branches."""
+    ref = train(1, steps=4, batch=16, network=network)
+    for n in (3, 16):
+        losses, weights = train(n, steps=4, batch=16, network=network)
+        assert losses == ref[0], f"{network.__name__} at {n} threads: losses {losses} instead of {ref[0]}"
+        for name, w in ref[1].items():
+            np.testing.assert_array_equal(weights[name], w, err_msg=f"{name} after 4 steps at {n} threads")
 
 
 @pytest.mark.parametrize("shape, kernel, stride, padding", [
