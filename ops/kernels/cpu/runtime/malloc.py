@@ -19,8 +19,8 @@ README and in ``ops.kernels.describe()``, and it is done only where the fast CPU
 convolution; never on import, never in the reference tier or on the GPU). Before, it was an opt-in, and every
 loop that users wrote themselves (the course's notebooks, ``python -m minception.course run``) ran slower than
 the README's figures, which were measured with it. The alternative of a buffer pool owned by the fast tier would
-keep the setting local, but it covers only the arrays the fast kernels allocate, not NumPy's own temporaries;
-``docs/performance.md`` has the measurements of both policies. Setting ``MINCEPTION_SYSTEM_MALLOC=1`` in the
+keep the setting local, but it would cover only the arrays the fast kernels allocate, not NumPy's own
+temporaries, so it was not built; ``docs/performance.md`` has the step measured with and without the tuning. Setting ``MINCEPTION_SYSTEM_MALLOC=1`` in the
 environment (before the first convolution) keeps glibc's defaults: the call then does nothing. Elsewhere than
 Linux with glibc it does nothing either. There is no undo: glibc cannot report the values it had before.
 """
