@@ -118,4 +118,21 @@ def window_out_shape(in_hw, kernel_size, stride, padding):
     return conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
 
 
+def conv_as_gemm(x, weight, stride, padding):
+    """A convolution's shapes as im2col + one GEMM sees them, for the fast tiers (NumPy or CuPy arrays):
+    ``(kh, kw), (OH, OW), W2d`` with ``W2d: (Cout, C*kh*kw)`` a view of the C-contiguous ``weight``.
+
+    Shape:
+        x: (N, C, H, W), weight: (Cout, C, kh, kw); stride, padding: pairs
+    """
+    kernel = tuple(weight.shape[2:])
+    return kernel, window_out_shape(x.shape[2:], kernel, stride, padding), weight.reshape(weight.shape[0], -1)
+
+
+def is_pointwise(kernel_size, stride, padding):
+    """True for a 1x1 window with stride 1 and no padding (all arguments pairs): image ``n``'s im2col columns are
+    then ``x[n]`` itself seen as ``(C, H*W)``, so the fast convolutions skip the copy."""
+    return tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+
+
 pair = as_pair  # short alias

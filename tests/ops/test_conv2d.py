@@ -7,7 +7,7 @@ import pytest
 import ops.kernels.cpu.conv2d as conv_module
 from autograd import Tensor, gradcheck, no_grad
 from ops.conv import conv2d
-from ops.geometry import as_pair, conv_out_size, normalize_padding, normalize_stride
+from ops.geometry import as_pair, conv_as_gemm, conv_out_size, is_pointwise, normalize_padding, normalize_stride
 
 
 def sample(shape, seed, dtype=np.float64):
@@ -212,6 +212,12 @@ def test_geometry_helpers():
     assert normalize_padding("same", (1, 7)) == (0, 3) and normalize_padding("valid", 3) == (0, 0)
     assert normalize_padding(2, (3, 3)) == (2, 2)
     assert conv_out_size(32, 3, 2, 0) == 15 and conv_out_size(32, 3, 2, 1) == 16
+    w = np.zeros((4, 3, 3, 1))
+    kernel, out_hw, w2d = conv_as_gemm(np.zeros((2, 3, 9, 7)), w, (2, 1), (1, 0))
+    assert kernel == (3, 1) and out_hw == (5, 7) and w2d.shape == (4, 9) and np.shares_memory(w2d, w)
+    assert is_pointwise((1, 1), (1, 1), (0, 0))
+    assert not is_pointwise((1, 1), (2, 1), (0, 0)) and not is_pointwise((1, 1), (1, 1), (0, 1))
+    assert not is_pointwise((1, 3), (1, 1), (0, 0))
     with pytest.raises(TypeError, match="pool: kernel_size must be an int or a pair"):
         as_pair((1, 2, 3), "kernel_size", "pool")
     with pytest.raises(TypeError, match="must be an int or a pair"):

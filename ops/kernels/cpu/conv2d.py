@@ -36,7 +36,7 @@ Entry points (the conv2d family's contract, ``ops/kernels/reference/conv2d.py``)
 """
 import numpy as np
 
-from ...geometry import conv_out_size
+from ...geometry import conv_as_gemm, is_pointwise
 from . import im2col
 from .runtime.blas import one_thread, openblas_threads
 from .runtime.buffers import thread_buffer
@@ -96,27 +96,16 @@ def _chunk_images(k, p, itemsize, n):
     return max(1, min(n, nb))
 
 
-def _is_pointwise(kernel, stride, padding):
-    return kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
-
-
-def _geometry(x, weight, stride, padding):
-    """``(kh, kw), (OH, OW), W2d: (Cout, C*kh*kw)`` (a view of the C-contiguous weight)."""
-    kernel = tuple(weight.shape[2:])
-    out_hw = tuple(conv_out_size(x.shape[2 + a], kernel[a], stride[a], padding[a]) for a in (0, 1))
-    return kernel, out_hw, weight.reshape(weight.shape[0], -1)
-
-
 def forward(x, weight, bias, stride, padding):
     """``x: (N, C, H, W)``, ``weight: (Cout, C, kh, kw)`` (both C-contiguous), ``bias: (Cout,)`` or None
     -> ``y: (N, Cout, OH, OW)``."""
     tune_malloc()                           # once: glibc keeps the step's large freed blocks (runtime/malloc.py)
-    kernel, (oh, ow), w2d = _geometry(x, weight, stride, padding)
+    kernel, (oh, ow), w2d = conv_as_gemm(x, weight, stride, padding)
     n, c, h, w = x.shape
     cout, k = w2d.shape
     p = oh * ow
     y = np.empty((n, cout, p), dtype=x.dtype)
-    pointwise = _is_pointwise(kernel, stride, padding)
+    pointwise = is_pointwise(kernel, stride, padding)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     b_col = None if bias is None else bias.reshape(cout, 1)
     macs = n * p * k * cout
@@ -160,7 +149,7 @@ def _dw_gemm(gy2d, cols, out):
 
 def backward(x, weight, gy, stride, padding, need_x, need_w):
     """Returns ``(dx or None, dweight or None)`` for ``gy: (N, Cout, OH, OW)``."""
-    kernel, (oh, ow), w2d = _geometry(x, weight, stride, padding)
+    kernel, (oh, ow), w2d = conv_as_gemm(x, weight, stride, padding)
     n, c, h, w = x.shape
     cout, k = w2d.shape
     p = oh * ow
@@ -168,7 +157,7 @@ def backward(x, weight, gy, stride, padding, need_x, need_w):
     # strides still give the right answer (np.matmul copies what BLAS cannot read)
     gy = gy.reshape(n, cout, p)
     dx = np.empty_like(x) if need_x else None
-    pointwise = _is_pointwise(kernel, stride, padding)
+    pointwise = is_pointwise(kernel, stride, padding)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     w2d_t = w2d.T
     macs = n * p * k * cout

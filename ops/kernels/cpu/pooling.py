@@ -103,15 +103,22 @@ def _phases_to_plane(P, row0, sh, sw, ph, pw, hq, plane):
                     dst[i, j] = src[i, j]
 
 
+@njit(inline="always")
+def _phase_rows(h, w, kh, sh, sw, ph, pw, group):
+    """``(hq, wq, rows)``: the rows and columns of one plane's phase planes, and the rows of a group's phase
+    buffer (``group`` planes stacked, + slack rows read by the garbage outputs of the last plane)."""
+    hq = (h + 2 * ph + sh - 1) // sh
+    wq = (w + 2 * pw + sw - 1) // sw
+    return hq, wq, group * hq + (kh - 1) // sh + 1
+
+
 # ---------------------------------------------------------------- kernels
 
 @njit(cache=True, nogil=True)
 def _max_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, y, argmax, g0, g1):
     n, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
-    hq = (h + 2 * ph + sh - 1) // sh              # rows of one plane's phase planes
-    wq = (w + 2 * pw + sw - 1) // sw
-    rows = group * hq + (kh - 1) // sh + 1          # + slack rows read by the garbage outputs of the last plane
+    hq, wq, rows = _phase_rows(h, w, kh, sh, sw, ph, pw, group)
     planes = n * c
     xf = x.reshape(planes, h, w)
     yf = y.reshape(planes, oh, ow)
@@ -174,9 +181,7 @@ def _max_pool2d_backward_kernel(gy, argmax, kh, kw, sh, sw, ph, pw, gx, p0, p1):
 def _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y, g0, g1):
     n, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
-    hq = (h + 2 * ph + sh - 1) // sh
-    wq = (w + 2 * pw + sw - 1) // sw
-    rows = group * hq + (kh - 1) // sh + 1
+    hq, wq, rows = _phase_rows(h, w, kh, sh, sw, ph, pw, group)
     planes = n * c
     xf = x.reshape(planes, h, w)
     yf = y.reshape(planes, oh, ow)
@@ -209,9 +214,7 @@ def _avg_pool2d_forward_kernel(x, kh, kw, sh, sw, ph, pw, group, divisor, y, g0,
 def _avg_pool2d_backward_kernel(gy, kh, kw, sh, sw, ph, pw, group, divisor, gx, g0, g1):
     n, c, h, w = gx.shape
     oh, ow = gy.shape[2], gy.shape[3]
-    hq = (h + 2 * ph + sh - 1) // sh
-    wq = (w + 2 * pw + sw - 1) // sw
-    rows = group * hq + (kh - 1) // sh + 1
+    hq, wq, rows = _phase_rows(h, w, kh, sh, sw, ph, pw, group)
     planes = n * c
     gyf = gy.reshape(planes, oh, ow)
     gxf = gx.reshape(planes, h, w)

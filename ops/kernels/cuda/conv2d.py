@@ -11,29 +11,18 @@ Entry points (the conv2d family's contract, ``ops/kernels/reference/conv2d.py``)
 
 CuPy is imported inside the functions, so this module imports on machines without it.
 """
-from ...geometry import conv_out_size
+from ...geometry import conv_as_gemm, is_pointwise
 from . import im2col
-
-
-def _is_pointwise(kernel, stride, padding):
-    return kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
-
-
-def _geometry(x, weight, stride, padding):
-    """``(kh, kw), (OH, OW), W2d: (Cout, C*kh*kw)`` (a view of the C-contiguous weight)."""
-    kernel = tuple(weight.shape[2:])
-    out_hw = tuple(conv_out_size(x.shape[2 + a], kernel[a], stride[a], padding[a]) for a in (0, 1))
-    return kernel, out_hw, weight.reshape(weight.shape[0], -1)
 
 
 def forward(x, weight, bias, stride, padding):
     """``x: (N, C, H, W)``, ``weight: (Cout, C, kh, kw)`` (both C-contiguous), ``bias: (Cout,)`` or None
     -> ``y: (N, Cout, OH, OW)``."""
     import cupy as cp
-    kernel, (oh, ow), w2d = _geometry(x, weight, stride, padding)
+    kernel, (oh, ow), w2d = conv_as_gemm(x, weight, stride, padding)
     n, c, h, w = x.shape
     cout = w2d.shape[0]
-    if _is_pointwise(kernel, stride, padding):
+    if is_pointwise(kernel, stride, padding):
         y = cp.matmul(w2d, x.reshape(n, c, h * w))        # batched GEMM, already (N, Cout, P)
     else:
         cols = im2col.im2col(x, kernel, stride, padding)
@@ -46,12 +35,12 @@ def forward(x, weight, bias, stride, padding):
 def backward(x, weight, gy, stride, padding, need_x, need_w):
     """Returns ``(dx or None, dweight or None)`` for ``gy: (N, Cout, OH, OW)``."""
     import cupy as cp
-    kernel, (oh, ow), w2d = _geometry(x, weight, stride, padding)
+    kernel, (oh, ow), w2d = conv_as_gemm(x, weight, stride, padding)
     n, c, h, w = x.shape
     cout, k = w2d.shape
     gy3 = cp.ascontiguousarray(gy).reshape(n, cout, oh * ow)
     dx = dw = None
-    if _is_pointwise(kernel, stride, padding):
+    if is_pointwise(kernel, stride, padding):
         if need_w:   # one GEMM over all pixels: (Cout, N*P) @ (N*P, C); no (N, Cout, C) intermediate
             gy2d = cp.ascontiguousarray(gy3.transpose(1, 0, 2)).reshape(cout, -1)
             x2d = cp.ascontiguousarray(x.reshape(n, c, h * w).transpose(1, 0, 2)).reshape(c, -1)
